@@ -1,0 +1,557 @@
+//! `gateway.toml`: the deployment configuration of one gateway.
+//!
+//! Addresses and policies are deployment facts, so they live here and never in protos. The file
+//! is read once at start and checked completely before anything is served: a gateway that starts
+//! with a half-understood configuration is worse than one that refuses to start. Every problem is
+//! reported at once, each naming the key it concerns (`upstreams.users.endpoints[0]`), so an
+//! operator fixes the file in one pass.
+//!
+//! ```toml
+//! [listener]
+//! address = "127.0.0.1:8080"
+//! drain_timeout = "30s"
+//!
+//! [admin]
+//! address = "127.0.0.1:9901"
+//!
+//! [reflection]
+//! descriptor_sets = ["descriptors/upstreams.binpb"]
+//!
+//! [upstreams.users]
+//! endpoints = ["http://127.0.0.1:50051"]
+//! services = ["demo.users.v1.UserService"]
+//! connect_timeout = "1s"
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use serde::Deserialize;
+
+/// Default time given to in-flight calls to finish once shutdown starts.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on establishing a TCP connection to an upstream endpoint.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A validated gateway configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayConfig {
+    /// The edge listener: gRPC (h2c) and HTTP/1.1 on one port.
+    pub listener: ListenerConfig,
+    /// The admin listener (`/healthz`, `/ready`); absent means none is started.
+    pub admin: Option<AdminConfig>,
+    /// Encoded `FileDescriptorSet` files describing pass-through services, for reflection.
+    pub descriptor_sets: Vec<PathBuf>,
+    /// Downstream services by name, in name order.
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// Where the edge listener binds and how it drains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerConfig {
+    /// Socket address to bind; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// How long in-flight calls may run after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+/// Where the admin listener binds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdminConfig {
+    /// Socket address to bind; port 0 picks a free port.
+    pub address: SocketAddr,
+}
+
+/// One downstream service: where it runs and which gRPC services it serves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamConfig {
+    /// The name used in logs and error messages (`upstream "users"`).
+    pub name: String,
+    /// `http://host:port` endpoints, all serving the same services.
+    pub endpoints: Vec<Uri>,
+    /// Fully qualified gRPC service names (`demo.users.v1.UserService`) routed here.
+    pub services: Vec<String>,
+    /// Bound on establishing a connection to one endpoint.
+    pub connect_timeout: Duration,
+}
+
+/// Why a configuration was rejected: every problem found, each naming its key.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    origin: String,
+    problems: Vec<ConfigProblem>,
+}
+
+/// One problem in a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path of the offending key, such as `upstreams.users.endpoints[0]`; empty for
+    /// problems of the whole file (syntax errors, unreadable file).
+    pub key: String,
+    /// What is wrong, in words an operator understands.
+    pub message: String,
+}
+
+// === impl GatewayConfig ===
+
+impl GatewayConfig {
+    /// Reads and validates a `gateway.toml` file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            ConfigError::single(&origin, "", format!("cannot read the file: {err}"))
+        })?;
+        Self::from_toml_str(&text, &origin)
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors (a file path, or
+    /// something like `<built-in demo config>`).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+            // toml's message already carries line, column and the offending snippet.
+            ConfigError::single(origin, "", err.to_string().trim_end().to_owned())
+        })?;
+        raw.validate(origin)
+    }
+
+    /// The upstream serving `service`, if any.
+    pub fn upstream_for(&self, service: &str) -> Option<&UpstreamConfig> {
+        self.upstreams
+            .iter()
+            .find(|upstream| upstream.services.iter().any(|s| s == service))
+    }
+}
+
+// === impl ConfigError ===
+
+impl ConfigError {
+    fn single(origin: &str, key: &str, message: String) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            problems: vec![ConfigProblem {
+                key: key.to_owned(),
+                message,
+            }],
+        }
+    }
+
+    /// Every problem found, in file order where it is known.
+    pub fn problems(&self) -> &[ConfigProblem] {
+        &self.problems
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        write!(f, "invalid gateway configuration {} ({count} {noun})", self.origin)?;
+        for problem in &self.problems {
+            if problem.key.is_empty() {
+                write!(f, "\n  - {}", problem.message)?;
+            } else {
+                write!(f, "\n  - {}: {}", problem.key, problem.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// === raw (unvalidated) form ===
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listener: Option<RawListener>,
+    admin: Option<RawAdmin>,
+    reflection: Option<RawReflection>,
+    #[serde(default)]
+    upstreams: BTreeMap<String, RawUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    address: String,
+    drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReflection {
+    #[serde(default)]
+    descriptor_sets: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    endpoints: Vec<String>,
+    services: Vec<String>,
+    connect_timeout: Option<String>,
+}
+
+/// Collects problems while the raw form is turned into the validated one.
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn address(&mut self, key: &str, value: &str) -> Option<SocketAddr> {
+        match value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.push(
+                    key,
+                    format!("`{value}` is not a socket address; expected `ip:port`, such as `127.0.0.1:8080`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        match humantime::parse_duration(value) {
+            Ok(duration) if !duration.is_zero() => duration,
+            Ok(_) => {
+                self.push(key, "must be longer than zero");
+                default
+            }
+            Err(err) => {
+                self.push(
+                    key,
+                    format!("`{value}` is not a duration ({err}); write it like `500ms`, `2s` or `1m`"),
+                );
+                default
+            }
+        }
+    }
+}
+
+impl RawConfig {
+    fn validate(self, origin: &str) -> Result<GatewayConfig, ConfigError> {
+        let mut problems = Problems(Vec::new());
+
+        let listener = match &self.listener {
+            None => {
+                problems.push("listener", "missing section; add `[listener]` with an `address`");
+                None
+            }
+            Some(raw) => {
+                let address = problems.address("listener.address", &raw.address);
+                let drain_timeout = problems.duration(
+                    "listener.drain_timeout",
+                    raw.drain_timeout.as_deref(),
+                    DEFAULT_DRAIN_TIMEOUT,
+                );
+                address.map(|address| ListenerConfig {
+                    address,
+                    drain_timeout,
+                })
+            }
+        };
+
+        let admin = self.admin.as_ref().and_then(|raw| {
+            problems
+                .address("admin.address", &raw.address)
+                .map(|address| AdminConfig { address })
+        });
+        if let (Some(listener), Some(admin)) = (&listener, &admin) {
+            if listener.address == admin.address && listener.address.port() != 0 {
+                problems.push(
+                    "admin.address",
+                    format!("`{}` is also the listener's address; the two need different ports", admin.address),
+                );
+            }
+        }
+
+        let mut upstreams = Vec::with_capacity(self.upstreams.len());
+        // service name → the upstream that claimed it first, to report double claims.
+        let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, raw) in &self.upstreams {
+            let key = format!("upstreams.{name}");
+            if !is_identifier(name) {
+                problems.push(
+                    key.clone(),
+                    "upstream names may use letters, digits, `-` and `_` only",
+                );
+            }
+            if raw.endpoints.is_empty() {
+                problems.push(format!("{key}.endpoints"), "needs at least one endpoint URL");
+            }
+            let endpoints = raw
+                .endpoints
+                .iter()
+                .enumerate()
+                .filter_map(|(i, endpoint)| match parse_endpoint(endpoint) {
+                    Ok(uri) => Some(uri),
+                    Err(message) => {
+                        problems.push(format!("{key}.endpoints[{i}]"), message);
+                        None
+                    }
+                })
+                .collect();
+            if raw.services.is_empty() {
+                problems.push(
+                    format!("{key}.services"),
+                    "needs at least one gRPC service name, such as `demo.users.v1.UserService`",
+                );
+            }
+            for (i, service) in raw.services.iter().enumerate() {
+                let service_key = format!("{key}.services[{i}]");
+                if !is_service_name(service) {
+                    problems.push(
+                        service_key,
+                        format!("`{service}` is not a fully qualified gRPC service name such as `demo.users.v1.UserService`"),
+                    );
+                } else if let Some(other) = claimed.insert(service, name) {
+                    problems.push(
+                        service_key,
+                        format!("`{service}` is already served by upstream `{other}`; a service must have exactly one upstream"),
+                    );
+                }
+            }
+            let connect_timeout = problems.duration(
+                &format!("{key}.connect_timeout"),
+                raw.connect_timeout.as_deref(),
+                DEFAULT_CONNECT_TIMEOUT,
+            );
+            upstreams.push(UpstreamConfig {
+                name: name.clone(),
+                endpoints,
+                services: raw.services.clone(),
+                connect_timeout,
+            });
+        }
+
+        match listener {
+            Some(listener) if problems.0.is_empty() => Ok(GatewayConfig {
+                listener,
+                admin,
+                descriptor_sets: self
+                    .reflection
+                    .map(|reflection| reflection.descriptor_sets)
+                    .unwrap_or_default(),
+                upstreams,
+            }),
+            _ => Err(ConfigError {
+                origin: origin.to_owned(),
+                problems: problems.0,
+            }),
+        }
+    }
+}
+
+/// Checks an endpoint URL: plaintext HTTP/2 (`http://host:port`), nothing after the authority.
+fn parse_endpoint(text: &str) -> Result<Uri, String> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|err| format!("`{text}` is not a URL ({err}); expected `http://host:port`"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "`{text}`: TLS to upstreams is not supported yet; use `http://`"
+            ));
+        }
+        _ => return Err(format!("`{text}` needs the `http://` scheme, as in `http://{text}`")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("`{text}` has no host; expected `http://host:port`"));
+    };
+    if authority.port_u16().is_none() {
+        return Err(format!("`{text}` has no port; expected `http://host:port`"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "`{text}` has a path; gRPC endpoints are `http://host:port` only"
+        ));
+    }
+    Ok(uri)
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `pkg.sub.Service`: dot-separated proto identifiers, at least a package and a service.
+fn is_service_name(name: &str) -> bool {
+    let mut parts = 0;
+    for part in name.split('.') {
+        let mut bytes = part.bytes();
+        let starts_well = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+        if !starts_well || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return false;
+        }
+        parts += 1;
+    }
+    parts >= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [listener]
+        address = "127.0.0.1:8080"
+
+        [admin]
+        address = "127.0.0.1:9901"
+
+        [upstreams.users]
+        endpoints = ["http://127.0.0.1:50051", "http://localhost:50061"]
+        services = ["demo.users.v1.UserService"]
+        connect_timeout = "250ms"
+
+        [upstreams.catalog]
+        endpoints = ["http://127.0.0.1:50052"]
+        services = ["demo.catalog.v1.CatalogService"]
+    "#;
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        let err = GatewayConfig::from_toml_str(text, "test.toml").expect_err("config should fail");
+        err.problems()
+            .iter()
+            .map(|p| (p.key.clone(), p.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_a_good_file() {
+        let config = GatewayConfig::from_toml_str(GOOD, "test.toml").expect("valid config");
+        assert_eq!(config.listener.address, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.listener.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(config.admin.unwrap().address.port(), 9901);
+        // Upstreams come in name order.
+        let names: Vec<_> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["catalog", "users"]);
+        let users = &config.upstreams[1];
+        assert_eq!(users.endpoints.len(), 2);
+        assert_eq!(users.connect_timeout, Duration::from_millis(250));
+        assert_eq!(config.upstreams[0].connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(
+            config
+                .upstream_for("demo.catalog.v1.CatalogService")
+                .map(|u| u.name.as_str()),
+            Some("catalog")
+        );
+        assert!(config.upstream_for("demo.nope.v1.Nope").is_none());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_key() {
+        let text = r#"
+            [listener]
+            address = "localhost"
+            drain_timeout = "soon"
+
+            [upstreams.users]
+            endpoints = ["127.0.0.1:50051", "https://a:1", "http://a", "http://a:1/x"]
+            services = ["UserService", "demo.users.v1.UserService"]
+
+            [upstreams."bad name"]
+            endpoints = []
+            services = ["demo.users.v1.UserService"]
+            connect_timeout = "0s"
+        "#;
+        let found = problems(text);
+        let keys: Vec<_> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "listener.address",
+                "listener.drain_timeout",
+                "upstreams.bad name",
+                "upstreams.bad name.endpoints",
+                "upstreams.bad name.connect_timeout",
+                "upstreams.users.endpoints[0]",
+                "upstreams.users.endpoints[1]",
+                "upstreams.users.endpoints[2]",
+                "upstreams.users.endpoints[3]",
+                "upstreams.users.services[0]",
+                "upstreams.users.services[1]",
+            ]
+        );
+        let message = |key: &str| {
+            found
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, m)| m.clone())
+                .unwrap()
+        };
+        assert!(message("listener.address").contains("`localhost` is not a socket address"));
+        assert!(message("upstreams.users.endpoints[0]").contains("needs the `http://` scheme"));
+        assert!(message("upstreams.users.endpoints[1]").contains("TLS"));
+        assert!(message("upstreams.users.endpoints[2]").contains("no port"));
+        assert!(message("upstreams.users.endpoints[3]").contains("has a path"));
+        assert!(message("upstreams.users.services[1]").contains("already served by upstream `bad name`"));
+        assert!(message("upstreams.bad name.connect_timeout").contains("longer than zero"));
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_name_the_place() {
+        let found = problems("[listener]\nadress = \"127.0.0.1:1\"\n");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].1.contains("unknown field `adress`"), "{}", found[0].1);
+        assert!(found[0].1.contains("line 2"), "{}", found[0].1);
+
+        let found = problems("[listener\naddress = 1");
+        assert!(found[0].1.contains("line 1"), "{}", found[0].1);
+    }
+
+    #[test]
+    fn a_missing_listener_is_reported() {
+        let found = problems("");
+        assert_eq!(found[0].0, "listener");
+    }
+
+    #[test]
+    fn listener_and_admin_need_different_ports() {
+        let found = problems(
+            "[listener]\naddress = \"127.0.0.1:8080\"\n[admin]\naddress = \"127.0.0.1:8080\"\n",
+        );
+        assert_eq!(found[0].0, "admin.address");
+    }
+
+    #[test]
+    fn display_lists_problems_under_the_origin() {
+        let err = GatewayConfig::from_toml_str("[listener]\naddress = \"x\"\n", "gw.toml")
+            .expect_err("bad address");
+        let text = err.to_string();
+        assert!(text.starts_with("invalid gateway configuration gw.toml (1 problem)"), "{text}");
+        assert!(text.contains("\n  - listener.address: `x` is not a socket address"), "{text}");
+    }
+
+    #[test]
+    fn service_names_must_be_qualified() {
+        assert!(is_service_name("demo.users.v1.UserService"));
+        assert!(is_service_name("a.B"));
+        assert!(!is_service_name("UserService"));
+        assert!(!is_service_name("demo..X"));
+        assert!(!is_service_name("demo.1x"));
+        assert!(!is_service_name("demo/x.Y"));
+    }
+}

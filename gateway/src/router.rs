@@ -1,0 +1,197 @@
+//! Routing of edge calls by gRPC service name.
+//!
+//! A gRPC call's path is `/package.Service/Method`; the service part selects a [`Route`]: a
+//! service hosted in the gateway (health, reflection, generated composition handlers) or an
+//! upstream the call is passed through to. The table is built once at start and never changes
+//! while serving, so a lookup is one hash probe with no locking.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+use crate::body::{CallLog, GatewayBody};
+use crate::status::LocalError;
+use crate::upstream::Upstream;
+
+/// A gRPC service hosted inside the gateway process.
+pub type LocalService = BoxCloneSyncService<
+    Request<tonic::body::Body>,
+    Response<tonic::body::Body>,
+    Infallible,
+>;
+
+/// Where calls to one gRPC service go.
+#[derive(Clone)]
+pub enum Route {
+    /// Served in process.
+    Local(LocalService),
+    /// Forwarded unchanged to an upstream.
+    Upstream(Arc<Upstream>),
+}
+
+/// The routing table of one gateway.
+#[derive(Clone, Default)]
+pub struct Router {
+    routes: HashMap<Box<str>, Route>,
+}
+
+// === impl Router ===
+
+impl Router {
+    /// Adds a route; returns the route it replaced, if the service was already routed.
+    pub fn insert(&mut self, service: &str, route: Route) -> Option<Route> {
+        self.routes.insert(service.into(), route)
+    }
+
+    /// Whether `service` has a route.
+    pub fn contains(&self, service: &str) -> bool {
+        self.routes.contains_key(service)
+    }
+
+    /// Every routed service name, sorted.
+    pub fn services(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.routes.keys().map(AsRef::as_ref).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Answers one request received on the edge listener.
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<GatewayBody>, Infallible> {
+        if !is_grpc(&request) {
+            return Ok(not_grpc(&request));
+        }
+        if request.version() < Version::HTTP_2 {
+            return Ok(plain(
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "gRPC requires HTTP/2; connect with HTTP/2 (h2c prior knowledge)\n",
+            ));
+        }
+        let Some(service) = service_of(request.uri().path()) else {
+            return Ok(LocalError::MalformedPath {
+                path: request.uri().path().to_owned(),
+            }
+            .into_response());
+        };
+        let Some(route) = self.routes.get(service) else {
+            return Ok(LocalError::UnknownService {
+                service: service.to_owned(),
+            }
+            .into_response());
+        };
+        let log = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            Box::new(CallLog {
+                path: request.uri().path().to_owned(),
+                started: Instant::now(),
+            })
+        });
+        match route {
+            Route::Upstream(upstream) => match upstream.forward(request).await {
+                Ok(response) => Ok(response.map(|body| {
+                    GatewayBody::upstream(body, Arc::clone(upstream.name()), log)
+                })),
+                Err(error) => {
+                    tracing::debug!(upstream = %upstream.name(), %error, "pass-through call failed");
+                    Ok(error.into_response())
+                }
+            },
+            Route::Local(service) => {
+                let response = service
+                    .clone()
+                    .oneshot(request.map(tonic::body::Body::new))
+                    .await;
+                if let Some(log) = log {
+                    tracing::debug!(path = %log.path, elapsed_us = log.started.elapsed().as_micros() as u64, "local call answered");
+                }
+                Ok(response.map(|response| response.map(GatewayBody::from)).unwrap_or_else(|never| match never {}))
+            }
+        }
+    }
+}
+
+/// The service part of `/package.Service/Method`, if the path has that shape.
+fn service_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let (service, method) = rest.split_once('/')?;
+    let well_formed = !service.is_empty() && !method.is_empty() && !method.contains('/');
+    well_formed.then_some(service)
+}
+
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let bytes = content_type.as_bytes();
+    // `application/grpc`, `application/grpc+proto`, `application/grpc;charset=..`; but not
+    // `application/grpc-web`, which is a different wire format.
+    bytes
+        .strip_prefix(b"application/grpc")
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
+}
+
+fn not_grpc<B>(request: &Request<B>) -> Response<GatewayBody> {
+    if request.method() == Method::POST {
+        plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "this listener serves gRPC: send `content-type: application/grpc` over HTTP/2\n",
+        )
+    } else {
+        plain(
+            StatusCode::NOT_FOUND,
+            "no HTTP route here: this listener serves gRPC over HTTP/2\n",
+        )
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::text(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_come_from_well_formed_paths() {
+        assert_eq!(
+            service_of("/demo.users.v1.UserService/GetUser"),
+            Some("demo.users.v1.UserService")
+        );
+        assert_eq!(service_of("/a.B/"), None);
+        assert_eq!(service_of("//M"), None);
+        assert_eq!(service_of("/a.B/M/extra"), None);
+        assert_eq!(service_of("a.B/M"), None);
+        assert_eq!(service_of("/"), None);
+    }
+
+    #[test]
+    fn grpc_is_recognised_by_content_type() {
+        let with = |ct: &'static str| {
+            Request::builder()
+                .header(header::CONTENT_TYPE, ct)
+                .body(())
+                .unwrap()
+        };
+        assert!(is_grpc(&with("application/grpc")));
+        assert!(is_grpc(&with("application/grpc+proto")));
+        assert!(is_grpc(&with("application/grpc;charset=utf-8")));
+        assert!(!is_grpc(&with("application/grpc-web")));
+        assert!(!is_grpc(&with("application/json")));
+        assert!(!is_grpc(&Request::new(())));
+    }
+}

@@ -1,0 +1,13 @@
+//! Process-wide logging set-up for binaries built on the gateway.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG` (default `info`).
+/// Calling it twice is harmless: the second call leaves the first subscriber in place.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
