@@ -50,8 +50,14 @@ fn respond(request: &Request<Incoming>, draining: bool) -> Response<Full<Bytes>>
         (&Method::GET, "/healthz") => (StatusCode::OK, "ok\n"),
         (&Method::GET, "/ready") if draining => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         (&Method::GET, "/ready") => (StatusCode::OK, "ready\n"),
-        (&Method::GET, _) => (StatusCode::NOT_FOUND, "unknown admin path; try /healthz or /ready\n"),
-        _ => (StatusCode::METHOD_NOT_ALLOWED, "admin endpoints accept GET only\n"),
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
+            "unknown admin path; try /healthz or /ready\n",
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "admin endpoints accept GET only\n",
+        ),
     };
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;

@@ -24,8 +24,10 @@ use crate::status::{self, LocalError};
 pin_project! {
     /// The body of a response sent by the gateway.
     #[project = GatewayBodyProj]
+    #[derive(Default)]
     pub enum GatewayBody {
         /// No data: trailers-only gRPC replies and plain HTTP errors.
+        #[default]
         Empty,
         /// A short plain-text answer to a request that is not gRPC.
         Text { data: Option<Bytes> },
@@ -63,12 +65,6 @@ impl GatewayBody {
             finished: false,
             log,
         }
-    }
-}
-
-impl Default for GatewayBody {
-    fn default() -> Self {
-        Self::Empty
     }
 }
 

@@ -150,7 +150,11 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.problems.len();
         let noun = if count == 1 { "problem" } else { "problems" };
-        write!(f, "invalid gateway configuration {} ({count} {noun})", self.origin)?;
+        write!(
+            f,
+            "invalid gateway configuration {} ({count} {noun})",
+            self.origin
+        )?;
         for problem in &self.problems {
             if problem.key.is_empty() {
                 write!(f, "\n  - {}", problem.message)?;
@@ -237,7 +241,9 @@ impl Problems {
             Err(err) => {
                 self.push(
                     key,
-                    format!("`{value}` is not a duration ({err}); write it like `500ms`, `2s` or `1m`"),
+                    format!(
+                        "`{value}` is not a duration ({err}); write it like `500ms`, `2s` or `1m`"
+                    ),
                 );
                 default
             }
@@ -251,7 +257,10 @@ impl RawConfig {
 
         let listener = match &self.listener {
             None => {
-                problems.push("listener", "missing section; add `[listener]` with an `address`");
+                problems.push(
+                    "listener",
+                    "missing section; add `[listener]` with an `address`",
+                );
                 None
             }
             Some(raw) => {
@@ -273,11 +282,17 @@ impl RawConfig {
                 .address("admin.address", &raw.address)
                 .map(|address| AdminConfig { address })
         });
-        if let (Some(listener), Some(admin)) = (&listener, &admin) {
-            if listener.address == admin.address && listener.address.port() != 0 {
+        if let (Some(listener), Some(admin)) = (&listener, &admin)
+            && listener.address == admin.address
+            && listener.address.port() != 0
+        {
+            {
                 problems.push(
                     "admin.address",
-                    format!("`{}` is also the listener's address; the two need different ports", admin.address),
+                    format!(
+                        "`{}` is also the listener's address; the two need different ports",
+                        admin.address
+                    ),
                 );
             }
         }
@@ -294,7 +309,10 @@ impl RawConfig {
                 );
             }
             if raw.endpoints.is_empty() {
-                problems.push(format!("{key}.endpoints"), "needs at least one endpoint URL");
+                problems.push(
+                    format!("{key}.endpoints"),
+                    "needs at least one endpoint URL",
+                );
             }
             let endpoints = raw
                 .endpoints
@@ -371,7 +389,11 @@ fn parse_endpoint(text: &str) -> Result<Uri, String> {
                 "`{text}`: TLS to upstreams is not supported yet; use `http://`"
             ));
         }
-        _ => return Err(format!("`{text}` needs the `http://` scheme, as in `http://{text}`")),
+        _ => {
+            return Err(format!(
+                "`{text}` needs the `http://` scheme, as in `http://{text}`"
+            ));
+        }
     }
     let Some(authority) = uri.authority() else {
         return Err(format!("`{text}` has no host; expected `http://host:port`"));
@@ -444,7 +466,7 @@ mod tests {
         let config = GatewayConfig::from_toml_str(GOOD, "test.toml").expect("valid config");
         assert_eq!(config.listener.address, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.listener.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
-        assert_eq!(config.admin.unwrap().address.port(), 9901);
+        assert_eq!(config.admin.as_ref().unwrap().address.port(), 9901);
         // Upstreams come in name order.
         let names: Vec<_> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["catalog", "users"]);
@@ -507,7 +529,10 @@ mod tests {
         assert!(message("upstreams.users.endpoints[1]").contains("TLS"));
         assert!(message("upstreams.users.endpoints[2]").contains("no port"));
         assert!(message("upstreams.users.endpoints[3]").contains("has a path"));
-        assert!(message("upstreams.users.services[1]").contains("already served by upstream `bad name`"));
+        assert!(
+            message("upstreams.users.services[1]")
+                .contains("already served by upstream `bad name`")
+        );
         assert!(message("upstreams.bad name.connect_timeout").contains("longer than zero"));
     }
 
@@ -515,7 +540,11 @@ mod tests {
     fn unknown_keys_and_syntax_errors_name_the_place() {
         let found = problems("[listener]\nadress = \"127.0.0.1:1\"\n");
         assert_eq!(found.len(), 1);
-        assert!(found[0].1.contains("unknown field `adress`"), "{}", found[0].1);
+        assert!(
+            found[0].1.contains("unknown field `adress`"),
+            "{}",
+            found[0].1
+        );
         assert!(found[0].1.contains("line 2"), "{}", found[0].1);
 
         let found = problems("[listener\naddress = 1");
@@ -541,8 +570,14 @@ mod tests {
         let err = GatewayConfig::from_toml_str("[listener]\naddress = \"x\"\n", "gw.toml")
             .expect_err("bad address");
         let text = err.to_string();
-        assert!(text.starts_with("invalid gateway configuration gw.toml (1 problem)"), "{text}");
-        assert!(text.contains("\n  - listener.address: `x` is not a socket address"), "{text}");
+        assert!(
+            text.starts_with("invalid gateway configuration gw.toml (1 problem)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  - listener.address: `x` is not a socket address"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -21,11 +21,8 @@ use crate::status::LocalError;
 use crate::upstream::Upstream;
 
 /// A gRPC service hosted inside the gateway process.
-pub type LocalService = BoxCloneSyncService<
-    Request<tonic::body::Body>,
-    Response<tonic::body::Body>,
-    Infallible,
->;
+pub type LocalService =
+    BoxCloneSyncService<Request<tonic::body::Body>, Response<tonic::body::Body>, Infallible>;
 
 /// Where calls to one gRPC service go.
 #[derive(Clone)]
@@ -96,9 +93,8 @@ impl Router {
         });
         match route {
             Route::Upstream(upstream) => match upstream.forward(request).await {
-                Ok(response) => Ok(response.map(|body| {
-                    GatewayBody::upstream(body, Arc::clone(upstream.name()), log)
-                })),
+                Ok(response) => Ok(response
+                    .map(|body| GatewayBody::upstream(body, Arc::clone(upstream.name()), log))),
                 Err(error) => {
                     tracing::debug!(upstream = %upstream.name(), %error, "pass-through call failed");
                     Ok(error.into_response())
@@ -112,7 +108,9 @@ impl Router {
                 if let Some(log) = log {
                     tracing::debug!(path = %log.path, elapsed_us = log.started.elapsed().as_micros() as u64, "local call answered");
                 }
-                Ok(response.map(|response| response.map(GatewayBody::from)).unwrap_or_else(|never| match never {}))
+                Ok(response
+                    .map(|response| response.map(GatewayBody::from))
+                    .unwrap_or_else(|never| match never {}))
             }
         }
     }

@@ -149,7 +149,11 @@ impl GatewayBuilder {
 
         let mut routes = RouteClaims::default();
         for (name, service) in self.local {
-            routes.claim(name, "a service hosted in the gateway", Route::Local(service))?;
+            routes.claim(
+                name,
+                "a service hosted in the gateway",
+                Route::Local(service),
+            )?;
         }
         for config in &self.config.upstreams {
             let upstream = Arc::new(Upstream::new(config));
@@ -166,9 +170,18 @@ impl GatewayBuilder {
             Route::Local(BoxCloneSyncService::new(health_service)),
         )?;
 
-        let served: Vec<String> = routes.router.services().into_iter().map(str::to_owned).collect();
+        let served: Vec<String> = routes
+            .router
+            .services()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let (v1, v1alpha) = reflection_services(&self.descriptor_sets, &served)?;
-        routes.claim("grpc.reflection.v1.ServerReflection", "the reflection service", Route::Local(v1))?;
+        routes.claim(
+            "grpc.reflection.v1.ServerReflection",
+            "the reflection service",
+            Route::Local(v1),
+        )?;
         routes.claim(
             "grpc.reflection.v1alpha.ServerReflection",
             "the reflection service",
@@ -258,12 +271,13 @@ fn reflection_services(
         })
         .collect();
 
-    let health_set = FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).map_err(
-        |err| GatewayError::DescriptorSet {
-            origin: "grpc.health.v1".into(),
-            reason: err.to_string(),
-        },
-    )?;
+    let health_set =
+        FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).map_err(|err| {
+            GatewayError::DescriptorSet {
+                origin: "grpc.health.v1".into(),
+                reason: err.to_string(),
+            }
+        })?;
     let build = || {
         let mut builder = tonic_reflection::server::Builder::configure()
             .register_file_descriptor_set(health_set.clone());
@@ -347,7 +361,9 @@ impl Gateway {
         let connections = crate::listener::serve(listener, router.clone(), signal).await;
 
         let _ = draining_tx.send(true);
-        health.set_service_status("", ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for service in router.services() {
             health
                 .set_service_status(service, ServingStatus::NotServing)

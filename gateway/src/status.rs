@@ -80,9 +80,7 @@ impl LocalError {
             Self::Unreachable { .. }
             | Self::NoEndpoints { .. }
             | Self::UpstreamFailed { .. }
-            | Self::StreamBroken { .. } => {
-                Code::Unavailable
-            }
+            | Self::StreamBroken { .. } => Code::Unavailable,
         }
     }
 
