@@ -1,0 +1,153 @@
+//! Failures the gateway decides itself: each gives the stated status with a message that says
+//! what is wrong, and nothing panics.
+
+use std::time::Duration;
+
+use mosaic_demo_services::{DemoService, FaultConfig, Latency};
+use mosaic_gateway::GatewayConfig;
+use mosaic_tests::pb::users::v1::GetUserRequest;
+use mosaic_tests::pb::users::v1::user_service_client::UserServiceClient;
+use mosaic_tests::{Stack, channel, gateway_toml, start_gateway};
+use tonic::Code;
+
+#[tokio::test]
+async fn an_unknown_service_is_unimplemented_and_named() {
+    let stack = Stack::start().await.unwrap();
+    let mut client = tonic::client::Grpc::new(stack.via_gateway());
+    client.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<GetUserRequest, GetUserRequest>::default();
+    let status = client
+        .unary(
+            tonic::Request::new(GetUserRequest { id: 1 }),
+            "/demo.nothing.v1.Nowhere/Get".parse().unwrap(),
+            codec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(
+        status.message(),
+        "unknown service `demo.nothing.v1.Nowhere`: this gateway does not serve or route it"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_unavailable_and_named() {
+    let mut stack = Stack::start().await.unwrap();
+    let mut client = UserServiceClient::new(stack.via_gateway());
+    client.get_user(GetUserRequest { id: 1 }).await.unwrap();
+
+    let addr = stack.service(DemoService::Users).local_addr();
+    stack.stop_service(DemoService::Users).await;
+    let status = client.get_user(GetUserRequest { id: 1 }).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with(&format!("upstream `users` is unreachable at http://{addr}")),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_started_is_unavailable() {
+    // Reserve a port, then free it: nothing listens there.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = gateway_toml(&[(DemoService::Users, format!("http://127.0.0.1:{port}"))]);
+    let gateway = start_gateway(&config).await.unwrap();
+    let mut client = UserServiceClient::new(channel(gateway.local_addr()));
+    let status = client.get_user(GetUserRequest { id: 1 }).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("upstream `users`"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().to_lowercase().contains("refused"),
+        "{}",
+        status.message()
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_gateway_toml_names_each_key_and_serves_nothing() {
+    let text = r#"
+        [listener]
+        address = "127.0.0.1:99999"
+
+        [upstreams.users]
+        endpoints = ["grpc://127.0.0.1:50051"]
+        services = ["demo.users.v1.UserService"]
+        retries = 3
+    "#;
+    let err = GatewayConfig::from_toml_str(text, "bad.toml").unwrap_err();
+    // Unknown keys are caught while parsing, before any other check.
+    assert!(err.to_string().contains("unknown field `retries`"), "{err}");
+
+    let text = text.replace("retries = 3", "");
+    let err = GatewayConfig::from_toml_str(&text, "bad.toml").unwrap_err();
+    let keys: Vec<_> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["listener.address", "upstreams.users.endpoints[0]"]);
+    assert!(
+        err.to_string()
+            .contains("`127.0.0.1:99999` is not a socket address")
+    );
+    assert!(err.to_string().contains("needs the `http://` scheme"));
+}
+
+#[tokio::test]
+async fn a_fault_knob_changed_at_run_time_takes_effect_through_the_gateway() {
+    let stack = Stack::start().await.unwrap();
+    let mut client = UserServiceClient::new(stack.via_gateway());
+    let faults = stack.service(DemoService::Users).faults();
+    client.get_user(GetUserRequest { id: 1 }).await.unwrap();
+
+    faults
+        .set(FaultConfig {
+            error_rate: 1.0,
+            error_code: Code::ResourceExhausted,
+            ..Default::default()
+        })
+        .unwrap();
+    for _ in 0..5 {
+        let status = client.get_user(GetUserRequest { id: 1 }).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("injected"),
+            "{}",
+            status.message()
+        );
+    }
+
+    // Hanging calls: the client's deadline ends them, through the gateway.
+    faults
+        .set(FaultConfig {
+            hang_rate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut request = tonic::Request::new(GetUserRequest { id: 1 });
+    request.set_timeout(Duration::from_millis(200));
+    let status = client.get_user(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+
+    faults
+        .set(FaultConfig {
+            latency: Latency::Fixed(Duration::from_millis(1)),
+            ..Default::default()
+        })
+        .unwrap();
+    client.get_user(GetUserRequest { id: 1 }).await.unwrap();
+    let stats = faults.stats();
+    assert_eq!(stats.calls_failed_injected, 5);
+    assert_eq!(stats.calls_hung, 1);
+}
