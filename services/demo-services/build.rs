@@ -15,7 +15,7 @@ const PROTOS: &[&str] = &[
     "demo/faults/v1/faults.proto",
 ];
 
-/// Include root: `/work/main/proto`, seen from this crate.
+/// Include root: the repository's `proto/` folder, seen from this crate.
 const INCLUDE_ROOT: &str = "../../proto";
 
 /// Name of the encoded descriptor set in `OUT_DIR`, included by `lib.rs`.
