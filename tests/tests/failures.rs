@@ -151,3 +151,79 @@ async fn a_fault_knob_changed_at_run_time_takes_effect_through_the_gateway() {
     assert_eq!(stats.calls_failed_injected, 5);
     assert_eq!(stats.calls_hung, 1);
 }
+
+/// An upstream that answers a stream with one message and then breaks the HTTP/2 stream.
+async fn start_breaking_upstream() -> std::net::SocketAddr {
+    use bytes::Bytes;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use mosaic_tests::pb::inventory::v1::Stock;
+    use prost::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(|_request| async {
+                let first = mosaic_tests::raw::frame(&[Stock {
+                    product_id: 1,
+                    available: 5,
+                    ..Default::default()
+                }
+                .encode_to_vec()]);
+                let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+                    Ok(Frame::data(first)),
+                    Err(std::io::Error::other("upstream crashed")),
+                ];
+                // Space the frames out so the head and first message reach the caller before
+                // the stream breaks.
+                let frames =
+                    futures_util::StreamExt::then(tokio_stream::iter(frames), |frame| async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        frame
+                    });
+                let body = StreamBody::new(frames);
+                let response = http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(body)
+                    .unwrap();
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_stream_broken_midway_ends_with_unavailable_naming_the_upstream() {
+    use mosaic_tests::pb::inventory::v1::GetStockRequest;
+    use mosaic_tests::pb::inventory::v1::inventory_service_client::InventoryServiceClient;
+
+    let upstream = start_breaking_upstream().await;
+    let config = gateway_toml(&[(DemoService::Inventory, format!("http://{upstream}"))]);
+    let gateway = start_gateway(&config).await.unwrap();
+    let mut client = InventoryServiceClient::new(channel(gateway.local_addr()));
+    let mut stream = client
+        .watch_stock(tokio_stream::iter([GetStockRequest { product_id: 1 }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.available, 5);
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("upstream `inventory` broke off the response stream"),
+        "{}",
+        status.message()
+    );
+    gateway.shutdown().await;
+}
