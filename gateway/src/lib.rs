@@ -19,6 +19,7 @@
 
 mod admin;
 mod body;
+pub mod compose;
 pub mod config;
 mod listener;
 mod router;

@@ -1,0 +1,1 @@
+//! Run-time helpers for expressions compiled from the composition language.
