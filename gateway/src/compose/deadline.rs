@@ -1,0 +1,436 @@
+//! The edge call's deadline, and the slice of it each downstream call gets.
+//!
+//! A composed call promises its caller an answer within one deadline, so every downstream call
+//! it makes must end by that deadline too: a downstream still working after the edge gave up
+//! wastes its capacity on an answer nobody reads. [`EdgeCall`] fixes the deadline when the
+//! handler starts and hands each downstream request the time that is left, as the standard
+//! `grpc-timeout` header, so the downstream (and its own downstreams) can stop in time.
+//!
+//! # The edge deadline
+//!
+//! `deadline = start + budget`, where the budget is the shortest of:
+//!
+//! - the caller's `grpc-timeout` header, when present and well formed;
+//! - the method's annotated `timeout` (`(mosaic.v1.method).timeout`), or, when the method has
+//!   none, [`DEFAULT_EDGE_TIMEOUT`].
+//!
+//! The annotation *replaces* the default rather than competing with it: an API author who wrote
+//! `timeout: "60s"` for a slow report meant 60 s, and a gateway-wide default should not silently
+//! shorten it. A caller can always shorten the budget, never lengthen it.
+//!
+//! A malformed `grpc-timeout` (empty, more than 8 digits, an unknown unit, anything but ASCII
+//! digits before the unit) is ignored, as if absent, and logged at debug level. Rejecting the
+//! call instead would punish a caller for a header that only ever shortens its own deadline; the
+//! method's own bound still applies, so ignoring it never gives a call unbounded time.
+//!
+//! # A downstream call's timeout
+//!
+//! `timeout = min(remaining − margin, the call's annotated timeout)`. The margin
+//! ([`DOWNSTREAM_MARGIN`], 5 ms) leaves the gateway time to receive a downstream's
+//! `DEADLINE_EXCEEDED` and answer with it (naming the step) before its own deadline fires and
+//! answers with a less precise message. When less than 50 ms remain, the margin shrinks to a
+//! tenth of what remains, so a positive remaining time always gives a positive timeout and a
+//! nearly spent budget still goes mostly to the downstream. When nothing remains, no request is
+//! built and the call fails with `DEADLINE_EXCEEDED` without reaching the network.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::{Request, Status};
+
+use super::error::ComposeError;
+
+/// The edge budget of a method with no `timeout` annotation.
+pub const DEFAULT_EDGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time kept back from each downstream call so the gateway can still answer in time (see the
+/// module docs for how it shrinks near the deadline).
+pub const DOWNSTREAM_MARGIN: Duration = Duration::from_millis(5);
+
+/// The largest `grpc-timeout` the wire format can carry (8 digits of hours). Longer budgets are
+/// cut to it, so a deadline can always be written as a header.
+const MAX_GRPC_TIMEOUT: Duration = Duration::from_secs(99_999_999 * 3600);
+
+const GRPC_TIMEOUT_HEADER: &str = "grpc-timeout";
+
+/// One edge call's context: which method it is and when it must be answered by.
+///
+/// It is `Copy`, so generated code moves it into every step without ceremony.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeCall {
+    method: &'static str,
+    deadline: Instant,
+    budget: Duration,
+}
+
+// === impl EdgeCall ===
+
+impl EdgeCall {
+    /// Starts the clock of an edge call: reads the caller's `grpc-timeout` from `request` and
+    /// fixes the deadline as the module docs describe.
+    ///
+    /// `method` is `package.Service/Method` and names the call in deadline errors;
+    /// `method_timeout` is the method's annotated timeout, if any.
+    pub fn start<T>(
+        request: &Request<T>,
+        method: &'static str,
+        method_timeout: Option<Duration>,
+    ) -> EdgeCall {
+        let ceiling = method_timeout.unwrap_or(DEFAULT_EDGE_TIMEOUT);
+        let caller = request
+            .metadata()
+            .get(GRPC_TIMEOUT_HEADER)
+            .and_then(|value| {
+                let parsed = value.to_str().ok().and_then(parse_grpc_timeout);
+                if parsed.is_none() {
+                    tracing::debug!(method, ?value, "ignoring a malformed grpc-timeout header");
+                }
+                parsed
+            });
+        let budget = caller.map_or(ceiling, |caller| caller.min(ceiling));
+        Self::with_budget(method, budget)
+    }
+
+    /// An edge call whose deadline is `budget` from now, for callers that have no request
+    /// (tests, handlers started by other means). Budgets longer than a `grpc-timeout` can carry
+    /// (8 digits of hours, over 11 000 years) are cut to that.
+    pub fn with_budget(method: &'static str, budget: Duration) -> EdgeCall {
+        let budget = budget.min(MAX_GRPC_TIMEOUT);
+        let now = Instant::now();
+        // `checked_add` cannot fail for budgets under MAX_GRPC_TIMEOUT on real clocks; if it
+        // ever did, an already-passed deadline fails the call cleanly instead of panicking.
+        let deadline = now.checked_add(budget).unwrap_or(now);
+        EdgeCall {
+            method,
+            deadline,
+            budget,
+        }
+    }
+
+    /// The edge method, `package.Service/Method`.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// When the edge call must be answered by.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The whole time the call was given.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// Time left until the deadline; zero once it has passed.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs the handler body under the edge deadline.
+    ///
+    /// When the deadline passes first, `body` is dropped, which cancels every step it owns, and
+    /// the call fails with `DEADLINE_EXCEEDED` ("deadline of 800ms for
+    /// demo.storefront.v1.Storefront/GetProductPage exceeded").
+    pub async fn run<T, F>(&self, body: F) -> Result<T, Status>
+    where
+        F: Future<Output = Result<T, Status>>,
+    {
+        match tokio::time::timeout_at(self.deadline, body).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(self.deadline_exceeded()),
+        }
+    }
+
+    /// Builds a downstream request carrying the time left (`grpc-timeout`), cut to
+    /// `call_timeout` when the step has its own timeout.
+    ///
+    /// Fails with `DEADLINE_EXCEEDED`, without building anything, once the deadline has passed.
+    pub fn downstream_request<M>(
+        &self,
+        message: M,
+        call_timeout: Option<Duration>,
+    ) -> Result<Request<M>, Status> {
+        let timeout = self.call_timeout(call_timeout)?;
+        let mut request = Request::new(message);
+        // tonic writes the header rounded down to its unit, so it never exceeds `timeout`, and
+        // its client enforces the same timeout locally.
+        request.set_timeout(timeout);
+        Ok(request)
+    }
+
+    /// The timeout a downstream call gets now.
+    fn call_timeout(&self, call_timeout: Option<Duration>) -> Result<Duration, Status> {
+        let remaining = self.remaining();
+        if remaining.is_zero() {
+            return Err(self.deadline_exceeded());
+        }
+        let sliced = remaining - DOWNSTREAM_MARGIN.min(remaining / 10);
+        Ok(call_timeout.map_or(sliced, |own| own.min(sliced)))
+    }
+
+    fn deadline_exceeded(&self) -> Status {
+        ComposeError::DeadlineExceeded {
+            method: self.method,
+            budget: self.budget,
+        }
+        .to_status()
+    }
+}
+
+/// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit, `H` (hours), `M` (minutes),
+/// `S` (seconds), `m` (milliseconds), `u` (microseconds) or `n` (nanoseconds), per the gRPC
+/// over HTTP/2 spec. Anything else is `None`.
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let unit_at = value.len().checked_sub(1)?;
+    let (digits, unit) = (value.get(..unit_at)?, value.get(unit_at..)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // At most 99_999_999, so no unit below overflows.
+    let amount: u64 = digits.parse().ok()?;
+    match unit {
+        "H" => Some(Duration::from_secs(amount * 3600)),
+        "M" => Some(Duration::from_secs(amount * 60)),
+        "S" => Some(Duration::from_secs(amount)),
+        "m" => Some(Duration::from_millis(amount)),
+        "u" => Some(Duration::from_micros(amount)),
+        "n" => Some(Duration::from_nanos(amount)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    const PAGE: &str = "demo.storefront.v1.Storefront/GetProductPage";
+
+    fn request_with_timeout(value: &str) -> Request<()> {
+        let mut request = Request::new(());
+        request.metadata_mut().insert(
+            GRPC_TIMEOUT_HEADER,
+            value.parse().expect("ASCII header value"),
+        );
+        request
+    }
+
+    /// The timeout a built downstream request carries, read back from its header.
+    fn header_timeout<M>(request: &Request<M>) -> Duration {
+        let value = request
+            .metadata()
+            .get(GRPC_TIMEOUT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        parse_grpc_timeout(value).expect("a well-formed grpc-timeout")
+    }
+
+    #[test]
+    fn parses_every_grpc_timeout_unit() {
+        let cases = [
+            ("1H", Duration::from_secs(3600)),
+            ("2M", Duration::from_secs(120)),
+            ("3S", Duration::from_secs(3)),
+            ("50m", Duration::from_millis(50)),
+            ("5u", Duration::from_micros(5)),
+            ("6n", Duration::from_nanos(6)),
+            ("0m", Duration::ZERO),
+            ("99999999H", MAX_GRPC_TIMEOUT),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_grpc_timeout(text), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_grpc_timeouts() {
+        for text in [
+            "",
+            "m",
+            "5",
+            "123456789m",
+            "5x",
+            "-5m",
+            "+5m",
+            " 5m",
+            "5 m",
+            "5mm",
+            "5é",
+            "é",
+            "1.5S",
+        ] {
+            assert_eq!(parse_grpc_timeout(text), None, "{text:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_is_the_shortest_of_caller_and_method() {
+        let start = Instant::now();
+        let edge = EdgeCall::start(
+            &request_with_timeout("50m"),
+            PAGE,
+            Some(Duration::from_millis(800)),
+        );
+        assert_eq!(edge.deadline(), start + Duration::from_millis(50));
+        assert_eq!(edge.method(), PAGE);
+
+        let edge = EdgeCall::start(
+            &request_with_timeout("2S"),
+            PAGE,
+            Some(Duration::from_millis(800)),
+        );
+        assert_eq!(
+            edge.budget(),
+            Duration::from_millis(800),
+            "a caller cannot lengthen it"
+        );
+
+        let edge = EdgeCall::start(&Request::new(()), PAGE, Some(Duration::from_secs(60)));
+        assert_eq!(
+            edge.budget(),
+            Duration::from_secs(60),
+            "the annotation replaces the default"
+        );
+
+        let edge = EdgeCall::start(&Request::new(()), PAGE, None);
+        assert_eq!(edge.budget(), DEFAULT_EDGE_TIMEOUT);
+
+        let edge = EdgeCall::start(&request_with_timeout("90S"), PAGE, None);
+        assert_eq!(
+            edge.budget(),
+            DEFAULT_EDGE_TIMEOUT,
+            "the default bounds callers too"
+        );
+
+        let edge = EdgeCall::start(
+            &request_with_timeout("99999999H"),
+            PAGE,
+            Some(Duration::MAX),
+        );
+        assert_eq!(
+            edge.budget(),
+            MAX_GRPC_TIMEOUT,
+            "absurd budgets are cut, not overflowed"
+        );
+        let edge = EdgeCall::with_budget(PAGE, Duration::MAX);
+        assert_eq!(edge.budget(), MAX_GRPC_TIMEOUT);
+        assert!(
+            edge.downstream_request((), None).is_ok(),
+            "a header can carry it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn malformed_caller_timeout_is_ignored() {
+        for header in ["50x", "123456789m", "abc"] {
+            let edge = EdgeCall::start(
+                &request_with_timeout(header),
+                PAGE,
+                Some(Duration::from_millis(800)),
+            );
+            assert_eq!(edge.budget(), Duration::from_millis(800), "{header}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_fails_with_deadline_exceeded_naming_method_and_deadline() {
+        let start = Instant::now();
+        let edge = EdgeCall::start(&Request::new(()), PAGE, Some(Duration::from_millis(800)));
+        let result = edge
+            .run(async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            })
+            .await;
+        let status = result.expect_err("the body outlived its deadline");
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(
+            status.message(),
+            "deadline of 800ms for demo.storefront.v1.Storefront/GetProductPage exceeded"
+        );
+        assert_eq!(start.elapsed(), Duration::from_millis(800));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_returns_the_body_result_in_time() {
+        let edge = EdgeCall::with_budget(PAGE, Duration::from_millis(50));
+        let result = edge
+            .run(async {
+                tokio::time::sleep(Duration::from_millis(49)).await;
+                Ok::<_, Status>(7)
+            })
+            .await;
+        assert_eq!(result.ok(), Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn downstream_timeout_never_exceeds_what_remains() {
+        let edge = EdgeCall::start(&request_with_timeout("50m"), PAGE, None);
+
+        let request = edge.downstream_request("m", None).expect("time remains");
+        assert_eq!(
+            header_timeout(&request),
+            Duration::from_millis(45),
+            "50ms less the margin"
+        );
+        assert_eq!(request.get_ref(), &"m");
+
+        tokio::time::advance(Duration::from_millis(30)).await;
+        let request = edge.downstream_request((), None).expect("time remains");
+        assert_eq!(
+            header_timeout(&request),
+            Duration::from_millis(18),
+            "a tenth of 20ms kept"
+        );
+        assert!(header_timeout(&request) < edge.remaining());
+
+        let own = Some(Duration::from_millis(10));
+        let request = edge.downstream_request((), own).expect("time remains");
+        assert_eq!(
+            header_timeout(&request),
+            Duration::from_millis(10),
+            "the step's own timeout"
+        );
+
+        let long = Some(Duration::from_secs(1));
+        let request = edge.downstream_request((), long).expect("time remains");
+        assert_eq!(
+            header_timeout(&request),
+            Duration::from_millis(18),
+            "never past the edge"
+        );
+
+        tokio::time::advance(Duration::from_micros(19_999)).await;
+        let request = edge.downstream_request((), None).expect("time remains");
+        assert_eq!(edge.remaining(), Duration::from_micros(1));
+        assert_eq!(
+            header_timeout(&request),
+            Duration::from_nanos(900),
+            "positive to the end"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_downstream_request_after_the_deadline() {
+        let edge = EdgeCall::start(&request_with_timeout("50m"), PAGE, None);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert_eq!(edge.remaining(), Duration::ZERO);
+        let status = edge
+            .downstream_request((), None)
+            .expect_err("built a request after the deadline");
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(
+            status.message(),
+            "deadline of 50ms for demo.storefront.v1.Storefront/GetProductPage exceeded"
+        );
+
+        let spent = EdgeCall::start(&request_with_timeout("0n"), PAGE, None);
+        assert!(
+            spent.downstream_request((), None).is_err(),
+            "a zero budget is spent at once"
+        );
+    }
+}
