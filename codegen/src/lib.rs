@@ -1,5 +1,212 @@
-//! Mosaic's build-time generator.
+//! Mosaic's build-time generator: protos annotated with `mosaic.v1` composition rules in,
+//! typed Rust handlers out.
 //!
-//! It will turn `.proto` files annotated with `mosaic.v1` composition options into typed
-//! aggregation handlers. The pipeline is descriptors → IR → checks → plan → emission; see
-//! `ARCHITECTURE.md`. Nothing is generated yet: the crate exists so the workspace has its final shape.
+//! Use it from `build.rs` the way `tonic-prost-build` is used:
+//!
+//! ```no_run
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     mosaic_codegen::configure()
+//!         .compile_protos(&["demo/storefront/v1/storefront.proto"], &["../../proto"])?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! and include the result once in the crate:
+//!
+//! ```ignore
+//! include!(concat!(env!("OUT_DIR"), "/mosaic.rs"));
+//! ```
+//!
+//! The pipeline has separate stages: [`load`] (protox: files to descriptors; knows nothing of
+//! Rust) → [`resolve`] (every check, all errors at once, into the [`model`]) → [`emit`] (the
+//! model to formatted Rust; knows nothing of descriptors' wire form). Prost message types and
+//! tonic clients and servers come from `tonic-prost-build`, fed the same descriptors.
+
+pub mod diagnostic;
+pub mod emit;
+pub mod expr;
+pub mod load;
+pub mod model;
+pub mod resolve;
+pub mod schema;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use prost::Message as _;
+
+pub use diagnostic::{Diagnostic, render_all};
+
+/// Why generation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The protos have problems; each diagnostic says where and what.
+    #[error("{}", render_all(.0))]
+    Diagnostics(Vec<Diagnostic>),
+    /// Writing the output failed.
+    #[error("cannot write generated code: {0}")]
+    Io(#[from] std::io::Error),
+    /// `OUT_DIR` is not set and no output directory was given.
+    #[error("no output directory: set one with `out_dir` or run from build.rs")]
+    NoOutDir,
+}
+
+/// The generated Rust, before it is written anywhere.
+#[derive(Debug)]
+pub struct Generated {
+    /// Composition code per proto package.
+    pub packages: BTreeMap<String, String>,
+    /// The encoded `FileDescriptorSet` of every file involved, imports included.
+    pub descriptor_set: Vec<u8>,
+}
+
+/// Starts configuring a generation run.
+pub fn configure() -> Builder {
+    Builder::default()
+}
+
+/// Configures and runs generation.
+#[derive(Debug, Default)]
+pub struct Builder {
+    out_dir: Option<PathBuf>,
+}
+
+impl Builder {
+    /// Where to write output; defaults to `OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Checks and generates code for `protos` (found under `includes`), writing prost types,
+    /// tonic clients and servers, the composition handlers, `mosaic.rs` (the module tree to
+    /// `include!`) and the descriptor set. On problems, prints every diagnostic (for cargo to
+    /// show) and fails.
+    pub fn compile_protos(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<(), Error> {
+        let out_dir = match self.out_dir {
+            Some(dir) => dir,
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or(Error::NoOutDir)?,
+        };
+        for include in includes {
+            println!("cargo:rerun-if-changed={}", include.as_ref().display());
+        }
+        let protos: Vec<PathBuf> = protos.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let loaded = load::load(&protos, &includes).map_err(Error::Diagnostics)?;
+        let (model, schema) = resolve::resolve(&loaded).map_err(|diagnostics| {
+            eprint!("{}", render_all(&diagnostics));
+            Error::Diagnostics(diagnostics)
+        })?;
+        let packages = emit::emit(&model, &schema);
+
+        let descriptor_set = prost_types::FileDescriptorSet {
+            file: loaded.pool.file_descriptor_protos().cloned().collect(),
+        };
+        tonic_prost_build::configure()
+            .btree_map(".")
+            .build_client(true)
+            .build_server(true)
+            .out_dir(&out_dir)
+            .compile_fds(descriptor_set.clone())?;
+
+        let mut tree = ModuleTree::default();
+        for file in &descriptor_set.file {
+            // Well-known types map to `prost_types` and get no file of their own.
+            let name = if file.package().is_empty() {
+                "_"
+            } else {
+                file.package()
+            };
+            if out_dir.join(format!("{name}.rs")).exists() {
+                tree.insert(file.package(), false);
+            }
+        }
+        for (package, code) in &packages {
+            std::fs::write(out_dir.join(format!("{package}.mosaic.rs")), code)?;
+            tree.insert(package, true);
+        }
+        std::fs::write(
+            out_dir.join("mosaic_descriptor.bin"),
+            descriptor_set.encode_to_vec(),
+        )?;
+        std::fs::write(out_dir.join("mosaic.rs"), tree.render())?;
+        Ok(())
+    }
+
+    /// Runs every check without writing anything; returns the generated composition code.
+    pub fn check(
+        &self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<Generated, Vec<Diagnostic>> {
+        let protos: Vec<PathBuf> = protos.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let loaded = load::load(&protos, &includes)?;
+        let (model, schema) = resolve::resolve(&loaded)?;
+        let packages = emit::emit(&model, &schema);
+        let descriptor_set = prost_types::FileDescriptorSet {
+            file: loaded.pool.file_descriptor_protos().cloned().collect(),
+        }
+        .encode_to_vec();
+        Ok(Generated {
+            packages,
+            descriptor_set,
+        })
+    }
+}
+
+/// The nested `pub mod` tree mirroring proto packages, including prost's file and ours.
+#[derive(Default)]
+struct ModuleTree {
+    children: BTreeMap<String, ModuleTree>,
+    package: Option<(String, bool)>,
+}
+
+impl ModuleTree {
+    fn insert(&mut self, package: &str, composition: bool) {
+        let mut node = self;
+        for segment in package.split('.').filter(|s| !s.is_empty()) {
+            node = node.children.entry(segment.to_owned()).or_default();
+        }
+        let entry = node.package.get_or_insert((package.to_owned(), false));
+        entry.1 |= composition;
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(emit::HEADER);
+        out.push_str(
+            "/// The encoded descriptor set of every proto compiled, for reflection.\n\
+             pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/mosaic_descriptor.bin\"));\n",
+        );
+        self.render_into(&mut out, 0);
+        out
+    }
+
+    fn render_into(&self, out: &mut String, depth: usize) {
+        let indent = "    ".repeat(depth);
+        if let Some((package, composition)) = &self.package {
+            let file = if package.is_empty() { "_" } else { package };
+            out.push_str(&format!(
+                "{indent}include!(concat!(env!(\"OUT_DIR\"), \"/{file}.rs\"));\n"
+            ));
+            if *composition {
+                out.push_str(&format!(
+                    "{indent}include!(concat!(env!(\"OUT_DIR\"), \"/{file}.mosaic.rs\"));\n"
+                ));
+            }
+        }
+        for (name, child) in &self.children {
+            let ident = schema::rust_field_ident(name);
+            out.push_str(&format!("{indent}pub mod {ident} {{\n"));
+            child.render_into(out, depth + 1);
+            out.push_str(&format!("{indent}}}\n"));
+        }
+    }
+}

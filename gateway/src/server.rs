@@ -121,6 +121,11 @@ impl GatewayBuilder {
         Ok(self)
     }
 
+    /// Channels to the configured upstreams, for generated composition services.
+    pub fn downstreams(&self) -> crate::compose::Downstreams {
+        crate::compose::Downstreams::from_upstreams(&self.config.upstreams)
+    }
+
     /// Hosts a tonic service (generated server or any `NamedService`) in the gateway.
     pub fn grpc_service<S>(mut self, service: S) -> Self
     where

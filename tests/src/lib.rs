@@ -9,10 +9,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use mosaic_demo_services::{DemoService, FILE_DESCRIPTOR_SET, FaultConfig, ServiceHandle};
+use mosaic_demo::demo::storefront::v1::StorefrontComposer;
+use mosaic_demo_services::{DemoService, FaultConfig, ServiceHandle};
 use mosaic_gateway::{Gateway, GatewayConfig, GatewayHandle};
 use tonic::transport::{Channel, Endpoint};
 
+/// The generated storefront edge API (types, client, composer).
+pub use mosaic_demo::demo::storefront::v1 as storefront;
 pub use mosaic_demo_services::pb;
 
 pub mod load;
@@ -96,11 +99,15 @@ pub async fn start_service(service: DemoService) -> anyhow::Result<ServiceHandle
         .with_context(|| format!("starting the {} service", service.name()))
 }
 
-/// Starts a gateway from configuration text, with the demo descriptors registered.
+/// Starts a gateway from configuration text, as the demo app does: the generated storefront
+/// edge API beside pass-through routes, with the demo descriptors registered.
 pub async fn start_gateway(config: &str) -> anyhow::Result<GatewayHandle> {
     let config = GatewayConfig::from_toml_str(config, "test gateway.toml")?;
-    let gateway = Gateway::builder(config)
-        .descriptor_set("demo protos", FILE_DESCRIPTOR_SET)?
+    let builder = Gateway::builder(config);
+    let storefront = StorefrontComposer::new(builder.downstreams()).into_server();
+    let gateway = builder
+        .grpc_service(storefront)
+        .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;
     Ok(gateway.spawn())

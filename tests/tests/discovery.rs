@@ -8,10 +8,11 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_reflection::pb::v1;
 use tonic_reflection::pb::v1alpha;
 
-const EXPECTED_SERVICES: [&str; 7] = [
+const EXPECTED_SERVICES: [&str; 8] = [
     "demo.catalog.v1.CatalogService",
     "demo.inventory.v1.InventoryService",
     "demo.reviews.v1.ReviewService",
+    "demo.storefront.v1.Storefront",
     "demo.users.v1.UserService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",

@@ -1,11 +1,13 @@
-//! The built-in demo: the four demo downstream services and a Mosaic gateway in one process.
+//! The built-in demo: the four demo downstream services and a Mosaic gateway in one process,
+//! serving the generated storefront edge API beside pass-through routes to the services.
 //!
 //! `cargo run --release` at the repository root runs it. The services listen on
 //! 127.0.0.1:50051-50054 and the gateway on 127.0.0.1:8080 (admin on 127.0.0.1:9901), routing
 //! to them as `gateway.toml` beside this file says.
 
 use anyhow::Context;
-use mosaic_demo_services::{DemoService, FILE_DESCRIPTOR_SET, FaultConfig};
+use mosaic_demo::demo::storefront::v1::StorefrontComposer;
+use mosaic_demo_services::{DemoService, FaultConfig};
 use mosaic_gateway::{Gateway, GatewayConfig, telemetry};
 
 const CONFIG: &str = include_str!("../gateway.toml");
@@ -24,8 +26,11 @@ async fn main() -> anyhow::Result<()> {
         services.push(handle);
     }
 
-    let gateway = Gateway::builder(config)
-        .descriptor_set("demo protos", FILE_DESCRIPTOR_SET)?
+    let builder = Gateway::builder(config);
+    let storefront = StorefrontComposer::new(builder.downstreams()).into_server();
+    let gateway = builder
+        .grpc_service(storefront)
+        .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;
     print_usage(&gateway);
@@ -47,6 +52,9 @@ fn print_usage(gateway: &Gateway) {
     println!("  grpcurl -plaintext -d '{{\"id\": 42}}' {addr} demo.users.v1.UserService/GetUser");
     println!(
         "  grpcurl -plaintext -d '{{\"product_id\": 7, \"limit\": 3}}' {addr} demo.reviews.v1.ReviewService/ListReviews"
+    );
+    println!(
+        "  grpcurl -plaintext -d '{{\"product_id\": 7, \"review_limit\": 3}}' {addr} demo.storefront.v1.Storefront/GetProductPage"
     );
     if let Some(admin) = gateway.admin_addr() {
         println!("  curl http://{admin}/ready");

@@ -1,0 +1,298 @@
+//! Typing rules of functions, methods and the `has()` macro.
+//!
+//! | call | operand | result |
+//! |---|---|---|
+//! | `size(x)`, `x.size()` | string (code points), bytes, list, map | int |
+//! | `has(x.f)` | a field selection on a message (or a key on a string-keyed map) | bool |
+//! | `int(x)` | int, uint, double (truncates), string (parses), enum (its number) | int |
+//! | `uint(x)` | int, uint, double, string | uint |
+//! | `double(x)` | int, uint, double, string | double |
+//! | `string(x)` | string, int, uint, double, bool, bytes (UTF-8), enum (its number) | string |
+//! | `bytes(x)` | string, bytes | bytes |
+//! | `s.contains(t)`, `s.startsWith(t)`, `s.endsWith(t)` | strings | bool |
+//!
+//! `has(x.f)` on a field without presence (a plain proto3 scalar, a list, a map) is true when
+//! the value is not the default (non-zero, non-empty), which is how proto3 itself decides
+//! whether such a field is "set".
+
+use super::Checker;
+use super::typed::{StringTest, Typed, TypedKind};
+use crate::expr::ast::{Ident, Node, NodeKind, Span};
+use crate::expr::error::ExprError;
+use crate::expr::suggest::closest;
+use crate::expr::types::Type;
+
+const FUNCTIONS: &[&str] = &["size", "has", "int", "uint", "double", "string", "bytes"];
+const METHODS: &[&str] = &["size", "contains", "startsWith", "endsWith"];
+const MACROS: &[&str] = &["map", "filter", "exists", "all", "exists_one"];
+
+impl Checker<'_> {
+    pub(super) fn call(
+        &mut self,
+        target: Option<&Node>,
+        function: &Ident,
+        args: &[Node],
+        span: Span,
+    ) -> Typed {
+        let name = function.name.as_str();
+        if MACROS.contains(&name) {
+            // The arguments name the iteration variable, which is not in scope: checking
+            // them would only report that.
+            let error = ExprError::new(
+                function.span.clone(),
+                format!("the `{name}` macro is not supported yet"),
+            )
+            .with_hint("compute the list with a `map` step instead");
+            return self.error(error, Type::Error);
+        }
+        match target {
+            None => match name {
+                "has" => self.has(args, span),
+                "size" => match self.arity(function, args, 1, &span) {
+                    Some([arg]) => {
+                        let arg = self.node(arg, None);
+                        self.size(arg, span)
+                    }
+                    _ => Typed::poisoned(Type::Int, span),
+                },
+                "int" | "uint" | "double" | "string" | "bytes" => {
+                    match self.arity(function, args, 1, &span) {
+                        Some([arg]) => {
+                            let arg = self.node(arg, None);
+                            self.conversion(name, arg, span)
+                        }
+                        _ => Typed::poisoned(conversion_type(name), span),
+                    }
+                }
+                _ => {
+                    self.check_all(args);
+                    let error =
+                        ExprError::new(function.span.clone(), format!("unknown function `{name}`"));
+                    let hint = match closest(name, FUNCTIONS.iter().copied()) {
+                        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                        None => format!("the functions are {}", list(FUNCTIONS)),
+                    };
+                    self.error(error.with_hint(hint), Type::Error)
+                }
+            },
+            Some(target) => {
+                let receiver = self.node(target, None);
+                match name {
+                    "size" => match self.arity(function, args, 0, &span) {
+                        Some(_) => self.size(receiver, span),
+                        None => Typed::poisoned(Type::Int, span),
+                    },
+                    "contains" | "startsWith" | "endsWith" => {
+                        let test = match name {
+                            "contains" => StringTest::Contains,
+                            "startsWith" => StringTest::StartsWith,
+                            _ => StringTest::EndsWith,
+                        };
+                        match self.arity(function, args, 1, &span) {
+                            Some([arg]) => {
+                                let arg = self.node(arg, None);
+                                self.string_test(name, test, receiver, arg, span)
+                            }
+                            _ => Typed::poisoned(Type::Bool, span),
+                        }
+                    }
+                    _ => {
+                        self.check_all(args);
+                        let error = ExprError::new(
+                            function.span.clone(),
+                            format!("unknown method `{name}`"),
+                        );
+                        let hint = match closest(name, METHODS.iter().copied()) {
+                            Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                            None => format!("the methods are {}", list(METHODS)),
+                        };
+                        self.error(error.with_hint(hint), Type::Error)
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_all(&mut self, args: &[Node]) {
+        for arg in args {
+            self.node(arg, None);
+        }
+    }
+
+    /// The arguments when there are `expected` of them; otherwise reports the call (and still
+    /// checks the arguments, for their own errors).
+    fn arity<'n>(
+        &mut self,
+        function: &Ident,
+        args: &'n [Node],
+        expected: usize,
+        span: &Span,
+    ) -> Option<&'n [Node]> {
+        if args.len() == expected {
+            return Some(args);
+        }
+        self.check_all(args);
+        let plural = if expected == 1 { "" } else { "s" };
+        self.errors.push(ExprError::new(
+            span.clone(),
+            format!(
+                "`{}()` takes {expected} argument{plural}, found {}",
+                function.name,
+                args.len()
+            ),
+        ));
+        None
+    }
+
+    fn has(&mut self, args: &[Node], span: Span) -> Typed {
+        let [arg] = args else {
+            self.check_all(args);
+            let error = ExprError::new(
+                span.clone(),
+                format!("`has()` takes 1 argument, found {}", args.len()),
+            );
+            return self.error(error, Type::Bool);
+        };
+        let NodeKind::Select { operand, field } = &arg.kind else {
+            self.node(arg, None);
+            let error = ExprError::new(
+                arg.span.clone(),
+                "`has()` needs a field selection, such as `has(x.field)`",
+            );
+            return self.error(error, Type::Bool);
+        };
+        let operand = self.node(operand, None);
+        match &operand.ty {
+            Type::Message(message) => {
+                let message = message.clone();
+                match self.field_of(&message, field) {
+                    Some(info) => {
+                        let kind = TypedKind::Has {
+                            operand: Box::new(operand),
+                            field: info,
+                        };
+                        Typed::new(kind, Type::Bool, span)
+                    }
+                    None => Typed::poisoned(Type::Bool, span),
+                }
+            }
+            Type::Map(key, _) if **key == Type::String => {
+                let kind = TypedKind::HasKey {
+                    operand: Box::new(operand),
+                    key: field.name.clone(),
+                };
+                Typed::new(kind, Type::Bool, span)
+            }
+            Type::Error => Typed::poisoned(Type::Bool, span),
+            other => {
+                let error = ExprError::new(
+                    field.span.clone(),
+                    format!("`has()` needs a field of a message; this selects from {other}"),
+                );
+                self.error(error, Type::Bool)
+            }
+        }
+    }
+
+    fn size(&mut self, arg: Typed, span: Span) -> Typed {
+        match &arg.ty {
+            Type::String | Type::Bytes | Type::List(_) | Type::Map(..) => {
+                Typed::new(TypedKind::Size(Box::new(arg)), Type::Int, span)
+            }
+            Type::Error => Typed::poisoned(Type::Int, span),
+            other => {
+                let error = ExprError::new(
+                    arg.span.clone(),
+                    format!("`size()` is not defined for {other}"),
+                )
+                .with_hint("`size()` measures strings, bytes, lists and maps");
+                self.error(error, Type::Int)
+            }
+        }
+    }
+
+    fn conversion(&mut self, name: &str, arg: Typed, span: Span) -> Typed {
+        let to = conversion_type(name);
+        let allowed = match (&to, &arg.ty) {
+            (_, Type::Error) => return Typed::poisoned(to, span),
+            (Type::Int, Type::Int | Type::Uint | Type::Double | Type::String | Type::Enum(_)) => {
+                true
+            }
+            (Type::Uint | Type::Double, Type::Int | Type::Uint | Type::Double | Type::String) => {
+                true
+            }
+            (
+                Type::String,
+                Type::String
+                | Type::Int
+                | Type::Uint
+                | Type::Double
+                | Type::Bool
+                | Type::Bytes
+                | Type::Enum(_),
+            ) => true,
+            (Type::Bytes, Type::String | Type::Bytes) => true,
+            _ => false,
+        };
+        if !allowed {
+            let error = ExprError::new(
+                arg.span.clone(),
+                format!("cannot convert {} to {to}", arg.ty),
+            );
+            return self.error(error, to);
+        }
+        Typed::new(TypedKind::Convert(Box::new(arg)), to, span)
+    }
+
+    fn string_test(
+        &mut self,
+        name: &str,
+        test: StringTest,
+        receiver: Typed,
+        arg: Typed,
+        span: Span,
+    ) -> Typed {
+        let mut ok = true;
+        if !matches!(receiver.ty, Type::String | Type::Error) {
+            self.errors.push(ExprError::new(
+                receiver.span.clone(),
+                format!("`{name}()` is a method of strings, found {}", receiver.ty),
+            ));
+            ok = false;
+        }
+        if !matches!(arg.ty, Type::String | Type::Error) {
+            self.errors.push(ExprError::new(
+                arg.span.clone(),
+                format!("`{name}()` needs a string argument, found {}", arg.ty),
+            ));
+            ok = false;
+        }
+        if !ok {
+            return Typed::poisoned(Type::Bool, span);
+        }
+        let kind = TypedKind::StringTest {
+            test,
+            receiver: Box::new(receiver),
+            arg: Box::new(arg),
+        };
+        Typed::new(kind, Type::Bool, span)
+    }
+}
+
+fn conversion_type(name: &str) -> Type {
+    match name {
+        "int" => Type::Int,
+        "uint" => Type::Uint,
+        "double" => Type::Double,
+        "bytes" => Type::Bytes,
+        _ => Type::String,
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,110 @@
+//! The typed tree: what the checker hands the emitter. Every decision is made here (which
+//! field, which operation on which types), so emission cannot fail and never looks anything up
+//! except the Rust access paths of names.
+
+use crate::expr::ast::{BinaryOp, Literal, Span};
+use crate::expr::types::{FieldInfo, Type};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Typed {
+    pub(crate) kind: TypedKind,
+    pub(crate) ty: Type,
+    pub(crate) span: Span,
+}
+
+impl Typed {
+    pub(crate) fn new(kind: TypedKind, ty: Type, span: Span) -> Self {
+        Self { kind, ty, span }
+    }
+
+    /// A node after an error: it has type `ty` (often [`Type::Error`], or the type the
+    /// construct always has, like `bool` for a comparison, to spare the parent a cascade).
+    pub(crate) fn poisoned(ty: Type, span: Span) -> Self {
+        Self::new(TypedKind::Poisoned, ty, span)
+    }
+
+    /// Whether this is the literal `[]`.
+    pub(crate) fn is_empty_list(&self) -> bool {
+        matches!(&self.kind, TypedKind::List(items) if items.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StringTest {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum TypedKind {
+    Literal(Literal),
+    Name(String),
+    /// `operand.field` on a message.
+    Field {
+        operand: Box<Typed>,
+        field: FieldInfo,
+    },
+    /// `list[index]`, `map[key]`, and `map.key` (the key as a string literal).
+    Index {
+        operand: Box<Typed>,
+        index: Box<Typed>,
+    },
+    /// `has(operand.field)` on a message.
+    Has {
+        operand: Box<Typed>,
+        field: FieldInfo,
+    },
+    /// `has(map.key)`.
+    HasKey {
+        operand: Box<Typed>,
+        key: String,
+    },
+    /// `operand.field == null` (`present: false`) or `!= null` (`present: true`).
+    Presence {
+        operand: Box<Typed>,
+        field: FieldInfo,
+        present: bool,
+    },
+    Size(Box<Typed>),
+    /// `int(x)`, `uint(x)`, `double(x)`, `string(x)`, `bytes(x)`: to the node's type.
+    Convert(Box<Typed>),
+    StringTest {
+        test: StringTest,
+        receiver: Box<Typed>,
+        arg: Box<Typed>,
+    },
+    Not(Box<Typed>),
+    Neg(Box<Typed>),
+    /// `+ - * / %` on two numbers of the same type.
+    Arith {
+        op: BinaryOp,
+        lhs: Box<Typed>,
+        rhs: Box<Typed>,
+    },
+    /// `+` on two strings, two bytes or two lists of the same type.
+    Concat {
+        lhs: Box<Typed>,
+        rhs: Box<Typed>,
+    },
+    /// `== != < <= > >=` on comparable operands.
+    Compare {
+        op: BinaryOp,
+        lhs: Box<Typed>,
+        rhs: Box<Typed>,
+    },
+    In {
+        item: Box<Typed>,
+        container: Box<Typed>,
+    },
+    And(Box<Typed>, Box<Typed>),
+    Or(Box<Typed>, Box<Typed>),
+    Conditional {
+        cond: Box<Typed>,
+        then: Box<Typed>,
+        otherwise: Box<Typed>,
+    },
+    List(Vec<Typed>),
+    /// Stands where an error was reported; never emitted.
+    Poisoned,
+}

@@ -1,0 +1,519 @@
+//! Emission: a [`Checked`] expression → a Rust expression (a `proc_macro2::TokenStream`).
+//!
+//! The emitted expression has the canonical type of the expression's [`Type`] and may use `?`
+//! (for indexing, integer overflow, conversions), so it belongs in a function returning
+//! `Result<_, tonic::Status>`. It is usable as a `let` initializer, a function argument or a
+//! block's value; as an operand of another operator, parenthesize it.
+//!
+//! Reading a field never clones what it passes through: each subexpression is emitted in a
+//! [`Form`] (a place, a reference, an owned value, a `'static` literal) and converted only when
+//! a consumer needs something else, so `rs.reviews[0].author.name` clones one `String`, and a
+//! singular message field that is unset reads through
+//! `::mosaic_gateway::compose::cel::or_default` as a shared default instance.
+//!
+//! # Lints
+//!
+//! The emitted code passes `clippy -D warnings` (checked by compiling the snapshots of
+//! `tests/emit.rs` against prost structs), except for lints about what the *user wrote*, which
+//! emission keeps as written. The module that holds generated code should allow them:
+//!
+//! ```text
+//! #[allow(
+//!     unused_comparisons,                // `$.page >= 0u`
+//!     clippy::absurd_extreme_comparisons, // same
+//!     clippy::eq_op,                     // `$.a == $.a`
+//!     clippy::nonminimal_bool,           // `!(a < b)`, `!!a`
+//!     clippy::overly_complex_bool_expr,  // `a && !a`
+//!     clippy::double_comparisons,        // `a == b || a < b`
+//!     clippy::neg_cmp_op_on_partial_ord, // `!(x < 1.0)`
+//!     clippy::bool_comparison,           // `$.flag == true`
+//!     clippy::comparison_to_empty,       // `$.name == ''`
+//!     clippy::needless_bool,             // `c ? true : false`
+//!     clippy::if_same_then_else,         // `c ? 1 : 1`
+//!     clippy::neg_multiply,              // `x * -1.0`
+//!     clippy::approx_constant,           // `3.14159`
+//!     clippy::zero_divided_by_zero,      // `0.0 / 0.0`
+//! )]
+//! ```
+//!
+//! and, only if scope accesses are written like `(&*step)` (see [`Scope::insert`]),
+//! `clippy::needless_borrow` and `clippy::explicit_auto_deref`; binding each step to a plain
+//! reference (`let step = &*step;`, access `step`) avoids both.
+//!
+//! **Invariant: emission cannot fail and never panics.** Everything was decided by the
+//! checker; the one thing looked up here, a name's access path in the [`Scope`], becomes a
+//! `compile_error!` if the caller passes a scope without it. Every runtime item is named by
+//! an absolute path (`::std::…`, `::mosaic_gateway::compose::cel::…`), so user names cannot
+//! clash with them.
+
+mod access;
+mod operators;
+
+use proc_macro2::{Literal as RustLiteral, TokenStream};
+use quote::quote;
+
+use crate::expr::ast::{Literal, Span};
+use crate::expr::check::Checked;
+use crate::expr::check::typed::{Typed, TypedKind};
+use crate::expr::types::{Schema, Scope, Type};
+
+/// Emits the value of `checked`, as its canonical owned Rust type.
+pub fn emit(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> TokenStream {
+    let emitter = Emitter::new(checked, scope, schema);
+    let out = emitter.out(&checked.root);
+    emitter.value(out, &checked.ty).ts
+}
+
+/// Emits a `bool` expression for a guard or a condition. A non-bool expression (which
+/// [`check_condition`](super::check_condition) rejects) becomes a `compile_error!`.
+pub fn emit_bool(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> TokenStream {
+    if checked.ty != Type::Bool {
+        let message = format!(
+            "mosaic: expected a bool expression, found {} in `{}`",
+            checked.ty, checked.text
+        );
+        return quote!(::core::compile_error!(#message));
+    }
+    emit(checked, scope, schema)
+}
+
+/// Emits a *borrowed* value: an expression of type `&T` (`T` the canonical Rust type) that
+/// refers into the names in scope, when the expression is a path of fields and indexes that
+/// reaches a value stored in its canonical form (such as `rs.reviews`, a `Vec<Review>`);
+/// `None` otherwise (the caller then uses [`emit`]). Useful to iterate a list without
+/// cloning it: `for r in <place> { … }`.
+pub fn emit_place(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> Option<TokenStream> {
+    let emitter = Emitter::new(checked, scope, schema);
+    let out = emitter.out(&checked.root);
+    if out.temporary {
+        return None;
+    }
+    match out.form {
+        Form::Place(Stored::Canonical) => {
+            let ts = out.ts;
+            Some(quote!(&#ts))
+        }
+        Form::Ref(Stored::Canonical) => Some(out.ts),
+        _ => None,
+    }
+}
+
+/// How an emitted subexpression holds its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    /// An owned value in the canonical representation.
+    Owned,
+    /// A place expression (`input.name`) of the stored type: it may be borrowed, copied or
+    /// cloned.
+    Place(Stored),
+    /// An expression of type `&S`, `S` the stored type.
+    Ref(Stored),
+    /// A string literal: `&'static str`.
+    Str,
+    /// A bytes literal: `&'static [u8; N]`.
+    StaticBytes,
+}
+
+/// How the stored Rust type relates to the canonical one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stored {
+    Canonical,
+    /// A narrower number (`i32` for int, `u32` for uint, `f32` for double).
+    Narrow(Narrow),
+    /// A list of narrower numbers.
+    NarrowList(Narrow),
+    /// A map whose numeric keys or values may be narrower; converted generically.
+    AnyMap,
+    /// A map value whose numeric type may be narrower; converted generically.
+    AnyNumber,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Narrow {
+    I32,
+    U32,
+    F32,
+}
+
+/// Rust operator precedence, loosest first, to parenthesize only where needed (the
+/// `unused_parens` lint rejects the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Prec {
+    /// `if … else …`
+    Lowest,
+    Or,
+    And,
+    Compare,
+    Add,
+    Mul,
+    /// `!x`, `-x`, `*x`, `&x`
+    Unary,
+    /// Paths, calls, method calls, field accesses, `?`, literals, parenthesized.
+    Atom,
+}
+
+#[derive(Debug, Clone)]
+struct Out {
+    ts: TokenStream,
+    form: Form,
+    prec: Prec,
+    /// Borrows from a temporary, so it must be consumed within the expression.
+    temporary: bool,
+}
+
+impl Out {
+    fn new(ts: TokenStream, form: Form, prec: Prec) -> Self {
+        Self {
+            ts,
+            form,
+            prec,
+            temporary: false,
+        }
+    }
+
+    fn owned(ts: TokenStream, prec: Prec) -> Self {
+        Self::new(ts, Form::Owned, prec)
+    }
+
+    /// The tokens, parenthesized unless they bind at least as tightly as `min`.
+    fn at(&self, min: Prec) -> TokenStream {
+        let ts = &self.ts;
+        if self.prec >= min {
+            ts.clone()
+        } else {
+            quote!((#ts))
+        }
+    }
+}
+
+fn cel() -> TokenStream {
+    quote!(::mosaic_gateway::compose::cel)
+}
+
+fn wide(narrow: Narrow) -> TokenStream {
+    match narrow {
+        Narrow::I32 => quote!(i64),
+        Narrow::U32 => quote!(u64),
+        Narrow::F32 => quote!(f64),
+    }
+}
+
+fn compile_error(message: &str) -> Out {
+    let message = format!("mosaic: {message}");
+    Out::owned(quote!(::core::compile_error!(#message)), Prec::Atom)
+}
+
+struct Emitter<'a> {
+    scope: &'a Scope,
+    schema: &'a dyn Schema,
+    text: &'a str,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(checked: &'a Checked, scope: &'a Scope, schema: &'a dyn Schema) -> Self {
+        Self {
+            scope,
+            schema,
+            text: &checked.text,
+        }
+    }
+
+    /// The source text of a node, as a string literal for runtime error messages.
+    fn source(&self, span: &Span) -> TokenStream {
+        let text = self.text.get(span.clone()).unwrap_or("");
+        let literal = RustLiteral::string(text);
+        quote!(#literal)
+    }
+
+    /// The canonical Rust type of `ty`, where one can be written.
+    fn rust_type(&self, ty: &Type) -> Option<TokenStream> {
+        Some(match ty {
+            Type::Int => quote!(i64),
+            Type::Uint => quote!(u64),
+            Type::Double => quote!(f64),
+            Type::Bool => quote!(bool),
+            Type::String => quote!(::std::string::String),
+            Type::Bytes => quote!(::std::vec::Vec<u8>),
+            Type::Enum(_) => quote!(i32),
+            Type::Null => quote!(()),
+            Type::Message(name) => self.schema.rust_type_path(name)?,
+            Type::List(element) => {
+                let element = self.rust_type(element)?;
+                quote!(::std::vec::Vec<#element>)
+            }
+            Type::Map(key, value) => {
+                let key = self.rust_type(key)?;
+                let value = self.rust_type(value)?;
+                quote!(::std::collections::BTreeMap<#key, #value>)
+            }
+            Type::Error => return None,
+        })
+    }
+
+    fn out(&self, node: &Typed) -> Out {
+        match &node.kind {
+            TypedKind::Literal(literal) => literal_out(literal),
+            TypedKind::Name(name) => match self.scope.get(name) {
+                Some((_, access)) => {
+                    Out::new(access.clone(), Form::Ref(Stored::Canonical), Prec::Atom)
+                }
+                None => compile_error(&format!("`{name}` is not in scope")),
+            },
+            TypedKind::Field { operand, field } => self.field(operand, field),
+            TypedKind::Index { operand, index } => self.index(operand, index, &node.span),
+            TypedKind::Has { operand, field } => self.has(operand, field),
+            TypedKind::HasKey { operand, key } => {
+                let cel = cel();
+                let map = self.borrow(self.out(operand));
+                let key = RustLiteral::string(key);
+                Out::owned(quote!(#cel::contains_key(#map, #key)), Prec::Atom)
+            }
+            TypedKind::Presence {
+                operand,
+                field,
+                present,
+            } => self.presence(operand, field, *present),
+            TypedKind::Size(arg) => {
+                let cel = cel();
+                let arg = self.slice_like(self.out(arg));
+                Out::owned(quote!(#cel::size(#arg)), Prec::Atom)
+            }
+            TypedKind::Convert(arg) => self.convert(arg, &node.ty, &node.span),
+            TypedKind::StringTest {
+                test,
+                receiver,
+                arg,
+            } => self.string_test(*test, receiver, arg),
+            TypedKind::Not(operand) => {
+                let operand = self.value(self.out(operand), &Type::Bool).at(Prec::Unary);
+                Out::owned(quote!(!#operand), Prec::Unary)
+            }
+            TypedKind::Neg(operand) => self.negate(operand, &node.span),
+            TypedKind::Arith { op, lhs, rhs } => self.arithmetic(*op, lhs, rhs, &node.span),
+            TypedKind::Concat { lhs, rhs } => self.concat(lhs, rhs, &node.ty),
+            TypedKind::Compare { op, lhs, rhs } => self.compare(*op, lhs, rhs),
+            TypedKind::In { item, container } => self.membership(item, container),
+            TypedKind::And(lhs, rhs) => {
+                let lhs = self.value(self.out(lhs), &Type::Bool).at(Prec::And);
+                let rhs = self.value(self.out(rhs), &Type::Bool).at(Prec::Compare);
+                Out::owned(quote!(#lhs && #rhs), Prec::And)
+            }
+            TypedKind::Or(lhs, rhs) => {
+                let lhs = self.value(self.out(lhs), &Type::Bool).at(Prec::Or);
+                let rhs = self.value(self.out(rhs), &Type::Bool).at(Prec::And);
+                Out::owned(quote!(#lhs || #rhs), Prec::Or)
+            }
+            TypedKind::Conditional { .. } => self.conditional(node),
+            TypedKind::List(items) => self.list(items, &node.ty),
+            TypedKind::Poisoned => compile_error("an expression with errors was emitted"),
+        }
+    }
+
+    /// `if c { a } else if d { b } else { e }`: a chain of `?:` in the else branch stays flat.
+    /// When both branches can be borrowed (`c ? $.user : rs.author`), the result is a
+    /// reference, so selecting from it (`(c ? x : y).name`) clones only what is selected.
+    fn conditional(&self, node: &Typed) -> Out {
+        let TypedKind::Conditional {
+            cond,
+            then,
+            otherwise,
+        } = &node.kind
+        else {
+            return compile_error("a conditional was expected");
+        };
+        let cond = self.value(self.out(cond), &Type::Bool).ts;
+        let then = self.out(then);
+        let else_out = self.out(otherwise);
+        let by_ref = !node.ty.is_copy() && borrowable(&then) && borrowable(&else_out);
+        // A nested conditional in the else branch is already an `if` of the right form.
+        let flat = matches!(otherwise.kind, TypedKind::Conditional { .. })
+            && if by_ref {
+                matches!(else_out.form, Form::Ref(_))
+            } else {
+                else_out.form == Form::Owned
+            };
+        let (then, otherwise) = if by_ref {
+            (self.borrow(then), self.borrow(else_out))
+        } else {
+            (
+                self.value(then, &node.ty).ts,
+                self.value(else_out, &node.ty).ts,
+            )
+        };
+        let otherwise = if flat {
+            otherwise
+        } else {
+            quote!({ #otherwise })
+        };
+        let ts = quote!(if #cond { #then } else #otherwise);
+        if by_ref {
+            Out::new(ts, Form::Ref(Stored::Canonical), Prec::Lowest)
+        } else {
+            Out::owned(ts, Prec::Lowest)
+        }
+    }
+
+    fn list(&self, items: &[Typed], ty: &Type) -> Out {
+        if items.is_empty() {
+            let element = match ty {
+                Type::List(element) => self.rust_type(element),
+                _ => None,
+            };
+            return match element {
+                Some(element) => Out::owned(quote!(::std::vec::Vec::<#element>::new()), Prec::Atom),
+                None => Out::owned(quote!(::std::vec::Vec::new()), Prec::Atom),
+            };
+        }
+        let values = items
+            .iter()
+            .map(|item| self.value(self.out(item), &item.ty).ts);
+        Out::owned(quote!(::std::vec![#(#values),*]), Prec::Atom)
+    }
+
+    /// An owned value of the canonical type.
+    fn value(&self, out: Out, ty: &Type) -> Out {
+        let cel = cel();
+        let ts = match out.form {
+            Form::Owned => return out,
+            Form::Str => {
+                let ts = &out.ts;
+                quote!(::std::string::String::from(#ts))
+            }
+            Form::StaticBytes => {
+                let ts = &out.ts;
+                quote!(#ts.to_vec())
+            }
+            Form::Place(Stored::Canonical) if ty.is_copy() => {
+                return Out::owned(out.ts, out.prec);
+            }
+            Form::Ref(Stored::Canonical) if ty.is_copy() => {
+                let ts = out.at(Prec::Unary);
+                return Out::owned(quote!(*#ts), Prec::Unary);
+            }
+            Form::Place(Stored::Canonical) | Form::Ref(Stored::Canonical) => {
+                let ts = out.at(Prec::Atom);
+                quote!(#ts.clone())
+            }
+            Form::Place(Stored::Narrow(narrow)) => {
+                let wide = wide(narrow);
+                let ts = &out.ts;
+                quote!(#wide::from(#ts))
+            }
+            Form::Ref(Stored::Narrow(narrow)) => {
+                let wide = wide(narrow);
+                let ts = out.at(Prec::Unary);
+                quote!(#wide::from(*#ts))
+            }
+            Form::Place(Stored::NarrowList(narrow)) | Form::Ref(Stored::NarrowList(narrow)) => {
+                let wide = wide(narrow);
+                let list = self.borrow(out);
+                quote!(#cel::widen_list::<_, #wide>(#list))
+            }
+            Form::Place(Stored::AnyNumber) => {
+                let target = self.rust_type(ty).unwrap_or_else(|| quote!(_));
+                let ts = &out.ts;
+                quote!(#cel::widen::<_, #target>(#ts))
+            }
+            Form::Ref(Stored::AnyNumber) => {
+                let target = self.rust_type(ty).unwrap_or_else(|| quote!(_));
+                let ts = out.at(Prec::Unary);
+                quote!(#cel::widen::<_, #target>(*#ts))
+            }
+            Form::Place(Stored::AnyMap) | Form::Ref(Stored::AnyMap) => {
+                let (key, value) = match ty {
+                    Type::Map(key, value) => (self.rust_type(key), self.rust_type(value)),
+                    _ => (None, None),
+                };
+                let key = key.unwrap_or_else(|| quote!(_));
+                let value = value.unwrap_or_else(|| quote!(_));
+                let map = self.borrow(out);
+                quote!(#cel::widen_map::<_, _, #key, #value>(#map))
+            }
+        };
+        Out::owned(ts, Prec::Atom)
+    }
+
+    /// A reference to the stored value (`&S`), as a function argument.
+    fn borrow(&self, out: Out) -> TokenStream {
+        match out.form {
+            Form::Ref(_) | Form::Str | Form::StaticBytes => out.ts,
+            Form::Place(_) | Form::Owned => {
+                let ts = out.at(Prec::Unary);
+                quote!(&#ts)
+            }
+        }
+    }
+
+    /// A reference for `size()` and slices: like [`borrow`](Self::borrow), with a bytes
+    /// literal as a slice.
+    fn slice_like(&self, out: Out) -> TokenStream {
+        if out.form == Form::StaticBytes {
+            let ts = &out.ts;
+            return quote!(#ts.as_slice());
+        }
+        self.borrow(out)
+    }
+
+    /// A reference to a map key or list element of canonical type `ty`, for lookups.
+    fn key_ref(&self, out: Out, ty: &Type) -> TokenStream {
+        match out.form {
+            Form::Str => out.ts,
+            Form::StaticBytes => {
+                let ts = &out.ts;
+                quote!(#ts.as_slice())
+            }
+            Form::Place(Stored::Canonical) | Form::Ref(Stored::Canonical) | Form::Owned => {
+                self.borrow(out)
+            }
+            _ => self.borrow(self.value(out, ty)),
+        }
+    }
+}
+
+/// Whether `out` can be borrowed for as long as the names in scope live.
+fn borrowable(out: &Out) -> bool {
+    matches!(
+        out.form,
+        Form::Place(Stored::Canonical) | Form::Ref(Stored::Canonical)
+    ) && !out.temporary
+}
+
+fn literal_out(literal: &Literal) -> Out {
+    match literal {
+        Literal::Int(value) => {
+            if *value == i64::MIN {
+                Out::owned(quote!(i64::MIN), Prec::Atom)
+            } else if *value < 0 {
+                let magnitude = RustLiteral::i64_suffixed(value.unsigned_abs().cast_signed());
+                Out::owned(quote!(-#magnitude), Prec::Unary)
+            } else {
+                let literal = RustLiteral::i64_suffixed(*value);
+                Out::owned(quote!(#literal), Prec::Atom)
+            }
+        }
+        Literal::Uint(value) => {
+            let literal = RustLiteral::u64_suffixed(*value);
+            Out::owned(quote!(#literal), Prec::Atom)
+        }
+        Literal::Double(value) if value.is_finite() => {
+            let literal = RustLiteral::f64_unsuffixed(value.abs());
+            if value.is_sign_negative() {
+                Out::owned(quote!(-#literal), Prec::Unary)
+            } else {
+                Out::owned(quote!(#literal), Prec::Atom)
+            }
+        }
+        Literal::Double(_) => compile_error("a double literal is not finite"),
+        Literal::String(text) => {
+            let literal = RustLiteral::string(text);
+            Out::new(quote!(#literal), Form::Str, Prec::Atom)
+        }
+        Literal::Bytes(bytes) => {
+            let literal = RustLiteral::byte_string(bytes);
+            Out::new(quote!(#literal), Form::StaticBytes, Prec::Atom)
+        }
+        Literal::Bool(true) => Out::owned(quote!(true), Prec::Atom),
+        Literal::Bool(false) => Out::owned(quote!(false), Prec::Atom),
+        Literal::Null => Out::owned(quote!(()), Prec::Atom),
+    }
+}

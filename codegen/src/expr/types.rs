@@ -1,0 +1,235 @@
+//! What the checker knows about the world: expression types, how prost stores proto fields,
+//! the [`Schema`] it asks about messages, and the [`Scope`] of names.
+
+use std::fmt;
+
+use proc_macro2::TokenStream;
+
+/// The type of an expression value.
+///
+/// Each type has one *canonical* owned Rust representation, the type of what
+/// [`emit`](super::emit) produces: `Int` → `i64`, `Uint` → `u64`, `Double` → `f64`, `Bool` →
+/// `bool`, `String` → `String`, `Bytes` → `Vec<u8>`, `Enum` → `i32` (prost's), `Message` → the
+/// prost struct, `List(T)` → `Vec<T>`, `Map(K, V)` → `BTreeMap<K, V>`, `Null` → `()`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// 64-bit signed integer; every signed proto integer reads as this.
+    Int,
+    /// 64-bit unsigned integer; every unsigned proto integer reads as this.
+    Uint,
+    /// 64-bit float; `float` fields widen to this.
+    Double,
+    /// `true` or `false`.
+    Bool,
+    /// UTF-8 text.
+    String,
+    /// Raw bytes.
+    Bytes,
+    /// The type of `null`.
+    Null,
+    /// A proto enum, by full name; compares with ints and with values of the same enum.
+    Enum(String),
+    /// A proto message, by full name.
+    Message(String),
+    /// A list of values of one type.
+    List(Box<Type>),
+    /// A map with keys and values of one type each.
+    Map(Box<Type>, Box<Type>),
+    /// Stands for a subexpression that already has an error, so that one mistake is reported
+    /// once rather than again by everything around it. Never the type of a [`Checked`]
+    /// expression.
+    ///
+    /// [`Checked`]: super::Checked
+    Error,
+}
+
+impl Type {
+    /// Whether the type mentions [`Type::Error`] anywhere.
+    pub fn contains_error(&self) -> bool {
+        match self {
+            Type::Error => true,
+            Type::List(element) => element.contains_error(),
+            Type::Map(key, value) => key.contains_error() || value.contains_error(),
+            _ => false,
+        }
+    }
+
+    /// Whether values are `Copy` in their canonical representation.
+    pub(crate) fn is_copy(&self) -> bool {
+        matches!(
+            self,
+            Type::Int | Type::Uint | Type::Double | Type::Bool | Type::Enum(_) | Type::Null
+        )
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Int => f.write_str("int"),
+            Type::Uint => f.write_str("uint"),
+            Type::Double => f.write_str("double"),
+            Type::Bool => f.write_str("bool"),
+            Type::String => f.write_str("string"),
+            Type::Bytes => f.write_str("bytes"),
+            Type::Null => f.write_str("null"),
+            Type::Enum(name) | Type::Message(name) => write!(f, "`{name}`"),
+            Type::List(element) => write!(f, "list({element})"),
+            Type::Map(key, value) => write!(f, "map({key}, {value})"),
+            Type::Error => f.write_str("<error>"),
+        }
+    }
+}
+
+/// How prost stores one scalar value (an element, for repeated fields): the Rust type, not
+/// the proto kind (`sint32` and `sfixed32` are both `I32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scalar {
+    /// `i32`: `int32`, `sint32`, `sfixed32`.
+    I32,
+    /// `i64`: `int64`, `sint64`, `sfixed64`.
+    I64,
+    /// `u32`: `uint32`, `fixed32`.
+    U32,
+    /// `u64`: `uint64`, `fixed64`.
+    U64,
+    /// `f32`: `float`.
+    F32,
+    /// `f64`: `double`.
+    F64,
+    /// `bool`.
+    Bool,
+    /// `String`.
+    String,
+    /// `Vec<u8>` (prost's default for `bytes`).
+    Bytes,
+    /// `i32`, an enum's number.
+    Enum,
+}
+
+/// How a field is held in its prost struct.
+#[derive(Debug, Clone)]
+pub enum Cardinality {
+    /// A plain value (`T`), default when unset: proto3 scalars without `optional`.
+    Singular,
+    /// `Option<T>`: proto3 `optional` scalars (and wrapper types that prost maps to `Option`).
+    /// Reads as the value or the default; `has()` and `== null` test presence.
+    Optional,
+    /// `Option<M>`: a singular message field. Reads as the message or its default (never
+    /// null, as in CEL); `has()` and `== null` test presence.
+    Message,
+    /// `Option<Box<M>>`: a singular message field that prost boxes, which it does when the
+    /// field's message contains the field's own message, directly or not (a recursion such as
+    /// `User.friend`), and when configured with `boxed`. Reads like [`Message`](Self::Message).
+    BoxedMessage,
+    /// `Vec<T>`.
+    Repeated,
+    /// `BTreeMap<K, V>` (this project generates maps as `BTreeMap`). The key and value Rust
+    /// types need not be known: the emitted code converts through generic helpers.
+    Map,
+    /// A member of a `oneof`: prost stores it as `field: Option<Enum>` with one variant per
+    /// member.
+    Oneof {
+        /// The Rust identifier of the oneof's field (`kind`, `r#type`).
+        field: String,
+        /// The path of this member's variant, such as `crate::pb::filter::Kind::Text`.
+        variant: TokenStream,
+        /// Whether the variant holds a `Box<M>` (prost boxes oneof messages on a recursion
+        /// the same way as singular message fields).
+        boxed: bool,
+    },
+}
+
+/// One proto field, as the checker and the emitter need it.
+#[derive(Debug, Clone)]
+pub struct FieldInfo {
+    /// The proto name.
+    pub name: String,
+    /// The prost field identifier: snake case, keywords raw (`r#type`).
+    pub rust_ident: String,
+    /// The expression type of reading it (`List(T)` for repeated fields).
+    pub ty: Type,
+    /// How a value (a list element, a map value) is stored, for non-message fields. For maps
+    /// it may be `None`: values then convert generically.
+    pub scalar: Option<Scalar>,
+    /// How the field is held.
+    pub cardinality: Cardinality,
+}
+
+/// The messages expressions read, as the generator knows them.
+pub trait Schema {
+    /// Field `field` of message `message` (full name), if it exists.
+    fn field(&self, message: &str, field: &str) -> Option<FieldInfo>;
+
+    /// The field names of `message`, for "did you mean" hints.
+    fn field_names(&self, message: &str) -> Vec<String>;
+
+    /// The Rust path of the prost type of `message`, when known. Only used to give an empty
+    /// list of messages (`[]`) an explicit type; without it the emitted `Vec::new()` relies
+    /// on inference, which holds in every place the checker accepts `[]`.
+    fn rust_type_path(&self, message: &str) -> Option<TokenStream> {
+        let _ = message;
+        None
+    }
+}
+
+/// The names an expression can read: `$` and the steps defined above it, each with its type
+/// and how emitted code reaches it.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    bindings: Vec<Binding>,
+}
+
+#[derive(Debug, Clone)]
+struct Binding {
+    name: String,
+    ty: Type,
+    access: TokenStream,
+}
+
+impl Scope {
+    /// An empty scope.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds `name` (`"$"` or a step name) to a value of type `ty`, replacing an earlier
+    /// binding of the same name.
+    ///
+    /// `access` is a Rust expression of type `&T`, where `T` is the canonical representation
+    /// of `ty` (see [`Type`]); it must be usable as an operand as it is (a path such as
+    /// `input`, or parenthesized such as `(&*p)`). A plain reference variable (`let p = &*p;`,
+    /// access `p`) gives the cleanest code: `(&*p).field` trips two clippy style lints.
+    pub fn insert(&mut self, name: impl Into<String>, ty: Type, access: TokenStream) -> &mut Self {
+        let name = name.into();
+        let binding = Binding {
+            name: name.clone(),
+            ty,
+            access,
+        };
+        match self.bindings.iter_mut().find(|b| b.name == name) {
+            Some(existing) => *existing = binding,
+            None => self.bindings.push(binding),
+        }
+        self
+    }
+
+    /// Like [`insert`](Self::insert), by value.
+    pub fn with(mut self, name: impl Into<String>, ty: Type, access: TokenStream) -> Self {
+        self.insert(name, ty, access);
+        self
+    }
+
+    /// The type and access of `name`.
+    pub fn get(&self, name: &str) -> Option<(&Type, &TokenStream)> {
+        self.bindings
+            .iter()
+            .find(|b| b.name == name)
+            .map(|b| (&b.ty, &b.access))
+    }
+
+    /// The names bound, in the order they were first bound.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.bindings.iter().map(|b| b.name.as_str())
+    }
+}

@@ -1,0 +1,148 @@
+//! Parsing: protos to descriptors, with custom options and source text kept.
+//!
+//! `protox` parses and links the files (no `protoc` needed). Its `prost_types` output drops
+//! extension values, so the descriptors are taken as a `prost_reflect::DescriptorPool`, which
+//! keeps the `mosaic.v1` options readable. The language's own protos (`mosaic/v1/options.proto`,
+//! `google/rpc/code.proto`, `google/api/*`) are built in, so users import them without copying
+//! them into their include path. The source text of every file is kept for diagnostics.
+//!
+//! **Boundary:** this stage knows nothing of Rust.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use prost_reflect::DescriptorPool;
+use protox::file::{
+    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
+};
+
+use crate::diagnostic::{Diagnostic, SourceFile};
+
+/// The protos built into the generator, by import name.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "mosaic/v1/options.proto",
+        include_str!("../../proto/mosaic/v1/options.proto"),
+    ),
+    (
+        "google/rpc/code.proto",
+        include_str!("../../proto/google/rpc/code.proto"),
+    ),
+    (
+        "google/rpc/status.proto",
+        include_str!("../../proto/google/rpc/status.proto"),
+    ),
+    (
+        "google/rpc/error_details.proto",
+        include_str!("../../proto/google/rpc/error_details.proto"),
+    ),
+    (
+        "google/api/http.proto",
+        include_str!("../../proto/google/api/http.proto"),
+    ),
+    (
+        "google/api/annotations.proto",
+        include_str!("../../proto/google/api/annotations.proto"),
+    ),
+    (
+        "google/api/httpbody.proto",
+        include_str!("../../proto/google/api/httpbody.proto"),
+    ),
+];
+
+/// Parsed and linked protos.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Every file, imports included, with options readable.
+    pub pool: DescriptorPool,
+    /// Source text by file name, for diagnostics.
+    pub sources: HashMap<String, Arc<SourceFile>>,
+    /// The files asked for (not their imports), by name.
+    pub roots: Vec<String>,
+}
+
+/// Parses `protos` found under `includes`.
+pub fn load(protos: &[PathBuf], includes: &[PathBuf]) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut chain = ChainFileResolver::new();
+    for include in includes {
+        chain.add(IncludeFileResolver::new(include.clone()));
+    }
+    chain.add(BuiltInResolver);
+    chain.add(GoogleFileResolver::new());
+    let sources = Arc::new(Mutex::new(HashMap::new()));
+    let resolver = RecordingResolver {
+        inner: chain,
+        sources: Arc::clone(&sources),
+    };
+
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_source_info(true).include_imports(true);
+    let mut roots = Vec::new();
+    for proto in protos {
+        if let Err(err) = compiler.open_file(proto) {
+            return Err(vec![protox_diagnostic(&err)]);
+        }
+    }
+    for file in compiler.files() {
+        if !file.is_import() {
+            roots.push(file.name().to_owned());
+        }
+    }
+    let pool = compiler.descriptor_pool();
+    let sources = match sources.lock() {
+        Ok(mut map) => std::mem::take(&mut *map),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    let sources = sources
+        .into_iter()
+        .map(|(name, text)| {
+            let file = SourceFile::new(name.clone(), text);
+            (name, file)
+        })
+        .collect();
+    Ok(Loaded {
+        pool,
+        sources,
+        roots,
+    })
+}
+
+fn protox_diagnostic(err: &protox::Error) -> Diagnostic {
+    // protox's message already carries `file:line:col` for syntax and linking errors.
+    Diagnostic::error(err.to_string(), None)
+}
+
+/// Serves the built-in protos.
+struct BuiltInResolver;
+
+impl FileResolver for BuiltInResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match BUILT_IN.iter().find(|(built_in, _)| *built_in == name) {
+            Some((_, source)) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// Remembers the text of every file opened, for diagnostics.
+struct RecordingResolver<R> {
+    inner: R,
+    sources: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl<R: FileResolver> FileResolver for RecordingResolver<R> {
+    fn resolve_path(&self, path: &Path) -> Option<String> {
+        self.inner.resolve_path(path)
+    }
+
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        let file = self.inner.open_file(name)?;
+        if let Some(source) = file.source()
+            && let Ok(mut sources) = self.sources.lock()
+        {
+            sources.insert(name.to_owned(), source.to_owned());
+        }
+        Ok(file)
+    }
+}

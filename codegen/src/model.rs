@@ -1,0 +1,197 @@
+//! The intermediate representation: edge services, and for every message with rules, its input,
+//! its steps and how each field is bound.
+//!
+//! The IR is built by [`crate::resolve`] from descriptors and holds everything emission needs,
+//! already checked: names resolved, expressions parsed and typed, step dependencies known.
+//! **Boundary:** nothing here refers to the wire form of descriptors (emission reads the IR, not
+//! the option bytes) and nothing here is Rust syntax.
+
+use std::time::Duration;
+
+use prost_reflect::{FieldDescriptor, MessageDescriptor, MethodDescriptor, ServiceDescriptor};
+
+use crate::expr;
+
+/// Everything to generate for one set of protos.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Services marked `(mosaic.v1.service)`.
+    pub services: Vec<EdgeService>,
+    /// Messages with rules, each after every message it builds (callees first).
+    pub messages: Vec<MessagePlan>,
+}
+
+/// An edge service whose handlers are generated.
+#[derive(Debug)]
+pub struct EdgeService {
+    /// Its descriptor.
+    pub descriptor: ServiceDescriptor,
+    /// Its methods, in proto order.
+    pub methods: Vec<EdgeMethod>,
+}
+
+/// One generated edge method.
+#[derive(Debug)]
+pub struct EdgeMethod {
+    /// Its descriptor.
+    pub descriptor: MethodDescriptor,
+    /// `(mosaic.v1.method).timeout`.
+    pub timeout: Option<Duration>,
+}
+
+/// How to build one message.
+#[derive(Debug)]
+pub struct MessagePlan {
+    /// The message built.
+    pub descriptor: MessageDescriptor,
+    /// What `$` is.
+    pub input: Input,
+    /// Its steps, in written order.
+    pub steps: Vec<StepPlan>,
+    /// How each field gets its value, in field order.
+    pub fields: Vec<FieldPlan>,
+}
+
+/// The input (`$`) of a message's rules.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The request of the edge method(s) answering with this message.
+    Request(MessageDescriptor),
+    /// The arguments passed by `message` steps building it, with their inferred types.
+    Args(Vec<Argument>),
+}
+
+/// One argument of a message built by `message` steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Argument {
+    /// Name, readable as `$.<name>`.
+    pub name: String,
+    /// Type, inferred from the callers (all callers agree).
+    pub ty: expr::Type,
+}
+
+/// A parsed, checked expression and where it came from.
+#[derive(Debug, Clone)]
+pub struct Expression {
+    /// The source text.
+    pub text: String,
+    /// The checked form, ready to emit.
+    pub checked: Box<expr::Checked>,
+}
+
+/// One step of a message's rules.
+#[derive(Debug)]
+pub struct StepPlan {
+    /// The step's name, if it has one (validations may not).
+    pub name: Option<String>,
+    /// Runs only when this holds; otherwise the value is the type's default.
+    pub guard: Option<Expression>,
+    /// What the step computes.
+    pub body: StepBody,
+    /// Indices of the steps this one reads (its guard and body), ascending.
+    pub reads: Vec<usize>,
+    /// The step's value type.
+    pub ty: expr::Type,
+    /// Whether its fields fill same-named fields of the message built.
+    pub autobind: bool,
+}
+
+/// What a step computes.
+#[derive(Debug)]
+pub enum StepBody {
+    /// A value from an expression.
+    By(Expression),
+    /// A downstream call.
+    Call(CallPlan),
+    /// Another message, built from arguments.
+    Message(MessageCall),
+    /// One value per list element.
+    Map(MapPlan),
+    /// A check that rejects the request.
+    Validation(ValidationPlan),
+}
+
+/// A unary downstream call.
+#[derive(Debug)]
+pub struct CallPlan {
+    /// The downstream method.
+    pub method: MethodDescriptor,
+    /// Request fields and their values.
+    pub request: Vec<(FieldDescriptor, Expression)>,
+    /// `timeout` of the call.
+    pub timeout: Option<Duration>,
+}
+
+/// Building another message with arguments.
+#[derive(Debug)]
+pub struct MessageCall {
+    /// The message built.
+    pub target: MessageDescriptor,
+    /// Argument values, by name.
+    pub args: Vec<(String, Expression)>,
+}
+
+/// A map over a list.
+#[derive(Debug)]
+pub struct MapPlan {
+    /// The name each element gets.
+    pub iterator: String,
+    /// The element type.
+    pub element: expr::Type,
+    /// The list.
+    pub src: Expression,
+    /// What is computed per element.
+    pub body: MapBody,
+}
+
+/// What a map computes per element.
+#[derive(Debug)]
+pub enum MapBody {
+    /// A value.
+    By(Expression),
+    /// A downstream call.
+    Call(Box<CallPlan>),
+    /// A message.
+    Message(Box<MessageCall>),
+}
+
+/// A validation step.
+#[derive(Debug)]
+pub struct ValidationPlan {
+    /// Rejects when true.
+    pub condition: Expression,
+    /// The gRPC status code of the rejection.
+    pub code: i32,
+    /// The status message.
+    pub message: Expression,
+}
+
+/// How one field of a built message gets its value.
+#[derive(Debug)]
+pub struct FieldPlan {
+    /// The field.
+    pub field: FieldDescriptor,
+    /// Its source.
+    pub source: FieldSource,
+}
+
+/// Where a field's value comes from.
+#[derive(Debug)]
+pub enum FieldSource {
+    /// `(mosaic.v1.field).by`.
+    By(Expression),
+    /// Copied from the same-named field of an `autobind` step's value.
+    Autobind {
+        /// The step.
+        step: usize,
+        /// The field copied.
+        from: Box<FieldDescriptor>,
+    },
+}
+
+impl MessagePlan {
+    /// Whether `$` is the request of an edge method.
+    pub fn is_response(&self) -> bool {
+        matches!(self.input, Input::Request(_))
+    }
+}
