@@ -13,8 +13,24 @@
 //! | upstream failed before answering             | `UNAVAILABLE`   |
 //! | upstream broke a response stream midway     | `UNAVAILABLE`   |
 //!
+//! Composition failures decided by the runtime are [`ComposeError`]s:
+//!
+//! | Local cause                                      | gRPC code           |
+//! |--------------------------------------------------|---------------------|
+//! | the edge call's deadline passed                  | `DEADLINE_EXCEEDED` |
+//! | no upstream in `gateway.toml` serves the service | `INTERNAL`          |
+//! | the upstream serving it has no endpoints         | `UNAVAILABLE`       |
+//! | a step panicked                                  | `INTERNAL`          |
+//! | a step was cancelled by a runtime shutdown       | `UNAVAILABLE`       |
+//! | no Tokio runtime is running                      | `INTERNAL`          |
+//!
+//! A missing route is `INTERNAL`, not `UNAVAILABLE`: it is a deployment bug that retrying will
+//! never fix, and `UNAVAILABLE` would invite clients to retry it.
+//!
 //! Messages always name the upstream and the cause, because the caller cannot see the gateway's
 //! logs and "unavailable" alone does not say which of several services is down.
+
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Response};
 use tonic::{Code, Status};
@@ -104,6 +120,68 @@ impl LocalError {
     pub fn into_response<B: Default>(self) -> Response<B> {
         tracing::debug!(error = %self, "answering with a local error");
         self.to_status().into_http()
+    }
+}
+
+/// A failure the composition runtime decides itself, rather than one a downstream returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ComposeError {
+    /// The edge call ran out of time.
+    #[error("deadline of {} for {method} exceeded", humantime::format_duration(*.budget))]
+    DeadlineExceeded {
+        /// The edge method, `package.Service/Method`.
+        method: &'static str,
+        /// The time the call was given.
+        budget: Duration,
+    },
+    /// No upstream is configured for a downstream service that generated code calls.
+    #[error(
+        "no upstream in gateway.toml serves `{service}`; add it to the `services` of the \
+         upstream that runs it"
+    )]
+    NoUpstream {
+        /// Fully qualified gRPC service name.
+        service: String,
+    },
+    /// The upstream serving a service has no endpoints to call.
+    #[error("upstream `{upstream}` has no endpoints, so `{service}` cannot be called")]
+    NoEndpoints {
+        /// Upstream name from `gateway.toml`.
+        upstream: String,
+        /// Fully qualified gRPC service name.
+        service: String,
+    },
+    /// A step's body panicked. The panic message goes to the log, not to the caller.
+    #[error("a composition step panicked; this is a bug in the gateway or the generated code")]
+    StepPanicked,
+    /// A step's task was cancelled from outside the request, which only a runtime shutdown does.
+    #[error("a composition step was cancelled because the gateway is shutting down")]
+    StepCancelled,
+    /// Steps and downstream channels are Tokio tasks and need a running Tokio runtime.
+    #[error("the composition runtime needs a running Tokio runtime and none is running")]
+    NoRuntime,
+}
+
+impl ComposeError {
+    /// The code a caller receives for this failure (see the module docs for the table).
+    pub fn code(&self) -> Code {
+        match self {
+            Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
+            Self::NoUpstream { .. } | Self::StepPanicked | Self::NoRuntime => Code::Internal,
+            Self::NoEndpoints { .. } | Self::StepCancelled => Code::Unavailable,
+        }
+    }
+
+    /// The status a caller receives, with the message naming the cause.
+    pub fn to_status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+}
+
+impl From<ComposeError> for Status {
+    fn from(error: ComposeError) -> Self {
+        error.to_status()
     }
 }
 

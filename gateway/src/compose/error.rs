@@ -7,7 +7,7 @@
 //!   and the details bytes and only rewrites the message to say *which* step and downstream
 //!   method failed: with several calls per request, "product 501 not found" alone does not tell
 //!   the caller (or the on-call engineer reading the client's logs) where it came from.
-//! - **The runtime decided locally** ([`ComposeError`]): the edge deadline passed, no upstream
+//! - **The runtime decided locally** ([`ComposeError`], defined in `status.rs`): the edge deadline passed, no upstream
 //!   serves a service, a step panicked. Each variant has one documented code:
 //!
 //! | Local cause                                      | gRPC code           |
@@ -22,77 +22,16 @@
 //! A missing route is `INTERNAL`, not `UNAVAILABLE`: it is a deployment bug that retrying will
 //! never fix, and `UNAVAILABLE` would invite clients to retry it.
 //!
-//! This table belongs with `LocalError` in `status.rs`, the one mapping of local failures to
-//! gRPC codes; it lives here until that module takes these variants over.
+//! The table and the type live in `status.rs`, beside `LocalError`: the one place where local
+//! failures become gRPC statuses.
 
 use std::error::Error as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tonic::{Code, Status, TimeoutExpired};
 
-/// A failure the composition runtime decides itself, rather than one a downstream returned.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ComposeError {
-    /// The edge call ran out of time.
-    #[error("deadline of {} for {method} exceeded", humantime::format_duration(*.budget))]
-    DeadlineExceeded {
-        /// The edge method, `package.Service/Method`.
-        method: &'static str,
-        /// The time the call was given.
-        budget: Duration,
-    },
-    /// No upstream is configured for a downstream service that generated code calls.
-    #[error(
-        "no upstream in gateway.toml serves `{service}`; add it to the `services` of the \
-         upstream that runs it"
-    )]
-    NoUpstream {
-        /// Fully qualified gRPC service name.
-        service: String,
-    },
-    /// The upstream serving a service has no endpoints to call.
-    #[error("upstream `{upstream}` has no endpoints, so `{service}` cannot be called")]
-    NoEndpoints {
-        /// Upstream name from `gateway.toml`.
-        upstream: String,
-        /// Fully qualified gRPC service name.
-        service: String,
-    },
-    /// A step's body panicked. The panic message goes to the log, not to the caller.
-    #[error("a composition step panicked; this is a bug in the gateway or the generated code")]
-    StepPanicked,
-    /// A step's task was cancelled from outside the request, which only a runtime shutdown does.
-    #[error("a composition step was cancelled because the gateway is shutting down")]
-    StepCancelled,
-    /// Steps and downstream channels are Tokio tasks and need a running Tokio runtime.
-    #[error("the composition runtime needs a running Tokio runtime and none is running")]
-    NoRuntime,
-}
-
-impl ComposeError {
-    /// The code a caller receives for this failure (see the module docs for the table).
-    pub fn code(&self) -> Code {
-        match self {
-            Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
-            Self::NoUpstream { .. } | Self::StepPanicked | Self::NoRuntime => Code::Internal,
-            Self::NoEndpoints { .. } | Self::StepCancelled => Code::Unavailable,
-        }
-    }
-
-    /// The status a caller receives, with the message naming the cause.
-    pub fn to_status(&self) -> Status {
-        Status::new(self.code(), self.to_string())
-    }
-}
-
-impl From<ComposeError> for Status {
-    fn from(error: ComposeError) -> Self {
-        error.to_status()
-    }
-}
+pub use crate::status::ComposeError;
 
 /// Wraps a downstream failure so its message names the step and the downstream method:
 /// ``step `p` (demo.catalog.v1.CatalogService/GetProduct) failed: product 501 not found``.
@@ -146,6 +85,7 @@ fn expired_locally(status: &Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const GET_PRODUCT: &str = "demo.catalog.v1.CatalogService/GetProduct";
 
