@@ -61,6 +61,19 @@ pub struct Generated {
     pub descriptor_set: Vec<u8>,
 }
 
+/// Puts diagnostics in reading order: by file, then position.
+fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diagnostics.sort_by(|a, b| {
+        let key = |d: &Diagnostic| {
+            d.span
+                .as_ref()
+                .map(|s| (s.file.name.clone(), s.range.start))
+        };
+        key(a).cmp(&key(b))
+    });
+    diagnostics
+}
+
 /// Starts configuring a generation run.
 pub fn configure() -> Builder {
     Builder::default()
@@ -101,6 +114,7 @@ impl Builder {
         let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let loaded = load::load(&protos, &includes).map_err(Error::Diagnostics)?;
         let (model, schema) = resolve::resolve(&loaded).map_err(|diagnostics| {
+            let diagnostics = sorted(diagnostics);
             eprint!("{}", render_all(&diagnostics));
             Error::Diagnostics(diagnostics)
         })?;
@@ -149,7 +163,7 @@ impl Builder {
         let protos: Vec<PathBuf> = protos.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let loaded = load::load(&protos, &includes)?;
-        let (model, schema) = resolve::resolve(&loaded)?;
+        let (model, schema) = resolve::resolve(&loaded).map_err(sorted)?;
         let packages = emit::emit(&model, &schema);
         let descriptor_set = prost_types::FileDescriptorSet {
             file: loaded.pool.file_descriptor_protos().cloned().collect(),
