@@ -377,10 +377,7 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
     let fields = plan.fields.iter().map(|f| {
         let ident = format_ident!("{}", rust_field_ident(f.field.name()));
         let value = match &f.source {
-            FieldSource::By(e) => {
-                let value = emit_expr(&e.checked, &scope, schema, paths);
-                store(value, &e.checked.ty, &f.field)
-            }
+            FieldSource::By(e) => store_expression(e, &f.field, &scope, schema, paths),
             FieldSource::Autobind { step, from } => {
                 let name = plan.steps[*step].name.clone().unwrap_or_default();
                 let var = format_ident!("{}", step_ident(&name));
@@ -556,8 +553,7 @@ fn emit_call(
     let request_type = paths.descriptor_path(&method.input());
     let fields = call.request.iter().map(|(field, e)| {
         let ident = format_ident!("{}", rust_field_ident(field.name()));
-        let value = emit_expr(&e.checked, scope, schema, paths);
-        let value = store(value, &e.checked.ty, field);
+        let value = store_expression(e, field, scope, schema, paths);
         quote!(#ident: #value,)
     });
     let timeout = match call.timeout {
@@ -646,6 +642,32 @@ fn emit_map(
         })
         .await
     }
+}
+
+/// The value of `e` as `field` stores it: a read of a field with the same narrow storage is
+/// copied as is; anything else goes through [`store`].
+fn store_expression(
+    e: &Expression,
+    field: &FieldDescriptor,
+    scope: &expr::Scope,
+    schema: &PoolSchema,
+    paths: &Paths,
+) -> TokenStream {
+    if !field.is_list()
+        && !field.is_map()
+        && let Some(target) = scalar_of_kind(&field.kind())
+    {
+        let narrow = expr::emit_narrow(&e.checked, scope, &EmitSchema { schema, paths }, target);
+        if let Some(value) = narrow {
+            return if field.supports_presence() {
+                quote!(::core::option::Option::Some(#value))
+            } else {
+                value
+            };
+        }
+    }
+    let value = emit_expr(&e.checked, scope, schema, paths);
+    store(value, &e.checked.ty, field)
 }
 
 /// Converts an expression value into what `field` stores (checked narrowing, `Some` for

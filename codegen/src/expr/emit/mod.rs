@@ -55,7 +55,7 @@ use quote::quote;
 use crate::expr::ast::{Literal, Span};
 use crate::expr::check::Checked;
 use crate::expr::check::typed::{Typed, TypedKind};
-use crate::expr::types::{Schema, Scope, Type};
+use crate::expr::types::{Scalar, Schema, Scope, Type};
 
 /// Emits the value of `checked`, as its canonical owned Rust type.
 pub fn emit(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> TokenStream {
@@ -94,6 +94,33 @@ pub fn emit_place(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> Opti
             Some(quote!(&#ts))
         }
         Form::Ref(Stored::Canonical) => Some(out.ts),
+        _ => None,
+    }
+}
+
+/// Emits a field read in its *stored* narrow form (`i32`, `u32` or `f32`) when the expression is
+/// a plain read of a field stored that way and `target` is that same storage, so that binding
+/// it to a field of the same type needs no widening and no checked narrowing; `None` otherwise.
+pub fn emit_narrow(
+    checked: &Checked,
+    scope: &Scope,
+    schema: &dyn Schema,
+    target: Scalar,
+) -> Option<TokenStream> {
+    let emitter = Emitter::new(checked, scope, schema);
+    let out = emitter.out(&checked.root);
+    let matches = |narrow: Narrow| {
+        matches!(
+            (narrow, target),
+            (Narrow::I32, Scalar::I32) | (Narrow::U32, Scalar::U32) | (Narrow::F32, Scalar::F32)
+        )
+    };
+    match out.form {
+        Form::Place(Stored::Narrow(narrow)) if matches(narrow) => Some(out.ts),
+        Form::Ref(Stored::Narrow(narrow)) if matches(narrow) => {
+            let ts = out.at(Prec::Unary);
+            Some(quote!(*#ts))
+        }
         _ => None,
     }
 }
