@@ -318,25 +318,23 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
 
     let mut scope = expr::Scope::new();
     scope.insert("$", input_expr_type(plan), quote!(input));
+    let prechecked = prechecked(plan);
     let mut step_tokens = Vec::new();
     let mut pre_checks = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
         let ident = step_var(plan, index);
-        // Validations that read only `$` are evaluated before any step starts.
-        if let StepBody::Validation(v) = &step.body
-            && step.reads.is_empty()
-            && step.guard.is_none()
-        {
-            pre_checks.push(emit_validation(v, &scope, schema, paths));
-            step_tokens.push(quote!(let #ident: #c::Step<()> = #c::Step::ready(());));
+        if prechecked[index] {
+            if let StepBody::Validation(v) = &step.body {
+                pre_checks.push(emit_validation(v, &scope, schema, paths));
+            }
             continue;
         }
         let value_type = match &step.body {
             StepBody::Validation(_) => quote!(()),
             _ => rust_type(&step.ty, schema, paths),
         };
-        let body = emit_step_body(plan, index, &scope, schema, paths);
-        let captures = captures(plan, index);
+        let body = emit_step_body(plan, index, &prechecked, &scope, schema, paths);
+        let captures = captures(plan, index, &prechecked);
         step_tokens.push(quote! {
             let #ident: #c::Step<#value_type> = #c::step({
                 #captures
@@ -350,11 +348,11 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
     }
 
     // Assemble the fields once every step is done.
-    let all: Vec<_> = (0..plan.steps.len()).map(|i| step_var(plan, i)).collect();
-    let bound: Vec<TokenStream> = plan
-        .steps
+    let running: Vec<usize> = (0..plan.steps.len()).filter(|&i| !prechecked[i]).collect();
+    let all: Vec<_> = running.iter().map(|&i| step_var(plan, i)).collect();
+    let bound: Vec<TokenStream> = running
         .iter()
-        .map(|step| match &step.name {
+        .map(|&i| match &plan.steps[i].name {
             Some(name) => {
                 let var = format_ident!("{}", step_ident(name));
                 quote!(#var)
@@ -392,6 +390,14 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
         descriptor.full_name()
     );
     let allowed = allowed_lints();
+    let pre_check_block = (!pre_checks.is_empty()).then(|| {
+        quote! {
+            {
+                let input = &*input;
+                #(#pre_checks)*
+            }
+        }
+    });
     quote! {
         #args_struct
 
@@ -402,10 +408,7 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
             downstreams: #c::Downstreams,
             input: #c::Arc<#input_type>,
         ) -> ::core::result::Result<#output, #c::Status> {
-            {
-                let input = &*input;
-                #(#pre_checks)*
-            }
+            #pre_check_block
             #(#step_tokens)*
             #join
             #(#rebind)*
@@ -463,8 +466,34 @@ fn step_var(plan: &MessagePlan, index: usize) -> proc_macro2::Ident {
 }
 
 /// Clones moved into a step's task: the context, and the handles of the steps it reads.
-fn captures(plan: &MessagePlan, index: usize) -> TokenStream {
-    let reads = plan.steps[index].reads.iter().map(|&i| {
+/// Validations that can be decided before any step starts: unguarded, reading only `$` (and
+/// other such validations, which they follow). They run synchronously, so a rejected request
+/// makes no downstream call at all.
+fn prechecked(plan: &MessagePlan) -> Vec<bool> {
+    let mut prechecked = vec![false; plan.steps.len()];
+    for (index, step) in plan.steps.iter().enumerate() {
+        prechecked[index] = matches!(step.body, StepBody::Validation(_))
+            && step.guard.is_none()
+            && step.reads.iter().all(|&read| prechecked[read]);
+    }
+    prechecked
+}
+
+/// The steps `index` reads that run as tasks (pre-checked validations are already done).
+fn live_reads<'a>(
+    plan: &'a MessagePlan,
+    index: usize,
+    prechecked: &'a [bool],
+) -> impl Iterator<Item = usize> + 'a {
+    plan.steps[index]
+        .reads
+        .iter()
+        .copied()
+        .filter(|&read| !prechecked[read])
+}
+
+fn captures(plan: &MessagePlan, index: usize, prechecked: &[bool]) -> TokenStream {
+    let reads = live_reads(plan, index, prechecked).map(|i| {
         let var = step_var(plan, i);
         quote!(let #var = #var.clone();)
     });
@@ -478,16 +507,21 @@ fn captures(plan: &MessagePlan, index: usize) -> TokenStream {
 fn emit_step_body(
     plan: &MessagePlan,
     index: usize,
+    prechecked: &[bool],
     scope: &expr::Scope,
     schema: &PoolSchema,
     paths: &Paths,
 ) -> TokenStream {
     let step = &plan.steps[index];
-    let awaits = step.reads.iter().map(|&i| {
+    let awaits = live_reads(plan, index, prechecked).map(|i| {
         let var = step_var(plan, i);
-        quote! {
-            let #var = #var.await?;
-            let #var = &*#var;
+        if plan.steps[i].name.is_some() {
+            quote! {
+                let #var = #var.await?;
+                let #var = &*#var;
+            }
+        } else {
+            quote!(#var.await?;)
         }
     });
     let guard = step.guard.as_ref().map(|g| {
