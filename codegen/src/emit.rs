@@ -43,7 +43,7 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
     for service in &model.services {
         let package = service.descriptor.package_name().to_owned();
         let paths = Paths::new(&package);
-        let tokens = emit_service(service, &paths);
+        let tokens = emit_service(service, model, &paths);
         by_package.entry(package).or_default().push(tokens);
     }
     by_package
@@ -212,7 +212,7 @@ fn compose() -> TokenStream {
 
 // === services ===
 
-fn emit_service(service: &EdgeService, paths: &Paths) -> TokenStream {
+fn emit_service(service: &EdgeService, model: &Model, paths: &Paths) -> TokenStream {
     let c = compose();
     let descriptor = &service.descriptor;
     let name = rust_type_ident(descriptor.name());
@@ -250,6 +250,9 @@ fn emit_service(service: &EdgeService, paths: &Paths) -> TokenStream {
             }
         }
     });
+    let mut called: Vec<String> = called_services(service, model);
+    called.sort();
+    called.dedup();
     quote! {
         #[doc = #doc]
         #[derive(Clone, Debug)]
@@ -258,6 +261,10 @@ fn emit_service(service: &EdgeService, paths: &Paths) -> TokenStream {
         }
 
         impl #composer {
+            /// Every downstream gRPC service these methods call; the gateway checks at start
+            /// that `gateway.toml` routes each of them.
+            pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &[#(#called),*];
+
             /// A composer calling downstream services through `downstreams`.
             pub fn new(downstreams: #c::Downstreams) -> Self {
                 Self { downstreams }
@@ -274,6 +281,49 @@ fn emit_service(service: &EdgeService, paths: &Paths) -> TokenStream {
             #(#methods)*
         }
     }
+}
+
+/// The downstream services reachable from a service's methods, through every message built.
+fn called_services(service: &EdgeService, model: &Model) -> Vec<String> {
+    let plans: BTreeMap<&str, &MessagePlan> = model
+        .messages
+        .iter()
+        .map(|plan| (plan.descriptor.full_name(), plan))
+        .collect();
+    let mut called = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<String> = service
+        .methods
+        .iter()
+        .map(|m| m.descriptor.output().full_name().to_owned())
+        .collect();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(plan) = plans.get(name.as_str()) else {
+            continue;
+        };
+        for step in &plan.steps {
+            let (call, message) = match &step.body {
+                StepBody::Call(call) => (Some(call), None),
+                StepBody::Message(m) => (None, Some(m)),
+                StepBody::Map(map) => match &map.body {
+                    MapBody::Call(call) => (Some(&**call), None),
+                    MapBody::Message(m) => (None, Some(&**m)),
+                    MapBody::By(_) => (None, None),
+                },
+                StepBody::By(_) | StepBody::Validation(_) => (None, None),
+            };
+            if let Some(call) = call {
+                called.push(call.method.parent_service().full_name().to_owned());
+            }
+            if let Some(m) = message {
+                stack.push(m.target.full_name().to_owned());
+            }
+        }
+    }
+    called
 }
 
 fn resolver_ident(message: &MessageDescriptor) -> proc_macro2::Ident {

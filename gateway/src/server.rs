@@ -67,6 +67,15 @@ pub enum GatewayError {
         /// The route registered second.
         second: String,
     },
+    /// A hosted service calls a downstream service that no upstream serves.
+    #[error(
+        "the composed services call `{service}`, but no upstream in gateway.toml serves it; \
+         add it to the `services` of the upstream that runs it"
+    )]
+    MissingUpstream {
+        /// The downstream gRPC service.
+        service: String,
+    },
     /// The reflection service could not be built from the descriptor sets.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -77,6 +86,7 @@ pub struct GatewayBuilder {
     config: GatewayConfig,
     descriptor_sets: Vec<FileDescriptorSet>,
     local: Vec<(&'static str, LocalService)>,
+    required: Vec<&'static str>,
 }
 
 /// A gateway with its sockets bound, ready to serve.
@@ -106,6 +116,7 @@ impl GatewayBuilder {
             config,
             descriptor_sets: Vec::new(),
             local: Vec::new(),
+            required: Vec::new(),
         }
     }
 
@@ -124,6 +135,14 @@ impl GatewayBuilder {
     /// Channels to the configured upstreams, for generated composition services.
     pub fn downstreams(&self) -> crate::compose::Downstreams {
         crate::compose::Downstreams::from_upstreams(&self.config.upstreams)
+    }
+
+    /// Declares downstream gRPC services that hosted services call (a generated composer's
+    /// `DOWNSTREAM_SERVICES`): [`bind`](Self::bind) fails unless `gateway.toml` routes each, so
+    /// a missing upstream is found at start rather than on the first call.
+    pub fn require_downstreams(mut self, services: &[&'static str]) -> Self {
+        self.required.extend_from_slice(services);
+        self
     }
 
     /// Hosts a tonic service (generated server or any `NamedService`) in the gateway.
@@ -147,6 +166,15 @@ impl GatewayBuilder {
 
     /// Checks that everything fits together, builds the routing table and binds the sockets.
     pub async fn bind(mut self) -> Result<Gateway, GatewayError> {
+        if let Some(service) = self
+            .required
+            .iter()
+            .find(|service| self.config.upstream_for(service).is_none())
+        {
+            return Err(GatewayError::MissingUpstream {
+                service: (*service).to_owned(),
+            });
+        }
         for path in std::mem::take(&mut self.config.descriptor_sets) {
             let encoded = read_descriptor_set(&path)?;
             self = self.descriptor_set(&path.display().to_string(), &encoded)?;

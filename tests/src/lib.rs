@@ -107,6 +107,17 @@ pub async fn start_gateway(config: &str) -> anyhow::Result<GatewayHandle> {
     let storefront = StorefrontComposer::new(builder.downstreams()).into_server();
     let gateway = builder
         .grpc_service(storefront)
+        .require_downstreams(StorefrontComposer::DOWNSTREAM_SERVICES)
+        .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
+        .bind()
+        .await?;
+    Ok(gateway.spawn())
+}
+
+/// Starts a pass-through-only gateway (no composed services) from configuration text.
+pub async fn start_passthrough_gateway(config: &str) -> anyhow::Result<GatewayHandle> {
+    let config = GatewayConfig::from_toml_str(config, "test gateway.toml")?;
+    let gateway = Gateway::builder(config)
         .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;

@@ -7,7 +7,7 @@ use mosaic_demo_services::{DemoService, FaultConfig, Latency};
 use mosaic_gateway::GatewayConfig;
 use mosaic_tests::pb::users::v1::GetUserRequest;
 use mosaic_tests::pb::users::v1::user_service_client::UserServiceClient;
-use mosaic_tests::{Stack, channel, gateway_toml, start_gateway};
+use mosaic_tests::{Stack, channel, gateway_toml, start_gateway, start_passthrough_gateway};
 use tonic::Code;
 
 #[tokio::test]
@@ -58,7 +58,7 @@ async fn an_upstream_that_never_started_is_unavailable() {
         listener.local_addr().unwrap().port()
     };
     let config = gateway_toml(&[(DemoService::Users, format!("http://127.0.0.1:{port}"))]);
-    let gateway = start_gateway(&config).await.unwrap();
+    let gateway = start_passthrough_gateway(&config).await.unwrap();
     let mut client = UserServiceClient::new(channel(gateway.local_addr()));
     let status = client.get_user(GetUserRequest { id: 1 }).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
@@ -207,7 +207,7 @@ async fn a_stream_broken_midway_ends_with_unavailable_naming_the_upstream() {
 
     let upstream = start_breaking_upstream().await;
     let config = gateway_toml(&[(DemoService::Inventory, format!("http://{upstream}"))]);
-    let gateway = start_gateway(&config).await.unwrap();
+    let gateway = start_passthrough_gateway(&config).await.unwrap();
     let mut client = InventoryServiceClient::new(channel(gateway.local_addr()));
     let mut stream = client
         .watch_stock(tokio_stream::iter([GetStockRequest { product_id: 1 }]))
@@ -226,4 +226,20 @@ async fn a_stream_broken_midway_ends_with_unavailable_naming_the_upstream() {
         status.message()
     );
     gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_composed_service_without_its_upstreams_refuses_to_start() {
+    // The storefront calls all four demo services; route only three.
+    let config = gateway_toml(&[
+        (DemoService::Catalog, "http://127.0.0.1:1".into()),
+        (DemoService::Reviews, "http://127.0.0.1:1".into()),
+        (DemoService::Inventory, "http://127.0.0.1:1".into()),
+    ]);
+    let err = start_gateway(&config).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the composed services call `demo.users.v1.UserService`, but no upstream in gateway.toml \
+         serves it; add it to the `services` of the upstream that runs it"
+    );
 }

@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let storefront = StorefrontComposer::new(builder.downstreams()).into_server();
     let gateway = builder
         .grpc_service(storefront)
+        .require_downstreams(StorefrontComposer::DOWNSTREAM_SERVICES)
         .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;
