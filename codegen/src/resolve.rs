@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost_reflect::{
-    DynamicMessage, ExtensionDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor,
-    ReflectMessage, Value,
+    DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
+    MethodDescriptor, ReflectMessage, Value,
 };
 use quote::format_ident;
 
@@ -24,8 +24,8 @@ use crate::diagnostic::{Diagnostic, SourceFile, Span};
 use crate::expr::{self, Type};
 use crate::load::Loaded;
 use crate::model::*;
-use crate::schema::{PoolSchema, field_info};
-use crate::source::{OptionTree, PathSegment, ValueSpan, string_literal};
+use crate::schema::{ARGS_SUFFIX, PoolSchema, field_info};
+use crate::source::{OptionTree, PathSegment, ValueSpan, option_value};
 
 /// The extension number every `mosaic.v1` option uses.
 pub const EXTENSION_NUMBER: i32 = 52731;
@@ -63,8 +63,16 @@ struct Pending {
     request: Option<MessageDescriptor>,
 }
 
-/// The arguments one `message` step passes (name and type each), and where it is.
-type CallerArgs = (Vec<(String, Type)>, Option<Span>);
+/// The arguments one `message` step passes, and where it is.
+struct CallerArgs {
+    /// Name, type ([`Type::Error`] when its expression has an error, reported already) and
+    /// the span of its `by`, for each argument.
+    args: Vec<(String, Type, Option<Span>)>,
+    /// The message name in the `message` step.
+    span: Option<Span>,
+    /// The name of the step, when it has one.
+    step: String,
+}
 
 struct Resolver<'a> {
     loaded: &'a Loaded,
@@ -73,6 +81,15 @@ struct Resolver<'a> {
     diagnostics: Vec<Diagnostic>,
     /// Argument sets passed to each built message, by caller site.
     callers: HashMap<String, Vec<CallerArgs>>,
+    /// Names of the steps of the message being resolved that failed with a reported error:
+    /// reading one reports nothing more (the mistake is reported once, where it is).
+    failed: HashSet<String>,
+    /// Arguments of the message being resolved whose every caller's expression has an error:
+    /// reading `$.<name>` reports nothing more.
+    failed_args: HashSet<String>,
+    /// Whether the message being resolved is built only by steps in error (reported there), so
+    /// that its arguments are unknown: reading `$` reports nothing more.
+    failed_input: bool,
 }
 
 impl<'a> Resolver<'a> {
@@ -98,6 +115,9 @@ impl<'a> Resolver<'a> {
             schema: PoolSchema::new(pool.clone()),
             diagnostics: Vec::new(),
             callers: HashMap::new(),
+            failed: HashSet::new(),
+            failed_args: HashSet::new(),
+            failed_input: false,
         })
     }
 
@@ -427,11 +447,12 @@ impl<'a> Resolver<'a> {
             let mut path = prefix.clone();
             path.push(("name".to_owned(), 0));
             let (span, _) = Self::value_span(&site, &path);
-            match self.find_message(&name, message) {
-                Some(target) => found.push((target, span)),
-                None => {
-                    // Reported (once) when the step itself is resolved.
-                }
+            // An unknown message, or one without rules, is reported (once) when the step
+            // itself is resolved; there is nothing to build.
+            if let Some(target) = self.find_message(&name, message)
+                && self.has_rules(&target)
+            {
+                found.push((target, span));
             }
         }
         found
@@ -471,12 +492,28 @@ impl<'a> Resolver<'a> {
 
     fn resolve_message(&mut self, item: &Pending) -> Option<MessagePlan> {
         let message = &item.descriptor;
+        self.failed_args.clear();
+        self.failed_input = false;
         let site = self.message_site(message);
         let (input, input_type) = match &item.request {
-            Some(request) => (
-                Input::Request(request.clone()),
-                Type::Message(request.full_name().to_owned()),
-            ),
+            Some(request) => {
+                // Callers come first, so every `message` step building it is known by now.
+                for caller in self.callers.remove(message.full_name()).unwrap_or_default() {
+                    self.error_hint(
+                        format!(
+                            "`{}` is the response of an edge method, so its `$` is the request `{}`; a `message` step cannot build it",
+                            message.full_name(),
+                            request.full_name()
+                        ),
+                        caller.span,
+                        "build a separate message with the same fields here",
+                    );
+                }
+                (
+                    Input::Request(request.clone()),
+                    Type::Message(request.full_name().to_owned()),
+                )
+            }
             None => {
                 let args = self.infer_args(message);
                 let name = self.schema.declare_args(message.full_name(), args.clone());
@@ -494,6 +531,9 @@ impl<'a> Resolver<'a> {
         let mut scope = expr::Scope::new();
         scope.insert("$", input_type, quote::quote!(input));
         let mut defined: HashMap<String, usize> = HashMap::new();
+        // Rust identifiers of the names defined so far, to catch two names mapping to one.
+        let mut idents: HashMap<String, String> = HashMap::new();
+        self.failed.clear();
         let mut steps: Vec<StepPlan> = Vec::new();
         let rule = self.message_rule(message);
         let step_values = rule.as_ref().map(|r| list(r, "def")).unwrap_or_default();
@@ -510,18 +550,34 @@ impl<'a> Resolver<'a> {
             let base = vec![("def".to_owned(), i)];
             let name = get_str(step, "name");
             let name_span = Self::value_span(&site, &with(&base, "name")).0;
+            // Whether this step's value can be read by the name: a bad or repeated name is
+            // reported here, and the step is still checked for its own mistakes.
+            let mut definable = !name.is_empty();
             if !name.is_empty() {
-                if !is_identifier(&name) || name == "input" {
+                let ident = step_ident(&name);
+                if let Err((message, hint)) = check_name(&name, "step", RESERVED_NAMES) {
+                    self.error_hint(message, name_span.clone(), hint);
+                    self.failed.insert(name.clone());
+                    definable = false;
+                } else if defined.contains_key(&name) || self.failed.contains(&name) {
                     self.error_hint(
-                        format!("`{name}` is not a valid step name"),
-                        name_span.clone(),
-                        "step names are identifiers (letters, digits, `_`, not starting with a digit), other than `input`",
-                    );
-                } else if defined.contains_key(&name) {
-                    self.error(
                         format!("a step named `{name}` is already defined above"),
                         name_span.clone(),
+                        "give each step of a message its own name",
                     );
+                    definable = false;
+                } else if let Some(other) = idents.get(&ident) {
+                    self.error_hint(
+                        format!(
+                            "step names `{other}` and `{name}` are the same Rust identifier `{ident}`"
+                        ),
+                        name_span.clone(),
+                        "rename one of them",
+                    );
+                    self.failed.insert(name.clone());
+                    definable = false;
+                } else {
+                    idents.insert(ident, name.clone());
                 }
             }
             let ctx = StepCtx {
@@ -548,6 +604,9 @@ impl<'a> Resolver<'a> {
             };
             let body = self.step_body(&ctx, &scope, step, &mut reads);
             let Some((body, ty)) = body else {
+                if definable {
+                    self.failed.insert(name);
+                }
                 continue;
             };
             let mut reads: Vec<usize> = reads
@@ -563,7 +622,7 @@ impl<'a> Resolver<'a> {
             reads.sort_unstable();
             reads.dedup();
             let index = steps.len();
-            if !name.is_empty() {
+            if definable {
                 defined.insert(name.clone(), index);
                 let ident = format_ident!("{}", step_ident(&name));
                 scope.insert(&name, ty.clone(), quote::quote!(#ident));
@@ -578,9 +637,13 @@ impl<'a> Resolver<'a> {
                 autobind,
             });
             if autobind && !matches!(steps[index].ty, Type::Message(_)) {
-                self.error(
-                    "`autobind` needs a step whose value is a message",
+                self.error_hint(
+                    format!(
+                        "`autobind` needs a step whose value is a message, but this step's is {}",
+                        steps[index].ty
+                    ),
                     Self::value_span(&site, &with(&base, "autobind")).0,
+                    "remove `autobind`, and bind fields from the step with `(mosaic.v1.field).by`",
                 );
             }
         }
@@ -595,49 +658,83 @@ impl<'a> Resolver<'a> {
     }
 
     /// The arguments of a built message: every caller passes the same names with the same
-    /// types.
+    /// types. Arguments whose expressions have errors in every caller are left out and listed
+    /// in `failed_args`.
     fn infer_args(&mut self, message: &MessageDescriptor) -> Vec<(String, Type)> {
         let callers = self.callers.remove(message.full_name()).unwrap_or_default();
-        let mut iter = callers.into_iter();
-        let Some((first, _)) = iter.next() else {
+        let Some(first) = callers.first() else {
+            // Every step building it is in error.
+            self.failed_input = true;
             return Vec::new();
         };
-        for (args, span) in iter {
-            let mut a: Vec<_> = args.iter().map(|(n, _)| n.clone()).collect();
-            let mut b: Vec<_> = first.iter().map(|(n, _)| n.clone()).collect();
-            a.sort();
-            b.sort();
-            if a != b {
+        let names = |caller: &CallerArgs| {
+            let mut names: Vec<String> = caller.args.iter().map(|(n, ..)| n.clone()).collect();
+            names.sort();
+            names
+        };
+        let where_built = |step: &str| match step {
+            "" => "in another step".to_owned(),
+            step => format!("where step `{step}` builds it"),
+        };
+        let expected = names(first);
+        let agreeing: Vec<&CallerArgs> = callers.iter().filter(|c| names(c) == expected).collect();
+        // Each argument's type: the first agreeing caller's without an error there (and which
+        // step that is); none when every caller's expression has an error.
+        let reference: Vec<(String, Option<(Type, String)>)> = first
+            .args
+            .iter()
+            .map(|(name, ..)| {
+                let found = agreeing.iter().find_map(|c| {
+                    c.args
+                        .iter()
+                        .find(|(n, ty, _)| n == name && *ty != Type::Error)
+                        .map(|(_, ty, _)| (ty.clone(), c.step.clone()))
+                });
+                (name.clone(), found)
+            })
+            .collect();
+        for caller in &callers {
+            if names(caller) != expected {
                 self.error(
                     format!(
-                        "`{}` is built with different arguments by different steps: ({}) here, ({}) elsewhere",
+                        "`{}` is built with arguments ({}) here, but ({}) {}",
                         message.full_name(),
-                        a.join(", "),
-                        b.join(", ")
+                        names(caller).join(", "),
+                        expected.join(", "),
+                        where_built(&first.step)
                     ),
-                    span.clone(),
+                    caller.span.clone(),
                 );
                 continue;
             }
-            for (name, ty) in &args {
-                if let Some((_, first_ty)) = first.iter().find(|(n, _)| n == name)
-                    && first_ty != ty
+            for (name, ty, span) in &caller.args {
+                if let Some((_, Some((reference_ty, step)))) =
+                    reference.iter().find(|(n, _)| n == name)
+                    && ty != reference_ty
                     && *ty != Type::Error
-                    && *first_ty != Type::Error
                 {
-                    self.error(
+                    self.error_hint(
                         format!(
-                            "argument `{name}` of `{}` is {} here but {} in another step",
+                            "argument `{name}` of `{}` is {ty} here, but {reference_ty} {}",
                             message.full_name(),
-                            ty,
-                            first_ty
+                            where_built(step)
                         ),
                         span.clone(),
+                        "every step building a message passes each argument with one type",
                     );
                 }
             }
         }
-        first
+        let mut args = Vec::new();
+        for (name, found) in reference {
+            match found {
+                Some((ty, _)) => args.push((name, ty)),
+                None => {
+                    self.failed_args.insert(name);
+                }
+            }
+        }
+        args
     }
 
     fn step_body(
@@ -735,8 +832,12 @@ impl<'a> Resolver<'a> {
                 ))
             }
             [] => {
+                let message = match ctx.all_names.get(ctx.index) {
+                    Some(name) if !name.is_empty() => format!("step `{name}` computes nothing"),
+                    _ => "this step computes nothing".to_owned(),
+                };
                 self.error_hint(
-                    "this step computes nothing",
+                    message,
                     Self::value_span(ctx.site, base).0,
                     "give it one of `by`, `call`, `message`, `map` or `validation`",
                 );
@@ -755,8 +856,16 @@ impl<'a> Resolver<'a> {
         reads: &mut HashSet<String>,
     ) -> Option<CallPlan> {
         let method_name = get_str(call, "method");
-        let method_span = Self::value_span(ctx.site, &with(path, "method")).0;
-        let method = self.find_method(&method_name, method_span.clone())?;
+        if method_name.is_empty() {
+            self.error_hint(
+                "a `call` needs a `method`",
+                Self::value_span(ctx.site, path).0,
+                "name the downstream method as `package.Service/Method`",
+            );
+            return None;
+        }
+        let (method_span, method_value) = Self::value_span(ctx.site, &with(path, "method"));
+        let method = self.find_method(&method_name, method_span, method_value)?;
         let timeout_text = get_str(call, "timeout");
         let timeout = if timeout_text.is_empty() {
             None
@@ -791,7 +900,11 @@ impl<'a> Resolver<'a> {
                 continue;
             };
             if !seen.insert(name.clone()) {
-                self.error(format!("request field `{name}` is set twice"), name_span);
+                self.error_hint(
+                    format!("request field `{name}` is set twice"),
+                    name_span,
+                    "set each request field once",
+                );
                 continue;
             }
             let text = get_str(field_rule, "by");
@@ -817,15 +930,30 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn find_method(&mut self, name: &str, span: Option<Span>) -> Option<MethodDescriptor> {
+    fn find_method(
+        &mut self,
+        name: &str,
+        span: Option<Span>,
+        value: Option<ValueSpan>,
+    ) -> Option<MethodDescriptor> {
         let Some((service_name, method_name)) = name.split_once('/') else {
-            self.error_hint(
-                format!("`{name}` is not a method reference"),
-                span,
-                "write it as `package.Service/Method`, such as `demo.users.v1.UserService/GetUser`",
-            );
+            // `pkg.Service.Method` for `pkg.Service/Method` is the likely slip.
+            let slashed = name.rsplit_once('.').and_then(|(service, method)| {
+                let found = self.loaded.pool.get_service_by_name(service)?;
+                found
+                    .methods()
+                    .any(|m| m.name() == method)
+                    .then(|| format!("{service}/{method}"))
+            });
+            let hint = match slashed {
+                Some(fixed) => format!("a `/` separates the service from the method: `{fixed}`"),
+                None => "write it as `package.Service/Method`, such as `demo.users.v1.UserService/GetUser`".to_owned(),
+            };
+            self.error_hint(format!("`{name}` is not a method reference"), span, hint);
             return None;
         };
+        let service_span = sub_span(&span, &value, 0..service_name.len());
+        let method_span = sub_span(&span, &value, service_name.len() + 1..name.len());
         let Some(service) = self.loaded.pool.get_service_by_name(service_name) else {
             let services: Vec<String> = self
                 .loaded
@@ -837,17 +965,21 @@ impl<'a> Resolver<'a> {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "is the proto that defines it imported?".to_owned(),
             };
-            self.error_hint(format!("unknown service `{service_name}`"), span, hint);
+            self.error_hint(
+                format!("unknown service `{service_name}`"),
+                service_span,
+                hint,
+            );
             return None;
         };
         let Some(method) = service.methods().find(|m| m.name() == method_name) else {
             let methods: Vec<String> = service.methods().map(|m| m.name().to_owned()).collect();
             let message = format!("no method `{method_name}` on `{service_name}`");
             match suggest(method_name, &methods) {
-                Some(s) => self.error_hint(message, span, format!("did you mean `{s}`?")),
+                Some(s) => self.error_hint(message, method_span, format!("did you mean `{s}`?")),
                 None => self.error_hint(
                     message,
-                    span,
+                    method_span,
                     format!("its methods are: {}", methods.join(", ")),
                 ),
             }
@@ -874,11 +1006,11 @@ impl<'a> Resolver<'a> {
         let name = get_str(m, "name");
         let span = Self::value_span(ctx.site, &with(path, "name")).0;
         let Some(target) = self.find_message(&name, ctx.message) else {
-            self.error_hint(
-                format!("unknown message `{name}`"),
-                span,
-                "name a message of this package, or give its full name",
-            );
+            let hint = match self.suggest_message(&name, ctx.message) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "name a message of this package, or give its full name".to_owned(),
+            };
+            self.error_hint(format!("unknown message `{name}`"), span, hint);
             return None;
         };
         if !self.has_rules(&target) {
@@ -893,37 +1025,58 @@ impl<'a> Resolver<'a> {
         }
         let mut args = Vec::new();
         let mut types = Vec::new();
+        let mut arg_idents: HashMap<String, String> = HashMap::new();
         for (j, arg) in list(m, "args").iter().enumerate() {
             let Some(arg) = arg.as_message() else {
                 continue;
             };
             let arg_path = with_index(path, "args", j);
             let arg_name = get_str(arg, "name");
-            if !is_identifier(&arg_name) {
-                self.error(
-                    format!("`{arg_name}` is not a valid argument name"),
-                    Self::value_span(ctx.site, &with(&arg_path, "name")).0,
-                );
+            let arg_span = Self::value_span(ctx.site, &with(&arg_path, "name")).0;
+            if let Err((message, hint)) = check_name(&arg_name, "argument", &[]) {
+                self.error_hint(message, arg_span, hint);
+                continue;
+            }
+            if let Some(other) = arg_idents.insert(step_ident(&arg_name), arg_name.clone()) {
+                let message = if other == arg_name {
+                    format!("argument `{arg_name}` is passed twice")
+                } else {
+                    format!(
+                        "arguments `{other}` and `{arg_name}` are the same Rust identifier `{}`",
+                        step_ident(&arg_name)
+                    )
+                };
+                self.error(message, arg_span);
                 continue;
             }
             let text = get_str(arg, "by");
-            if let Some(e) = self.expression(
+            let by_path = with(&arg_path, "by");
+            let by_span = Self::value_span(ctx.site, &by_path).0;
+            match self.expression(
                 ctx,
                 scope,
-                &with(&arg_path, "by"),
+                &by_path,
                 &text,
                 reads,
                 None,
                 "an argument's `by`",
             ) {
-                types.push((arg_name.clone(), e.checked.ty.clone()));
-                args.push((arg_name, e));
+                Some(e) => {
+                    types.push((arg_name.clone(), e.checked.ty.clone(), by_span));
+                    args.push((arg_name, e));
+                }
+                None => types.push((arg_name, Type::Error, by_span)),
             }
         }
+        let step = ctx.all_names.get(ctx.index).cloned().unwrap_or_default();
         self.callers
             .entry(target.full_name().to_owned())
             .or_default()
-            .push((types, span));
+            .push(CallerArgs {
+                args: types,
+                span,
+                step,
+            });
         Some(MessageCall { target, args })
     }
 
@@ -944,10 +1097,11 @@ impl<'a> Resolver<'a> {
         };
         let iter_path = with(path, "iterator");
         let name = get_str(&iterator, "name");
-        if !is_identifier(&name) {
-            self.error(
-                format!("`{name}` is not a valid iterator name"),
+        if let Err((message, hint)) = check_name(&name, "iterator", RESERVED_NAMES) {
+            self.error_hint(
+                message,
                 Self::value_span(ctx.site, &with(&iter_path, "name")).0,
+                hint,
             );
             return None;
         }
@@ -965,10 +1119,31 @@ impl<'a> Resolver<'a> {
             Type::List(element) => (**element).clone(),
             Type::Error => Type::Error,
             other => {
-                self.error(
-                    format!("an iterator's `src` must be a list, found {other}"),
-                    Self::value_span(ctx.site, &with(&iter_path, "src")).0,
-                );
+                let lists: Vec<String> = match other {
+                    Type::Message(name) => self
+                        .loaded
+                        .pool
+                        .get_message_by_name(name)
+                        .map(|m| {
+                            m.fields()
+                                .filter(|f| f.is_list())
+                                .map(|f| format!("`{}.{}`", src_text.trim(), f.name()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let message = format!("an iterator's `src` must be a list, found {other}");
+                let span = Self::value_span(ctx.site, &with(&iter_path, "src")).0;
+                match lists.as_slice() {
+                    [] => self.error(message, span),
+                    [one] => self.error_hint(message, span, format!("did you mean {one}?")),
+                    _ => self.error_hint(
+                        message,
+                        span,
+                        format!("iterate over one of its lists: {}", lists.join(", ")),
+                    ),
+                }
                 return None;
             }
         };
@@ -1021,6 +1196,26 @@ impl<'a> Resolver<'a> {
         })
     }
 
+    /// A message by name, or the closest name to suggest: messages of `from`'s package by
+    /// their relative name, others by their full name.
+    fn suggest_message(&self, name: &str, from: &MessageDescriptor) -> Option<String> {
+        let package = from.package_name();
+        let candidates: Vec<String> = self
+            .loaded
+            .pool
+            .all_messages()
+            .filter(|m| !m.is_map_entry())
+            .map(|m| {
+                let full = m.full_name();
+                match full.strip_prefix(package).and_then(|r| r.strip_prefix('.')) {
+                    Some(relative) if !package.is_empty() => relative.to_owned(),
+                    _ => full.to_owned(),
+                }
+            })
+            .collect();
+        suggest(name, &candidates)
+    }
+
     /// Parses and checks one expression; reports problems at their exact place.
     #[allow(clippy::too_many_arguments)]
     fn expression(
@@ -1049,12 +1244,7 @@ impl<'a> Resolver<'a> {
         what: &str,
         ctx: Option<&StepCtx<'_>>,
     ) -> Option<Expression> {
-        let at = |range: std::ops::Range<usize>| -> Option<Span> {
-            match (&span, &value) {
-                (Some(s), Some(v)) => Some(Span::new(&s.file, v.sub_range(range))),
-                (s, _) => s.clone(),
-            }
-        };
+        let at = |range: std::ops::Range<usize>| sub_span(&span, &value, range);
         if text.trim().is_empty() {
             self.error(format!("{what} is empty"), span.clone());
             return None;
@@ -1075,6 +1265,10 @@ impl<'a> Resolver<'a> {
         };
         let mut ok = true;
         for (name, range) in parsed.names() {
+            if name == "$" && self.failed_input {
+                ok = false;
+                continue;
+            }
             if scope.get(&name).is_some() {
                 reads.insert(name);
                 continue;
@@ -1089,7 +1283,14 @@ impl<'a> Resolver<'a> {
                             format!("move the step defining `{name}` above this one (steps may read only the steps above them)"),
                         );
                 ok = false;
+            } else if self.failed.contains(&name) {
+                // The step is in error, reported where it is; its value has no type to check.
+                ok = false;
             }
+        }
+        // An argument in error in every caller (reported there) has no type to check.
+        if !self.failed_args.is_empty() && reads_input_field(parsed.root(), &self.failed_args) {
+            ok = false;
         }
         if !ok {
             return None;
@@ -1113,7 +1314,7 @@ impl<'a> Resolver<'a> {
             }
             Err(errors) => {
                 for err in errors {
-                    let d = Diagnostic::error(err.message, at(err.span));
+                    let d = Diagnostic::error(readable(&err.message), at(err.span));
                     self.diagnostics.push(match err.hint {
                         Some(h) => d.with_hint(h),
                         None => d,
@@ -1135,12 +1336,39 @@ impl<'a> Resolver<'a> {
     ) {
         if let Err(problem) = binding_allowed(ty, field, target) {
             let (message, hint) = problem;
-            let d = Diagnostic::error(message, span);
+            let d = Diagnostic::error(readable(&message), span);
             self.diagnostics.push(match hint {
                 Some(h) => d.with_hint(h),
                 None => d,
             });
         }
+    }
+
+    /// Where the `by` of a field's rule lies: the string of `(mosaic.v1.field).by = "..."`
+    /// (`path` is that option's source path), or the `by` inside the aggregate form
+    /// `(mosaic.v1.field) = { by: "..." }`.
+    fn field_rule_span(
+        &self,
+        field: &FieldDescriptor,
+        path: &[i32],
+    ) -> (Option<Span>, Option<ValueSpan>) {
+        let file_name = field.parent_file().name().to_owned();
+        if let Some(site) = self.site(&file_name, path, false) {
+            return match option_value(&site.file.text, site.whole.start) {
+                Some(value) => (
+                    Some(Span::new(&site.file, value.range.clone())),
+                    Some(value),
+                ),
+                None => (Some(Span::new(&site.file, site.whole.clone())), None),
+            };
+        }
+        let aggregate = &path[..path.len().saturating_sub(1)];
+        let site = self.site(&file_name, aggregate, true);
+        if site.is_some() {
+            return Self::value_span(&site, &[("by".to_owned(), 0)]);
+        }
+        let site = self.site(&file_name, field.path(), false);
+        (Self::span_of_site(&site), None)
     }
 
     fn bind_fields(
@@ -1180,23 +1408,7 @@ impl<'a> Resolver<'a> {
                     .as_message()
                     .map(|m| get_str(m, "by"))
                     .unwrap_or_default();
-                let site = self.site(message.parent_file().name(), &path, false);
-                let (span, value) = match &site {
-                    Some(s) => {
-                        let value = string_literal(&s.file.text, s.whole.start).map(
-                            |(mut offsets, end)| {
-                                offsets.pop();
-                                offsets.push(end - 1);
-                                ValueSpan {
-                                    range: s.whole.clone(),
-                                    decoded_offsets: offsets,
-                                }
-                            },
-                        );
-                        (Some(Span::new(&s.file, s.whole.clone())), value)
-                    }
-                    None => (None, None),
-                };
+                let (span, value) = self.field_rule_span(&field, &path);
                 let mut reads = HashSet::new();
                 if let Some(e) = self.checked_expression(
                     scope,
@@ -1230,13 +1442,17 @@ impl<'a> Resolver<'a> {
                     } else {
                         let field_site =
                             self.site(message.parent_file().name(), field.path(), false);
-                        self.error(
+                        let step_name = steps[*step].name.clone().unwrap_or_default();
+                        self.error_hint(
                             format!(
-                                "autobind cannot fill field `{}`: the step's `{}` is {from_ty}, the field is {target}",
+                                "autobind cannot fill field `{}`, which is {}: `{step_name}.{}` is {}",
                                 field.name(),
-                                from.name()
+                                proto_type(&field),
+                                from.name(),
+                                proto_type(from),
                             ),
                             Self::span_of_site(&field_site),
+                            "bind it explicitly with `(mosaic.v1.field).by`",
                         );
                     }
                 }
@@ -1289,41 +1505,84 @@ pub fn binding_allowed(
     if *ty == Type::Error || ty == target {
         return Ok(());
     }
-    let describe = || {
-        (
-            format!(
-                "cannot store {ty} in field `{}`, which is {target}",
-                field.name()
-            ),
-            None,
-        )
+    let message = format!(
+        "cannot store {ty} in field `{}`, which is {}",
+        field.name(),
+        proto_type(field)
+    );
+    let numeric = |t: &Type| matches!(t, Type::Int | Type::Uint | Type::Double);
+    let hint = match (ty, target) {
+        (Type::Null, Type::Message(_)) if !field.is_list() => return Ok(()),
+        (Type::Int, Type::Enum(e)) => {
+            return Err((
+                format!("cannot store int in enum field `{}` ({e})", field.name()),
+                Some(
+                    "compare or convert enum values by name; bare numbers are not accepted"
+                        .to_owned(),
+                ),
+            ));
+        }
+        (Type::List(a), Type::List(b)) if **a == Type::Error || a == b => return Ok(()),
+        (Type::Message(_), Type::Message(_)) => Some(
+            "bind the fields one by one, or build the target message with a `message` step"
+                .to_owned(),
+        ),
+        (Type::List(a), Type::List(b))
+            if matches!(**a, Type::Message(_)) && matches!(**b, Type::Message(_)) =>
+        {
+            Some("build each element with a `map` step whose body is a `message`".to_owned())
+        }
+        (a, Type::List(b)) if a == &**b => {
+            Some("a repeated field takes a list: `[...]`".to_owned())
+        }
+        (a, b) if numeric(a) && numeric(b) => Some(format!("convert it with `{b}(...)`")),
+        (a, Type::String) if numeric(a) => Some("convert it with `string(...)`".to_owned()),
+        _ => None,
     };
-    match (ty, target) {
-        (Type::Null, Type::Message(_)) if !field.is_list() => Ok(()),
-        (Type::Int, Type::Enum(e)) => Err((
-            format!("cannot store int in enum field `{}` ({e})", field.name()),
-            Some(
-                "compare or convert enum values by name; bare numbers are not accepted".to_owned(),
-            ),
-        )),
-        (Type::List(a), Type::List(b)) if **a == Type::Error || a == b => Ok(()),
-        (Type::Message(a), Type::Message(b)) => Err((
-            format!(
-                "cannot store `{a}` in field `{}`, which is `{b}`",
-                field.name()
-            ),
-            Some(
-                "bind the fields one by one, or build the target message with a `message` step"
-                    .to_owned(),
-            ),
-        )),
-        _ => Err(describe()),
+    Err((message, hint))
+}
+
+/// A field's type as written in the proto: `int64`, `repeated string`, `map<string, int32>`,
+/// `` `demo.users.v1.User` ``.
+fn proto_type(field: &FieldDescriptor) -> String {
+    fn kind_name(kind: &Kind) -> String {
+        match kind {
+            Kind::Double => "double".to_owned(),
+            Kind::Float => "float".to_owned(),
+            Kind::Int32 => "int32".to_owned(),
+            Kind::Int64 => "int64".to_owned(),
+            Kind::Uint32 => "uint32".to_owned(),
+            Kind::Uint64 => "uint64".to_owned(),
+            Kind::Sint32 => "sint32".to_owned(),
+            Kind::Sint64 => "sint64".to_owned(),
+            Kind::Fixed32 => "fixed32".to_owned(),
+            Kind::Fixed64 => "fixed64".to_owned(),
+            Kind::Sfixed32 => "sfixed32".to_owned(),
+            Kind::Sfixed64 => "sfixed64".to_owned(),
+            Kind::Bool => "bool".to_owned(),
+            Kind::String => "string".to_owned(),
+            Kind::Bytes => "bytes".to_owned(),
+            Kind::Message(m) => format!("`{}`", m.full_name()),
+            Kind::Enum(e) => format!("`{}`", e.full_name()),
+        }
+    }
+    match field.kind() {
+        Kind::Message(entry) if field.is_map() => format!(
+            "map<{}, {}>",
+            kind_name(&entry.map_entry_key_field().kind()),
+            kind_name(&entry.map_entry_value_field().kind())
+        ),
+        kind if field.is_list() => format!("repeated {}", kind_name(&kind)),
+        kind => kind_name(&kind),
     }
 }
 
 /// Parses `800ms`, `2s`, `1.5s`, `1m`, `100us`, `10ns`, `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err("must be more than zero and at most a year".to_owned());
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| "missing a unit".to_owned())?;
@@ -1384,12 +1643,91 @@ pub fn step_ident(name: &str) -> String {
     crate::schema::rust_field_ident(name)
 }
 
+/// Names the generated code gives its own values, in scope wherever steps and iterators are.
+const RESERVED_NAMES: &[&str] = &["input", "call", "downstreams"];
+
+/// Why `name` cannot name a step, an iterator or (with `reserved` empty) an argument: it must
+/// be an identifier whose Rust form is one too, and not one the generated code uses itself.
+fn check_name(name: &str, what: &str, reserved: &[&str]) -> Result<(), (String, String)> {
+    let ident = step_ident(name);
+    let bare = ident.strip_prefix("r#").unwrap_or(&ident);
+    if !is_identifier(name) || !is_identifier(bare) {
+        return Err((
+            format!("`{name}` is not a valid {what} name"),
+            "use letters, digits and `_`, starting with a letter".to_owned(),
+        ));
+    }
+    if reserved.contains(&bare) || bare.starts_with("unnamed_step_") {
+        let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        return Err((
+            format!(
+                "`{name}` cannot name {article} {what}: the generated code uses `{bare}` itself"
+            ),
+            format!("rename the {what}"),
+        ));
+    }
+    Ok(())
+}
+
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The span of bytes `decoded` of a string value, or the whole value when they cannot be
+/// mapped.
+fn sub_span(
+    span: &Option<Span>,
+    value: &Option<ValueSpan>,
+    decoded: std::ops::Range<usize>,
+) -> Option<Span> {
+    match (span, value) {
+        (Some(s), Some(v)) => Some(Span::new(&s.file, v.sub_range(decoded))),
+        (s, _) => s.clone(),
+    }
+}
+
+/// `message` with the synthetic argument messages of the schema (`` `pkg.Msg#args` ``) named
+/// as users know them (`` the arguments of `pkg.Msg` ``).
+fn readable(message: &str) -> String {
+    let marker = format!("{ARGS_SUFFIX}`");
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(end) = rest.find(&marker) {
+        match rest[..end].rfind('`') {
+            Some(start) if start + 1 < end => {
+                out.push_str(&rest[..start]);
+                out.push_str("the arguments of `");
+                out.push_str(&rest[start + 1..end]);
+                out.push('`');
+            }
+            _ => out.push_str(&rest[..end + marker.len()]),
+        }
+        rest = &rest[end + marker.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `node` reads `$.<name>` for one of `names`.
+fn reads_input_field(node: &expr::Node, names: &HashSet<String>) -> bool {
+    if let expr::NodeKind::Select { operand, field } = &node.kind
+        && matches!(&operand.kind, expr::NodeKind::Name(ident) if ident.name == "$")
+        && names.contains(&field.name)
+    {
+        return true;
+    }
+    node.kind
+        .children()
+        .into_iter()
+        .any(|child| reads_input_field(child, names))
 }
 
 fn with(base: &[PathSegment], name: &str) -> Vec<PathSegment> {
@@ -1464,6 +1802,16 @@ mod tests {
                 .contains("missing a number")
         );
         assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn argument_messages_read_as_arguments() {
+        assert_eq!(
+            readable("no field `x` on `a.B#args`; `c.D#args` too"),
+            "no field `x` on the arguments of `a.B`; the arguments of `c.D` too"
+        );
+        assert_eq!(readable("no `#args` here"), "no `#args` here");
+        assert_eq!(readable("plain #args`"), "plain #args`");
     }
 
     #[test]

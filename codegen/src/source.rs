@@ -143,6 +143,18 @@ impl OptionTree {
     }
 }
 
+/// The scalar value of the option statement starting at `statement_start`, such as the
+/// string of `(mosaic.v1.field).by = "a.b"` (adjacent literals joined, as in text format).
+/// `None` when the value is not a scalar (an aggregate `{ ... }`) or cannot be found.
+pub fn option_value(text: &str, statement_start: usize) -> Option<ValueSpan> {
+    let mut lexer = Lexer::new(text, statement_start);
+    while !matches!(lexer.next()?, Token::Punct(b'=')) {}
+    match lexer.next()? {
+        Token::Punct(_) => None,
+        token => Some(lexer.finish_value(token)),
+    }
+}
+
 /// Decodes one string literal token starting at `start` (at its quote), returning its decoded
 /// bytes' source offsets and the end of the literal.
 pub fn string_literal(text: &str, start: usize) -> Option<(Vec<usize>, usize)> {
@@ -363,6 +375,21 @@ mod tests {
         let span = tree.value(&path(&[("by", 0)])).unwrap();
         // Decoded: a " b space + space c  → `c` is decoded byte 6.
         assert_eq!(&text[span.sub_range(6..7)], "c");
+    }
+
+    #[test]
+    fn finds_the_value_of_a_scalar_option() {
+        let text = "  int64 x = 1 [(mosaic.v1.field).by = \"a\"\n    \" + b\"];";
+        let start = text.find('(').unwrap();
+        let value = option_value(text, start).unwrap();
+        assert_eq!(&text[value.range.clone()], "\"a\"\n    \" + b\"");
+        // Decoded "a + b": byte 4 (`b`) lies in the second literal.
+        assert_eq!(&text[value.sub_range(4..5)], "b");
+        let aggregate = "[(mosaic.v1.field) = { by: \"a\" }]";
+        assert!(option_value(aggregate, 1).is_none());
+        for end in 0..=text.len() {
+            let _ = option_value(&text[..end], start.min(end));
+        }
     }
 
     #[test]
