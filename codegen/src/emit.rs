@@ -511,7 +511,7 @@ fn input_expr_type(plan: &MessagePlan) -> Type {
 fn step_var(plan: &MessagePlan, index: usize) -> proc_macro2::Ident {
     match &plan.steps[index].name {
         Some(name) => format_ident!("{}", step_ident(name)),
-        None => format_ident!("unnamed_step_{index}"),
+        None => format_ident!("mosaic_step_{index}"),
     }
 }
 
@@ -719,9 +719,10 @@ fn emit_map(
         MapBody::Message(m) => emit_message_call(m, &inner, schema, paths),
     };
     quote! {
-        let items: &::std::vec::Vec<_> = #src;
+        // `mosaic_` names are reserved: no step or iterator can shadow them.
+        let mosaic_items: &::std::vec::Vec<_> = #src;
         let downstreams = &downstreams;
-        #c::map_ordered(items.iter(), #c::DEFAULT_MAP_CONCURRENCY, move |#iterator| async move {
+        #c::map_ordered(mosaic_items.iter(), #c::DEFAULT_MAP_CONCURRENCY, move |#iterator| async move {
             #per_element
         })
         .await
@@ -737,6 +738,19 @@ fn store_expression(
     schema: &PoolSchema,
     paths: &Paths,
 ) -> TokenStream {
+    // A message field read from a message field keeps its presence (unset stays unset).
+    if !field.is_list()
+        && !field.is_map()
+        && matches!(field.kind(), Kind::Message(_))
+        && let Some(value) =
+            expr::emit_optional_message(&e.checked, scope, &EmitSchema { schema, paths })
+    {
+        return if is_boxed_field(field) {
+            quote!(#value.map(::std::boxed::Box::new))
+        } else {
+            value
+        };
+    }
     if !field.is_list()
         && !field.is_map()
         && let Some(target) = scalar_of_kind(&field.kind())
@@ -794,6 +808,9 @@ fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> TokenStream 
     if matches!(kind, Kind::Message(_)) {
         return match ty {
             Type::Null => quote!(::core::option::Option::None),
+            _ if is_boxed_field(field) => {
+                quote!(::core::option::Option::Some(::std::boxed::Box::new(#value)))
+            }
             _ => quote!(::core::option::Option::Some(#value)),
         };
     }
@@ -803,6 +820,14 @@ fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> TokenStream 
     } else {
         converted
     }
+}
+
+/// Whether prost stores `field` boxed (a recursive message).
+fn is_boxed_field(field: &FieldDescriptor) -> bool {
+    matches!(
+        crate::schema::field_info(field).cardinality,
+        expr::Cardinality::BoxedMessage
+    )
 }
 
 fn ty_scalar(ty: &Type) -> Option<Type> {

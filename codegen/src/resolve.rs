@@ -1657,7 +1657,7 @@ fn check_name(name: &str, what: &str, reserved: &[&str]) -> Result<(), (String, 
             "use letters, digits and `_`, starting with a letter".to_owned(),
         ));
     }
-    if reserved.contains(&bare) || bare.starts_with("unnamed_step_") {
+    if reserved.contains(&bare) || bare.starts_with("mosaic_") {
         let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
             "an"
         } else {

@@ -157,10 +157,10 @@ async fn resolve_review_page(
             let input = &*input;
             let rs = rs.await?;
             let rs = &*rs;
-            let items: &::std::vec::Vec<_> = &rs.reviews;
+            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
             let downstreams = &downstreams;
             ::mosaic_gateway::compose::map_ordered(
-                    items.iter(),
+                    mosaic_items.iter(),
                     ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
                     move |r| async move {
                         let args = ReviewCardArgs {
@@ -221,10 +221,10 @@ async fn resolve_review_page(
             let input = &*input;
             let rs = rs.await?;
             let rs = &*rs;
-            let items: &::std::vec::Vec<_> = &rs.reviews;
+            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
             let downstreams = &downstreams;
             ::mosaic_gateway::compose::map_ordered(
-                    items.iter(),
+                    mosaic_items.iter(),
                     ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
                     move |r| async move { ::core::result::Result::Ok(r.title.clone()) },
                 )

@@ -237,10 +237,10 @@ async fn resolve_product_page(
             let input = &*input;
             let rs = rs.await?;
             let rs = &*rs;
-            let items: &::std::vec::Vec<_> = &rs.reviews;
+            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
             let downstreams = &downstreams;
             ::mosaic_gateway::compose::map_ordered(
-                    items.iter(),
+                    mosaic_items.iter(),
                     ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
                     move |r| async move {
                         let args = ReviewCardArgs {
@@ -287,9 +287,7 @@ async fn resolve_product_page(
     let summary = &*summary;
     let input = &*input;
     ::core::result::Result::Ok(ProductPage {
-        product: ::core::option::Option::Some(
-            ::mosaic_gateway::compose::cel::or_default(&p.product).clone(),
-        ),
+        product: p.product.clone(),
         available: stock.available,
         in_stock: stock.available > 0i64,
         reviews: cards.clone(),
@@ -464,10 +462,10 @@ async fn resolve_user_profile(
             let input = &*input;
             let rs = rs.await?;
             let rs = &*rs;
-            let items: &::std::vec::Vec<_> = &rs.reviews;
+            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
             let downstreams = &downstreams;
             ::mosaic_gateway::compose::map_ordered(
-                    items.iter(),
+                    mosaic_items.iter(),
                     ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
                     move |r| async move {
                         let args = ProfileReviewArgs {
@@ -490,9 +488,7 @@ async fn resolve_user_profile(
     let items = &*items;
     let input = &*input;
     ::core::result::Result::Ok(UserProfile {
-        user: ::core::option::Option::Some(
-            ::mosaic_gateway::compose::cel::or_default(&u.user).clone(),
-        ),
+        user: u.user.clone(),
         recent_reviews: items.clone(),
         review_count: rs.total_count,
     })

@@ -19,6 +19,21 @@ impl Emitter<'_> {
         (out.at(Prec::Atom), temporary)
     }
 
+    /// `Option<M>` for a singular message field, keeping whether it is set.
+    pub(super) fn optional_message(
+        &self,
+        operand: &Typed,
+        field: &FieldInfo,
+    ) -> Option<TokenStream> {
+        let ident = rust_ident(&field.rust_ident)?;
+        let (base, _) = self.base(operand);
+        match field.cardinality {
+            Cardinality::Message => Some(quote!(#base.#ident.clone())),
+            Cardinality::BoxedMessage => Some(quote!(#base.#ident.as_deref().cloned())),
+            _ => None,
+        }
+    }
+
     pub(super) fn field(&self, operand: &Typed, field: &FieldInfo) -> Out {
         let (base, temporary) = self.base(operand);
         let cel = cel();

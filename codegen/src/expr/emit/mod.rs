@@ -125,6 +125,22 @@ pub fn emit_narrow(
     }
 }
 
+/// Emits a read of a singular message field *with its presence*: an expression of type
+/// `Option<M>` (`None` when the field is unset), for binding to a message field of the same
+/// type without turning an unset field into a default-valued one. `None` when the expression
+/// is not a plain read of such a field.
+pub fn emit_optional_message(
+    checked: &Checked,
+    scope: &Scope,
+    schema: &dyn Schema,
+) -> Option<TokenStream> {
+    let TypedKind::Field { operand, field } = &checked.root.kind else {
+        return None;
+    };
+    let emitter = Emitter::new(checked, scope, schema);
+    emitter.optional_message(operand, field)
+}
+
 /// How an emitted subexpression holds its value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Form {
