@@ -186,9 +186,7 @@ pub fn render_all(diagnostics: &[Diagnostic]) -> String {
     }
     let count = diagnostics.len();
     let noun = if count == 1 { "error" } else { "errors" };
-    out.push_str(&format!(
-        "mosaic-codegen: {count} {noun} in the composition rules\n"
-    ));
+    out.push_str(&format!("mosaic-codegen: {count} {noun}\n"));
     out
 }
 

@@ -17,7 +17,7 @@ use protox::file::{
     ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
 };
 
-use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::diagnostic::{Diagnostic, SourceFile, Span};
 
 /// The protos built into the generator, by import name.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -81,7 +81,20 @@ pub fn load(protos: &[PathBuf], includes: &[PathBuf]) -> Result<Loaded, Vec<Diag
     let mut roots = Vec::new();
     for proto in protos {
         if let Err(err) = compiler.open_file(proto) {
-            return Err(vec![protox_diagnostic(&err)]);
+            let mut recorded = match sources.lock() {
+                Ok(map) => map.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            // A file that failed to parse never reached the recorder; read it again.
+            if let Some(name) = err.file()
+                && !recorded.contains_key(name)
+                && let Some(text) = includes
+                    .iter()
+                    .find_map(|dir| std::fs::read_to_string(dir.join(name)).ok())
+            {
+                recorded.insert(name.to_owned(), text);
+            }
+            return Err(vec![protox_diagnostic(&err, &recorded)]);
         }
     }
     for file in compiler.files() {
@@ -108,9 +121,49 @@ pub fn load(protos: &[PathBuf], includes: &[PathBuf]) -> Result<Loaded, Vec<Diag
     })
 }
 
-fn protox_diagnostic(err: &protox::Error) -> Diagnostic {
-    // protox's message already carries `file:line:col` for syntax and linking errors.
-    Diagnostic::error(err.to_string(), None)
+/// A protox error (syntax, linking, a missing import) as a diagnostic pointing at its place:
+/// protox exposes the place as a `miette` label on the file it names.
+fn protox_diagnostic(err: &protox::Error, sources: &HashMap<String, String>) -> Diagnostic {
+    use miette::Diagnostic as _;
+    let span = err.file().and_then(|name| {
+        let text = sources.get(name)?;
+        // Parse errors carry their place on the first related error.
+        let label = err
+            .labels()
+            .and_then(|mut labels| labels.next())
+            .or_else(|| {
+                err.related()?
+                    .find_map(|related| related.labels().and_then(|mut labels| labels.next()))
+            })?;
+        let file = SourceFile::new(name, text.clone());
+        let start = label.offset().min(text.len());
+        let end = (start + label.len()).min(text.len());
+        Some(Span::new(&file, start..end))
+    });
+    // protox puts the precise cause of some errors (a misspelled option field) in a nested
+    // error or a related diagnostic; keep it, since the caller sees only the message.
+    let mut message = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = inner.source();
+    }
+    if let Some(related) = err.related() {
+        for inner in related {
+            let text = inner.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+        }
+    }
+    // Without a position, keep the file name in the message.
+    if let (None, Some(file)) = (&span, err.file()) {
+        message = format!("{file}: {message}");
+    }
+    Diagnostic::error(message, span)
 }
 
 /// Serves the built-in protos.
