@@ -49,10 +49,9 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
     by_package
         .into_iter()
         .map(|(package, items)| {
-            let file = quote! {
-                #(#items)*
-            };
-            (package, format(file))
+            // Items formatted one by one, so a blank line separates them.
+            let body: Vec<String> = items.into_iter().map(format_items).collect();
+            (package, format!("{HEADER}{}", body.join("\n")))
         })
         .collect()
 }
@@ -65,6 +64,30 @@ pub fn format(tokens: TokenStream) -> String {
         Err(_) => tokens.to_string(),
     };
     format!("{HEADER}{text}")
+}
+
+/// The leading comment of the element at `path` in `file`, as doc lines.
+fn proto_comments(file: prost_reflect::FileDescriptor, path: &[i32]) -> Vec<String> {
+    file.file_descriptor_proto()
+        .source_code_info
+        .as_ref()
+        .and_then(|info| info.location.iter().find(|l| l.path == path))
+        .and_then(|location| location.leading_comments.clone())
+        .map(|text| {
+            text.trim_end()
+                .lines()
+                .map(|line| format!(" {}", line.trim()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Formats the items of one message or service (without the header).
+fn format_items(tokens: TokenStream) -> String {
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => tokens.to_string(),
+    }
 }
 
 /// Paths to Rust items from one package's module.
@@ -206,6 +229,53 @@ fn emit_expr(
     expr::emit(checked, scope, &EmitSchema { schema, paths })
 }
 
+/// A duration as the most readable constructor: `from_millis(800)` rather than nanoseconds.
+fn duration_tokens(duration: std::time::Duration) -> TokenStream {
+    let c = compose();
+    let nanos = duration.as_nanos();
+    let (constructor, value) = if nanos.is_multiple_of(1_000_000_000) {
+        ("from_secs", nanos / 1_000_000_000)
+    } else if nanos.is_multiple_of(1_000_000) {
+        ("from_millis", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        ("from_micros", nanos / 1_000)
+    } else {
+        ("from_nanos", nanos)
+    };
+    let constructor = format_ident!("{constructor}");
+    let value = proc_macro2::Literal::u64_unsuffixed(u64::try_from(value).unwrap_or(u64::MAX));
+    quote!(#c::Duration::#constructor(#value))
+}
+
+/// A gRPC status code by name (`Code::OutOfRange`), as a person would write it.
+fn code_tokens(code: i32) -> TokenStream {
+    let c = compose();
+    let name = match code {
+        0 => "Ok",
+        1 => "Cancelled",
+        2 => "Unknown",
+        3 => "InvalidArgument",
+        4 => "DeadlineExceeded",
+        5 => "NotFound",
+        6 => "AlreadyExists",
+        7 => "PermissionDenied",
+        8 => "ResourceExhausted",
+        9 => "FailedPrecondition",
+        10 => "Aborted",
+        11 => "OutOfRange",
+        12 => "Unimplemented",
+        13 => "Internal",
+        14 => "Unavailable",
+        15 => "DataLoss",
+        16 => "Unauthenticated",
+        _ => {
+            return quote!(#c::Code::from_i32(#code));
+        }
+    };
+    let name = format_ident!("{name}");
+    quote!(#c::Code::#name)
+}
+
 fn compose() -> TokenStream {
     quote!(::mosaic_gateway::compose)
 }
@@ -233,8 +303,8 @@ fn emit_service(service: &EdgeService, model: &Model, paths: &Paths) -> TokenStr
         let full = format!("{}/{}", descriptor.full_name(), m.name());
         let timeout = match method.timeout {
             Some(t) => {
-                let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
-                quote!(::core::option::Option::Some(#c::Duration::from_nanos(#nanos)))
+                let duration = duration_tokens(t);
+                quote!(::core::option::Option::Some(#duration))
             }
             None => quote!(::core::option::Option::None),
         };
@@ -439,6 +509,11 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
         " Builds `{}` from its `mosaic.v1` rules.",
         descriptor.full_name()
     );
+    let comments = proto_comments(descriptor.parent_file(), descriptor.path());
+    let comments = (!comments.is_empty()).then(|| {
+        let lines = comments.iter().map(|line| quote!(#[doc = #line]));
+        quote!(#[doc = ""] #(#lines)*)
+    });
     let allowed = allowed_lints();
     let pre_check_block = (!pre_checks.is_empty()).then(|| {
         quote! {
@@ -452,6 +527,7 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
         #args_struct
 
         #[doc = #doc]
+        #comments
         #[allow(#(#allowed),*)]
         async fn #resolver(
             call: #c::EdgeCall,
@@ -613,10 +689,10 @@ fn emit_validation(
     let c = compose();
     let condition = emit_expr(&v.condition.checked, scope, schema, paths);
     let message = emit_expr(&v.message.checked, scope, schema, paths);
-    let code = v.code;
+    let code = code_tokens(v.code);
     quote! {
         if #condition {
-            return ::core::result::Result::Err(#c::Status::new(#c::Code::from_i32(#code), #message));
+            return ::core::result::Result::Err(#c::Status::new(#code, #message));
         }
     }
 }

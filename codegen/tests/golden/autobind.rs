@@ -114,6 +114,7 @@ async fn resolve_product_view(
         in_stock: stock.available > 0i64,
     })
 }
+
 /// The generated `golden.autobind.v1.Products` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
 #[derive(Clone, Debug)]
 pub struct ProductsComposer {

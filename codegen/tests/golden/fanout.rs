@@ -77,6 +77,7 @@ async fn resolve_review_card(
         ),
     })
 }
+
 /// Builds `golden.fanout.v1.ReviewPage` from its `mosaic.v1` rules.
 #[allow(
     unused_variables,
@@ -106,7 +107,7 @@ async fn resolve_review_page(
         if i64::from(input.limit) < 0i64 || i64::from(input.limit) > 50i64 {
             return ::core::result::Result::Err(
                 ::mosaic_gateway::compose::Status::new(
-                    ::mosaic_gateway::compose::Code::from_i32(11i32),
+                    ::mosaic_gateway::compose::Code::OutOfRange,
                     ::mosaic_gateway::compose::cel::concat(
                         "limit must be between 0 and 50, got ",
                         &::mosaic_gateway::compose::cel::string_from(
@@ -248,6 +249,7 @@ async fn resolve_review_page(
         average_rating: rs.average_rating,
     })
 }
+
 /// The generated `golden.fanout.v1.Reviews` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
 #[derive(Clone, Debug)]
 pub struct ReviewsComposer {

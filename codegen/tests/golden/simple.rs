@@ -77,6 +77,7 @@ async fn resolve_profile(
             ))?,
     })
 }
+
 /// The generated `golden.simple.v1.Profiles` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
 #[derive(Clone, Debug)]
 pub struct ProfilesComposer {
@@ -110,7 +111,7 @@ impl profiles_server::Profiles for ProfilesComposer {
             &request,
             "golden.simple.v1.Profiles/GetProfile",
             ::core::option::Option::Some(
-                ::mosaic_gateway::compose::Duration::from_nanos(500000000u64),
+                ::mosaic_gateway::compose::Duration::from_millis(500),
             ),
         );
         let input = ::mosaic_gateway::compose::Arc::new(request.into_inner());

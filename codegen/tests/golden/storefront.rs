@@ -73,6 +73,7 @@ async fn resolve_review_card(
         body: ::mosaic_gateway::compose::cel::or_default(&input.review).body.clone(),
     })
 }
+
 /// The arguments of `demo.storefront.v1.RatingSummary`, passed by the `message` steps that build it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RatingSummaryArgs {
@@ -111,6 +112,7 @@ async fn resolve_rating_summary(
         count: input.count,
     })
 }
+
 /// Builds `demo.storefront.v1.ProductPage` from its `mosaic.v1` rules.
 #[allow(
     unused_variables,
@@ -294,6 +296,7 @@ async fn resolve_product_page(
         rating: ::core::option::Option::Some(summary.clone()),
     })
 }
+
 /// The arguments of `demo.storefront.v1.ProfileReview`, passed by the `message` steps that build it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProfileReviewArgs {
@@ -367,6 +370,7 @@ async fn resolve_profile_review(
         rating: ::mosaic_gateway::compose::cel::or_default(&input.review).rating,
     })
 }
+
 /// Builds `demo.storefront.v1.UserProfile` from its `mosaic.v1` rules.
 #[allow(
     unused_variables,
@@ -493,6 +497,7 @@ async fn resolve_user_profile(
         review_count: rs.total_count,
     })
 }
+
 /// Builds `demo.storefront.v1.Availability` from its `mosaic.v1` rules.
 #[allow(
     unused_variables,
@@ -522,7 +527,7 @@ async fn resolve_availability(
         if i64::from(input.quantity) <= 0i64 {
             return ::core::result::Result::Err(
                 ::mosaic_gateway::compose::Status::new(
-                    ::mosaic_gateway::compose::Code::from_i32(3i32),
+                    ::mosaic_gateway::compose::Code::InvalidArgument,
                     ::std::string::String::from("quantity must be positive"),
                 ),
             );
@@ -530,7 +535,7 @@ async fn resolve_availability(
         if i64::from(input.quantity) > 1000i64 {
             return ::core::result::Result::Err(
                 ::mosaic_gateway::compose::Status::new(
-                    ::mosaic_gateway::compose::Code::from_i32(11i32),
+                    ::mosaic_gateway::compose::Code::OutOfRange,
                     ::std::string::String::from(
                         "at most 1000 items can be ordered at once",
                     ),
@@ -628,6 +633,7 @@ async fn resolve_availability(
         },
     })
 }
+
 /// The generated `demo.storefront.v1.Storefront` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
 #[derive(Clone, Debug)]
 pub struct StorefrontComposer {
@@ -664,7 +670,7 @@ impl storefront_server::Storefront for StorefrontComposer {
             &request,
             "demo.storefront.v1.Storefront/GetProductPage",
             ::core::option::Option::Some(
-                ::mosaic_gateway::compose::Duration::from_nanos(800000000u64),
+                ::mosaic_gateway::compose::Duration::from_millis(800),
             ),
         );
         let input = ::mosaic_gateway::compose::Arc::new(request.into_inner());
@@ -682,7 +688,7 @@ impl storefront_server::Storefront for StorefrontComposer {
             &request,
             "demo.storefront.v1.Storefront/GetUserProfile",
             ::core::option::Option::Some(
-                ::mosaic_gateway::compose::Duration::from_nanos(800000000u64),
+                ::mosaic_gateway::compose::Duration::from_millis(800),
             ),
         );
         let input = ::mosaic_gateway::compose::Arc::new(request.into_inner());
@@ -700,7 +706,7 @@ impl storefront_server::Storefront for StorefrontComposer {
             &request,
             "demo.storefront.v1.Storefront/CheckAvailability",
             ::core::option::Option::Some(
-                ::mosaic_gateway::compose::Duration::from_nanos(500000000u64),
+                ::mosaic_gateway::compose::Duration::from_millis(500),
             ),
         );
         let input = ::mosaic_gateway::compose::Arc::new(request.into_inner());
