@@ -439,6 +439,7 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
     let mut scope = expr::Scope::new();
     scope.insert("$", input_expr_type(plan), quote!(input));
     let prechecked = prechecked(plan);
+    let layout = Layout::of(plan, &prechecked);
     let mut step_tokens = Vec::new();
     let mut pre_checks = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
@@ -453,13 +454,25 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
             StepBody::Validation(_) => quote!(()),
             _ => rust_type(&step.ty, schema, paths),
         };
-        let body = emit_step_body(plan, index, &prechecked, &scope, schema, paths);
-        let captures = captures(plan, index, &prechecked);
-        step_tokens.push(quote! {
-            let #ident: #c::Step<#value_type> = #c::step({
-                #captures
-                async move { #body }
-            });
+        let body = emit_step_body(plan, index, &layout, &scope, schema, paths);
+        let captures = captures(plan, index, &layout);
+        step_tokens.push(if layout.spawned[index] {
+            quote! {
+                let #ident: #c::Step<#value_type> = #c::step({
+                    #captures
+                    async move { #body }
+                });
+            }
+        } else {
+            quote! {
+                let #ident = {
+                    #captures
+                    async move {
+                        let value: #value_type = { #body }?;
+                        ::core::result::Result::<_, #c::Status>::Ok(value)
+                    }
+                };
+            }
         });
         if let Some(name) = &step.name {
             let var = format_ident!("{}", step_ident(name));
@@ -467,31 +480,11 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
         }
     }
 
-    // Assemble the fields once every step is done.
-    let running: Vec<usize> = (0..plan.steps.len()).filter(|&i| !prechecked[i]).collect();
-    let all: Vec<_> = running.iter().map(|&i| step_var(plan, i)).collect();
-    let bound: Vec<TokenStream> = running
-        .iter()
-        .map(|&i| match &plan.steps[i].name {
-            Some(name) => {
-                let var = format_ident!("{}", step_ident(name));
-                quote!(#var)
-            }
-            None => quote!(_),
-        })
+    // Assemble the fields once every step they read (and every step nobody reads) is done.
+    let finals: Vec<usize> = (0..plan.steps.len())
+        .filter(|&i| layout.in_final[i])
         .collect();
-    let join = match all.len() {
-        0 => quote!(),
-        1 => {
-            let (var, binding) = (&all[0], &bound[0]);
-            quote!(let #binding = #var.await?;)
-        }
-        _ => quote!(let (#(#bound),*) = #c::try_join!(#(#all),*)?;),
-    };
-    let rebind = plan.steps.iter().filter_map(|step| {
-        let var = format_ident!("{}", step_ident(step.name.as_ref()?));
-        Some(quote!(let #var = &*#var;))
-    });
+    let join = await_all(plan, &finals, &layout);
     let fields = plan.fields.iter().map(|f| {
         let ident = format_ident!("{}", rust_field_ident(f.field.name()));
         let value = match &f.source {
@@ -537,7 +530,6 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
             #pre_check_block
             #(#step_tokens)*
             #join
-            #(#rebind)*
             let input = &*input;
             ::core::result::Result::Ok(#output {
                 #(#fields)*
@@ -618,11 +610,15 @@ fn live_reads<'a>(
         .filter(|&read| !prechecked[read])
 }
 
-fn captures(plan: &MessagePlan, index: usize, prechecked: &[bool]) -> TokenStream {
-    let reads = live_reads(plan, index, prechecked).map(|i| {
-        let var = step_var(plan, i);
-        quote!(let #var = #var.clone();)
-    });
+/// Clones moved into a step: the context, and the handles of the shared steps it reads
+/// (steps read only here are moved in whole).
+fn captures(plan: &MessagePlan, index: usize, layout: &Layout) -> TokenStream {
+    let reads = live_reads(plan, index, &layout.prechecked)
+        .filter(|&i| layout.spawned[i])
+        .map(|i| {
+            let var = step_var(plan, i);
+            quote!(let #var = #var.clone();)
+        });
     quote! {
         let downstreams = downstreams.clone();
         let input = input.clone();
@@ -630,26 +626,122 @@ fn captures(plan: &MessagePlan, index: usize, prechecked: &[bool]) -> TokenStrea
     }
 }
 
+/// Awaits `steps` together (so a failure ends the wait at once) and binds each named one by
+/// reference: `&*handle` for shared steps, `&value` for steps owned here.
+fn await_all(plan: &MessagePlan, steps: &[usize], layout: &Layout) -> TokenStream {
+    let c = compose();
+    let vars: Vec<_> = steps.iter().map(|&i| step_var(plan, i)).collect();
+    let bindings: Vec<TokenStream> = steps
+        .iter()
+        .map(|&i| match plan.steps[i].name {
+            Some(_) => {
+                let var = step_var(plan, i);
+                quote!(#var)
+            }
+            None => quote!(_),
+        })
+        .collect();
+    let wait = match vars.len() {
+        0 => return quote!(),
+        1 => {
+            let (var, binding) = (&vars[0], &bindings[0]);
+            if plan.steps[steps[0]].name.is_some() {
+                quote!(let #binding = #var.await?;)
+            } else {
+                quote!(#var.await?;)
+            }
+        }
+        _ => quote!(let (#(#bindings),*) = #c::try_join!(#(#vars),*)?;),
+    };
+    let rebind = steps.iter().filter_map(|&i| {
+        plan.steps[i].name.as_ref()?;
+        let var = step_var(plan, i);
+        Some(if layout.spawned[i] {
+            quote!(let #var = &*#var;)
+        } else {
+            quote!(let #var = &#var;)
+        })
+    });
+    quote! {
+        #wait
+        #(#rebind)*
+    }
+}
+
+/// How each step runs. A step with more than one reader (other steps, or the fields) is
+/// spawned as a shared [`Step`](mosaic_gateway) task; a step with one reader is a plain
+/// future owned by that reader, which awaits all its inputs together, so it still starts as
+/// soon as the resolver starts and the request still takes its critical path, without a task
+/// per step.
+struct Layout {
+    prechecked: Vec<bool>,
+    spawned: Vec<bool>,
+    in_final: Vec<bool>,
+}
+
+impl Layout {
+    fn of(plan: &MessagePlan, prechecked: &[bool]) -> Self {
+        let n = plan.steps.len();
+        let mut step_readers = vec![0usize; n];
+        for reader in 0..n {
+            if prechecked[reader] {
+                continue;
+            }
+            for read in live_reads(plan, reader, prechecked) {
+                step_readers[read] += 1;
+            }
+        }
+        let field_reads = fields_read(plan);
+        let in_final: Vec<bool> = (0..n)
+            .map(|i| !prechecked[i] && (field_reads[i] || step_readers[i] == 0))
+            .collect();
+        let spawned = (0..n)
+            .map(|i| step_readers[i] + usize::from(in_final[i]) > 1)
+            .collect();
+        Self {
+            prechecked: prechecked.to_vec(),
+            spawned,
+            in_final,
+        }
+    }
+}
+
+/// Which steps the fields read (through `by` expressions or autobind).
+fn fields_read(plan: &MessagePlan) -> Vec<bool> {
+    let mut read = vec![false; plan.steps.len()];
+    for field in &plan.fields {
+        match &field.source {
+            FieldSource::By(e) => {
+                let Ok(parsed) = expr::parse(&e.text) else {
+                    continue;
+                };
+                for (name, _) in parsed.names() {
+                    if let Some(i) = plan
+                        .steps
+                        .iter()
+                        .position(|step| step.name.as_deref() == Some(name.as_str()))
+                    {
+                        read[i] = true;
+                    }
+                }
+            }
+            FieldSource::Autobind { step, .. } => read[*step] = true,
+        }
+    }
+    read
+}
+
 fn emit_step_body(
     plan: &MessagePlan,
     index: usize,
-    prechecked: &[bool],
+    layout: &Layout,
     scope: &expr::Scope,
     schema: &PoolSchema,
     paths: &Paths,
 ) -> TokenStream {
     let step = &plan.steps[index];
-    let awaits = live_reads(plan, index, prechecked).map(|i| {
-        let var = step_var(plan, i);
-        if plan.steps[i].name.is_some() {
-            quote! {
-                let #var = #var.await?;
-                let #var = &*#var;
-            }
-        } else {
-            quote!(#var.await?;)
-        }
-    });
+    let reads: Vec<usize> = live_reads(plan, index, &layout.prechecked).collect();
+    let awaits = await_all(plan, &reads, layout);
     let guard = step.guard.as_ref().map(|g| {
         let condition = emit_expr(&g.checked, scope, schema, paths);
         quote! {
@@ -674,7 +766,7 @@ fn emit_step_body(
     };
     quote! {
         let input = &*input;
-        #(#awaits)*
+        #awaits
         #guard
         #body
     }

@@ -23,87 +23,88 @@ async fn resolve_product_view(
     downstreams: ::mosaic_gateway::compose::Downstreams,
     input: ::mosaic_gateway::compose::Arc<GetProductRequest>,
 ) -> ::core::result::Result<ProductView, ::mosaic_gateway::compose::Status> {
-    let p: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::catalog::v1::GetProductResponse,
-    > = ::mosaic_gateway::compose::step({
+    let p = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::catalog::v1::GetProductRequest {
-                id: input.product_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                downstreams.channel("demo.catalog.v1.CatalogService")?,
-            );
-            client
-                .get_product(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))
+            let value: super::super::super::demo::catalog::v1::GetProductResponse = {
+                let input = &*input;
+                let message = super::super::super::demo::catalog::v1::GetProductRequest {
+                    id: input.product_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                    downstreams.channel("demo.catalog.v1.CatalogService")?,
+                );
+                client
+                    .get_product(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
-    let product: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::catalog::v1::Product,
-    > = ::mosaic_gateway::compose::step({
-        let downstreams = downstreams.clone();
-        let input = input.clone();
-        let p = p.clone();
-        async move {
-            let input = &*input;
-            let p = p.await?;
-            let p = &*p;
-            ::core::result::Result::Ok(
-                ::mosaic_gateway::compose::cel::or_default(&p.product).clone(),
-            )
-        }
-    });
-    let stock: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::inventory::v1::Stock,
-    > = ::mosaic_gateway::compose::step({
+    };
+    let product = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::inventory::v1::GetStockRequest {
-                product_id: input.product_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "stock",
-                    "demo.inventory.v1.InventoryService/GetStock",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
-                downstreams.channel("demo.inventory.v1.InventoryService")?,
-            );
-            client
-                .get_stock(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "stock",
-                    "demo.inventory.v1.InventoryService/GetStock",
-                    status,
-                ))
+            let value: super::super::super::demo::catalog::v1::Product = {
+                let input = &*input;
+                let p = p.await?;
+                let p = &p;
+                ::core::result::Result::Ok(
+                    ::mosaic_gateway::compose::cel::or_default(&p.product).clone(),
+                )
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
-    let (p, product, stock) = ::mosaic_gateway::compose::try_join!(p, product, stock)?;
-    let p = &*p;
-    let product = &*product;
-    let stock = &*stock;
+    };
+    let stock = {
+        let downstreams = downstreams.clone();
+        let input = input.clone();
+        async move {
+            let value: super::super::super::demo::inventory::v1::Stock = {
+                let input = &*input;
+                let message = super::super::super::demo::inventory::v1::GetStockRequest {
+                    product_id: input.product_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "stock",
+                        "demo.inventory.v1.InventoryService/GetStock",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
+                    downstreams.channel("demo.inventory.v1.InventoryService")?,
+                );
+                client
+                    .get_stock(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "stock",
+                        "demo.inventory.v1.InventoryService/GetStock",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
+        }
+    };
+    let (product, stock) = ::mosaic_gateway::compose::try_join!(product, stock)?;
+    let product = &product;
+    let stock = &stock;
     let input = &*input;
     ::core::result::Result::Ok(ProductView {
         id: product.id.clone(),

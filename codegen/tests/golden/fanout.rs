@@ -29,39 +29,41 @@ async fn resolve_review_card(
     downstreams: ::mosaic_gateway::compose::Downstreams,
     input: ::mosaic_gateway::compose::Arc<ReviewCardArgs>,
 ) -> ::core::result::Result<ReviewCard, ::mosaic_gateway::compose::Status> {
-    let author: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::users::v1::GetUserResponse,
-    > = ::mosaic_gateway::compose::step({
+    let author = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::users::v1::GetUserRequest {
-                id: ::mosaic_gateway::compose::cel::or_default(&input.review).author_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "author",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                downstreams.channel("demo.users.v1.UserService")?,
-            );
-            client
-                .get_user(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "author",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))
+            let value: super::super::super::demo::users::v1::GetUserResponse = {
+                let input = &*input;
+                let message = super::super::super::demo::users::v1::GetUserRequest {
+                    id: ::mosaic_gateway::compose::cel::or_default(&input.review)
+                        .author_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "author",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                    downstreams.channel("demo.users.v1.UserService")?,
+                );
+                client
+                    .get_user(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "author",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let author = author.await?;
-    let author = &*author;
+    let author = &author;
     let input = &*input;
     ::core::result::Result::Ok(ReviewCard {
         author_name: ::mosaic_gateway::compose::cel::or_default(&author.user)
@@ -150,95 +152,104 @@ async fn resolve_review_page(
                 ))
         }
     });
-    let cards: ::mosaic_gateway::compose::Step<::std::vec::Vec<ReviewCard>> = ::mosaic_gateway::compose::step({
+    let cards = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         let rs = rs.clone();
         async move {
-            let input = &*input;
-            let rs = rs.await?;
-            let rs = &*rs;
-            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
-            let downstreams = &downstreams;
-            ::mosaic_gateway::compose::map_ordered(
-                    mosaic_items.iter(),
-                    ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
-                    move |r| async move {
-                        let args = ReviewCardArgs {
-                            review: ::core::option::Option::Some(r.clone()),
-                        };
-                        resolve_review_card(
-                                call,
-                                downstreams.clone(),
-                                ::mosaic_gateway::compose::Arc::new(args),
-                            )
-                            .await
-                    },
-                )
-                .await
+            let value: ::std::vec::Vec<ReviewCard> = {
+                let input = &*input;
+                let rs = rs.await?;
+                let rs = &*rs;
+                let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
+                let downstreams = &downstreams;
+                ::mosaic_gateway::compose::map_ordered(
+                        mosaic_items.iter(),
+                        ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
+                        move |r| async move {
+                            let args = ReviewCardArgs {
+                                review: ::core::option::Option::Some(r.clone()),
+                            };
+                            resolve_review_card(
+                                    call,
+                                    downstreams.clone(),
+                                    ::mosaic_gateway::compose::Arc::new(args),
+                                )
+                                .await
+                        },
+                    )
+                    .await
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
-    let p: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::catalog::v1::GetProductResponse,
-    > = ::mosaic_gateway::compose::step({
+    };
+    let p = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            if !(input.with_product) {
-                return ::core::result::Result::Ok(::core::default::Default::default());
-            }
-            let message = super::super::super::demo::catalog::v1::GetProductRequest {
-                id: input.product_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                downstreams.channel("demo.catalog.v1.CatalogService")?,
-            );
-            client
-                .get_product(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))
+            let value: super::super::super::demo::catalog::v1::GetProductResponse = {
+                let input = &*input;
+                if !(input.with_product) {
+                    return ::core::result::Result::Ok(
+                        ::core::default::Default::default(),
+                    );
+                }
+                let message = super::super::super::demo::catalog::v1::GetProductRequest {
+                    id: input.product_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                    downstreams.channel("demo.catalog.v1.CatalogService")?,
+                );
+                client
+                    .get_product(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
-    let titles: ::mosaic_gateway::compose::Step<
-        ::std::vec::Vec<::std::string::String>,
-    > = ::mosaic_gateway::compose::step({
+    };
+    let titles = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         let rs = rs.clone();
         async move {
-            let input = &*input;
-            let rs = rs.await?;
-            let rs = &*rs;
-            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
-            let downstreams = &downstreams;
-            ::mosaic_gateway::compose::map_ordered(
-                    mosaic_items.iter(),
-                    ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
-                    move |r| async move { ::core::result::Result::Ok(r.title.clone()) },
-                )
-                .await
+            let value: ::std::vec::Vec<::std::string::String> = {
+                let input = &*input;
+                let rs = rs.await?;
+                let rs = &*rs;
+                let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
+                let downstreams = &downstreams;
+                ::mosaic_gateway::compose::map_ordered(
+                        mosaic_items.iter(),
+                        ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
+                        move |r| async move {
+                            ::core::result::Result::Ok(r.title.clone())
+                        },
+                    )
+                    .await
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let (rs, cards, p, titles) = ::mosaic_gateway::compose::try_join!(
         rs, cards, p, titles
     )?;
     let rs = &*rs;
-    let cards = &*cards;
-    let p = &*p;
-    let titles = &*titles;
+    let cards = &cards;
+    let p = &p;
+    let titles = &titles;
     let input = &*input;
     ::core::result::Result::Ok(ReviewPage {
         reviews: cards.clone(),

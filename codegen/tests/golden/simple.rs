@@ -23,44 +23,45 @@ async fn resolve_profile(
     downstreams: ::mosaic_gateway::compose::Downstreams,
     input: ::mosaic_gateway::compose::Arc<GetProfileRequest>,
 ) -> ::core::result::Result<Profile, ::mosaic_gateway::compose::Status> {
-    let u: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::users::v1::GetUserResponse,
-    > = ::mosaic_gateway::compose::step({
+    let u = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::users::v1::GetUserRequest {
-                id: input.user_id,
-            };
-            let request = call
-                .downstream_request(
-                    message,
-                    ::core::option::Option::Some(
-                        ::mosaic_gateway::compose::Duration::from_nanos(200000000u64),
-                    ),
-                )
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "u",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                downstreams.channel("demo.users.v1.UserService")?,
-            );
-            client
-                .get_user(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "u",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))
+            let value: super::super::super::demo::users::v1::GetUserResponse = {
+                let input = &*input;
+                let message = super::super::super::demo::users::v1::GetUserRequest {
+                    id: input.user_id,
+                };
+                let request = call
+                    .downstream_request(
+                        message,
+                        ::core::option::Option::Some(
+                            ::mosaic_gateway::compose::Duration::from_nanos(200000000u64),
+                        ),
+                    )
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "u",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                    downstreams.channel("demo.users.v1.UserService")?,
+                );
+                client
+                    .get_user(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "u",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let u = u.await?;
-    let u = &*u;
+    let u = &u;
     let input = &*input;
     ::core::result::Result::Ok(Profile {
         id: input.user_id,

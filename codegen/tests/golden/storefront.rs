@@ -29,39 +29,41 @@ async fn resolve_review_card(
     downstreams: ::mosaic_gateway::compose::Downstreams,
     input: ::mosaic_gateway::compose::Arc<ReviewCardArgs>,
 ) -> ::core::result::Result<ReviewCard, ::mosaic_gateway::compose::Status> {
-    let author: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::users::v1::GetUserResponse,
-    > = ::mosaic_gateway::compose::step({
+    let author = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::users::v1::GetUserRequest {
-                id: ::mosaic_gateway::compose::cel::or_default(&input.review).author_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "author",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                downstreams.channel("demo.users.v1.UserService")?,
-            );
-            client
-                .get_user(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "author",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))
+            let value: super::super::super::demo::users::v1::GetUserResponse = {
+                let input = &*input;
+                let message = super::super::super::demo::users::v1::GetUserRequest {
+                    id: ::mosaic_gateway::compose::cel::or_default(&input.review)
+                        .author_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "author",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                    downstreams.channel("demo.users.v1.UserService")?,
+                );
+                client
+                    .get_user(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "author",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let author = author.await?;
-    let author = &*author;
+    let author = &author;
     let input = &*input;
     ::core::result::Result::Ok(ReviewCard {
         review_id: ::mosaic_gateway::compose::cel::or_default(&input.review).id,
@@ -137,68 +139,70 @@ async fn resolve_product_page(
     downstreams: ::mosaic_gateway::compose::Downstreams,
     input: ::mosaic_gateway::compose::Arc<GetProductPageRequest>,
 ) -> ::core::result::Result<ProductPage, ::mosaic_gateway::compose::Status> {
-    let p: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::catalog::v1::GetProductResponse,
-    > = ::mosaic_gateway::compose::step({
+    let p = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::catalog::v1::GetProductRequest {
-                id: input.product_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                downstreams.channel("demo.catalog.v1.CatalogService")?,
-            );
-            client
-                .get_product(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))
+            let value: super::super::super::demo::catalog::v1::GetProductResponse = {
+                let input = &*input;
+                let message = super::super::super::demo::catalog::v1::GetProductRequest {
+                    id: input.product_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                    downstreams.channel("demo.catalog.v1.CatalogService")?,
+                );
+                client
+                    .get_product(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
-    let stock: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::inventory::v1::Stock,
-    > = ::mosaic_gateway::compose::step({
+    };
+    let stock = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::inventory::v1::GetStockRequest {
-                product_id: input.product_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "stock",
-                    "demo.inventory.v1.InventoryService/GetStock",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
-                downstreams.channel("demo.inventory.v1.InventoryService")?,
-            );
-            client
-                .get_stock(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "stock",
-                    "demo.inventory.v1.InventoryService/GetStock",
-                    status,
-                ))
+            let value: super::super::super::demo::inventory::v1::Stock = {
+                let input = &*input;
+                let message = super::super::super::demo::inventory::v1::GetStockRequest {
+                    product_id: input.product_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "stock",
+                        "demo.inventory.v1.InventoryService/GetStock",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
+                    downstreams.channel("demo.inventory.v1.InventoryService")?,
+                );
+                client
+                    .get_stock(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "stock",
+                        "demo.inventory.v1.InventoryService/GetStock",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let rs: ::mosaic_gateway::compose::Step<
         super::super::super::demo::reviews::v1::ListReviewsResponse,
     > = ::mosaic_gateway::compose::step({
@@ -231,62 +235,67 @@ async fn resolve_product_page(
                 ))
         }
     });
-    let cards: ::mosaic_gateway::compose::Step<::std::vec::Vec<ReviewCard>> = ::mosaic_gateway::compose::step({
+    let cards = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         let rs = rs.clone();
         async move {
-            let input = &*input;
-            let rs = rs.await?;
-            let rs = &*rs;
-            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
-            let downstreams = &downstreams;
-            ::mosaic_gateway::compose::map_ordered(
-                    mosaic_items.iter(),
-                    ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
-                    move |r| async move {
-                        let args = ReviewCardArgs {
-                            review: ::core::option::Option::Some(r.clone()),
-                        };
-                        resolve_review_card(
-                                call,
-                                downstreams.clone(),
-                                ::mosaic_gateway::compose::Arc::new(args),
-                            )
-                            .await
-                    },
-                )
-                .await
+            let value: ::std::vec::Vec<ReviewCard> = {
+                let input = &*input;
+                let rs = rs.await?;
+                let rs = &*rs;
+                let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
+                let downstreams = &downstreams;
+                ::mosaic_gateway::compose::map_ordered(
+                        mosaic_items.iter(),
+                        ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
+                        move |r| async move {
+                            let args = ReviewCardArgs {
+                                review: ::core::option::Option::Some(r.clone()),
+                            };
+                            resolve_review_card(
+                                    call,
+                                    downstreams.clone(),
+                                    ::mosaic_gateway::compose::Arc::new(args),
+                                )
+                                .await
+                        },
+                    )
+                    .await
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
-    let summary: ::mosaic_gateway::compose::Step<RatingSummary> = ::mosaic_gateway::compose::step({
+    };
+    let summary = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         let rs = rs.clone();
         async move {
-            let input = &*input;
-            let rs = rs.await?;
-            let rs = &*rs;
-            let args = RatingSummaryArgs {
-                average: rs.average_rating,
-                count: rs.total_count,
-            };
-            resolve_rating_summary(
-                    call,
-                    downstreams.clone(),
-                    ::mosaic_gateway::compose::Arc::new(args),
-                )
-                .await
+            let value: RatingSummary = {
+                let input = &*input;
+                let rs = rs.await?;
+                let rs = &*rs;
+                let args = RatingSummaryArgs {
+                    average: rs.average_rating,
+                    count: rs.total_count,
+                };
+                resolve_rating_summary(
+                        call,
+                        downstreams.clone(),
+                        ::mosaic_gateway::compose::Arc::new(args),
+                    )
+                    .await
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
-    let (p, stock, rs, cards, summary) = ::mosaic_gateway::compose::try_join!(
-        p, stock, rs, cards, summary
+    };
+    let (p, stock, cards, summary) = ::mosaic_gateway::compose::try_join!(
+        p, stock, cards, summary
     )?;
-    let p = &*p;
-    let stock = &*stock;
-    let rs = &*rs;
-    let cards = &*cards;
-    let summary = &*summary;
+    let p = &p;
+    let stock = &stock;
+    let cards = &cards;
+    let summary = &summary;
     let input = &*input;
     ::core::result::Result::Ok(ProductPage {
         product: p.product.clone(),
@@ -327,39 +336,41 @@ async fn resolve_profile_review(
     downstreams: ::mosaic_gateway::compose::Downstreams,
     input: ::mosaic_gateway::compose::Arc<ProfileReviewArgs>,
 ) -> ::core::result::Result<ProfileReview, ::mosaic_gateway::compose::Status> {
-    let p: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::catalog::v1::GetProductResponse,
-    > = ::mosaic_gateway::compose::step({
+    let p = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::catalog::v1::GetProductRequest {
-                id: ::mosaic_gateway::compose::cel::or_default(&input.review).product_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                downstreams.channel("demo.catalog.v1.CatalogService")?,
-            );
-            client
-                .get_product(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))
+            let value: super::super::super::demo::catalog::v1::GetProductResponse = {
+                let input = &*input;
+                let message = super::super::super::demo::catalog::v1::GetProductRequest {
+                    id: ::mosaic_gateway::compose::cel::or_default(&input.review)
+                        .product_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                    downstreams.channel("demo.catalog.v1.CatalogService")?,
+                );
+                client
+                    .get_product(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let p = p.await?;
-    let p = &*p;
+    let p = &p;
     let input = &*input;
     ::core::result::Result::Ok(ProfileReview {
         review_id: ::mosaic_gateway::compose::cel::or_default(&input.review).id,
@@ -395,37 +406,38 @@ async fn resolve_user_profile(
     downstreams: ::mosaic_gateway::compose::Downstreams,
     input: ::mosaic_gateway::compose::Arc<GetUserProfileRequest>,
 ) -> ::core::result::Result<UserProfile, ::mosaic_gateway::compose::Status> {
-    let u: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::users::v1::GetUserResponse,
-    > = ::mosaic_gateway::compose::step({
+    let u = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         async move {
-            let input = &*input;
-            let message = super::super::super::demo::users::v1::GetUserRequest {
-                id: input.user_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "u",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                downstreams.channel("demo.users.v1.UserService")?,
-            );
-            client
-                .get_user(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "u",
-                    "demo.users.v1.UserService/GetUser",
-                    status,
-                ))
+            let value: super::super::super::demo::users::v1::GetUserResponse = {
+                let input = &*input;
+                let message = super::super::super::demo::users::v1::GetUserRequest {
+                    id: input.user_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "u",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                    downstreams.channel("demo.users.v1.UserService")?,
+                );
+                client
+                    .get_user(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "u",
+                        "demo.users.v1.UserService/GetUser",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let rs: ::mosaic_gateway::compose::Step<
         super::super::super::demo::reviews::v1::ListReviewsByAuthorResponse,
     > = ::mosaic_gateway::compose::step({
@@ -458,38 +470,41 @@ async fn resolve_user_profile(
                 ))
         }
     });
-    let items: ::mosaic_gateway::compose::Step<::std::vec::Vec<ProfileReview>> = ::mosaic_gateway::compose::step({
+    let items = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         let rs = rs.clone();
         async move {
-            let input = &*input;
-            let rs = rs.await?;
-            let rs = &*rs;
-            let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
-            let downstreams = &downstreams;
-            ::mosaic_gateway::compose::map_ordered(
-                    mosaic_items.iter(),
-                    ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
-                    move |r| async move {
-                        let args = ProfileReviewArgs {
-                            review: ::core::option::Option::Some(r.clone()),
-                        };
-                        resolve_profile_review(
-                                call,
-                                downstreams.clone(),
-                                ::mosaic_gateway::compose::Arc::new(args),
-                            )
-                            .await
-                    },
-                )
-                .await
+            let value: ::std::vec::Vec<ProfileReview> = {
+                let input = &*input;
+                let rs = rs.await?;
+                let rs = &*rs;
+                let mosaic_items: &::std::vec::Vec<_> = &rs.reviews;
+                let downstreams = &downstreams;
+                ::mosaic_gateway::compose::map_ordered(
+                        mosaic_items.iter(),
+                        ::mosaic_gateway::compose::DEFAULT_MAP_CONCURRENCY,
+                        move |r| async move {
+                            let args = ProfileReviewArgs {
+                                review: ::core::option::Option::Some(r.clone()),
+                            };
+                            resolve_profile_review(
+                                    call,
+                                    downstreams.clone(),
+                                    ::mosaic_gateway::compose::Arc::new(args),
+                                )
+                                .await
+                        },
+                    )
+                    .await
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let (u, rs, items) = ::mosaic_gateway::compose::try_join!(u, rs, items)?;
-    let u = &*u;
+    let u = &u;
     let rs = &*rs;
-    let items = &*items;
+    let items = &items;
     let input = &*input;
     ::core::result::Result::Ok(UserProfile {
         user: u.user.clone(),
@@ -574,46 +589,49 @@ async fn resolve_availability(
                 ))
         }
     });
-    let p: ::mosaic_gateway::compose::Step<
-        super::super::super::demo::catalog::v1::GetProductResponse,
-    > = ::mosaic_gateway::compose::step({
+    let p = {
         let downstreams = downstreams.clone();
         let input = input.clone();
         let stock = stock.clone();
         async move {
-            let input = &*input;
-            let stock = stock.await?;
-            let stock = &*stock;
-            if !(stock.available >= i64::from(input.quantity)) {
-                return ::core::result::Result::Ok(::core::default::Default::default());
-            }
-            let message = super::super::super::demo::catalog::v1::GetProductRequest {
-                id: input.product_id,
-            };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))?;
-            let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                downstreams.channel("demo.catalog.v1.CatalogService")?,
-            );
-            client
-                .get_product(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "p",
-                    "demo.catalog.v1.CatalogService/GetProduct",
-                    status,
-                ))
+            let value: super::super::super::demo::catalog::v1::GetProductResponse = {
+                let input = &*input;
+                let stock = stock.await?;
+                let stock = &*stock;
+                if !(stock.available >= i64::from(input.quantity)) {
+                    return ::core::result::Result::Ok(
+                        ::core::default::Default::default(),
+                    );
+                }
+                let message = super::super::super::demo::catalog::v1::GetProductRequest {
+                    id: input.product_id,
+                };
+                let request = call
+                    .downstream_request(message, ::core::option::Option::None)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))?;
+                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                    downstreams.channel("demo.catalog.v1.CatalogService")?,
+                );
+                client
+                    .get_product(request)
+                    .await
+                    .map(::mosaic_gateway::compose::Response::into_inner)
+                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                        "p",
+                        "demo.catalog.v1.CatalogService/GetProduct",
+                        status,
+                    ))
+            }?;
+            ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
-    });
+    };
     let (stock, p) = ::mosaic_gateway::compose::try_join!(stock, p)?;
     let stock = &*stock;
-    let p = &*p;
+    let p = &p;
     let input = &*input;
     ::core::result::Result::Ok(Availability {
         available: stock.available >= i64::from(input.quantity),
