@@ -5,8 +5,10 @@
 //!
 //! - a `<Service>Composer` per edge service, implementing tonic's server trait, whose methods
 //!   start an [`EdgeCall`](mosaic_gateway) and run the response message's resolver under it;
-//! - one `resolve_<message>` function per message with rules: each step becomes a spawned
-//!   `compose::step` that awaits exactly the steps it reads, then the fields are assembled;
+//! - one `resolve_<message>` function per message with rules: each step becomes a future that
+//!   awaits exactly the steps it reads (together), then the fields are assembled; a step read
+//!   by several others is a shared, spawned `compose::step`, one with a single reader a plain
+//!   future owned by that reader (see `Layout`);
 //! - an `<Message>Args` struct for each message built by `message` steps.
 //!
 //! Every runtime item is named through `::mosaic_gateway::compose`, so generated code carries
