@@ -39,6 +39,7 @@ def main():
         "demo.catalog.v1.CatalogService",
         "demo.reviews.v1.ReviewService",
         "demo.inventory.v1.InventoryService",
+        "demo.storefront.v1.Storefront",
         "grpc.health.v1.Health",
     }
     if not expected <= services:
@@ -76,6 +77,21 @@ def main():
     if not reviews or any(r.product_id != 7 for r in reviews):
         fail(f"StreamReviews(7) gave {len(reviews)} reviews")
 
+    # The composed edge API, discovered and called like any other service.
+    page_method = pool.FindServiceByName("demo.storefront.v1.Storefront").FindMethodByName(
+        "GetProductPage"
+    )
+    page_request = message_class(pool, page_method.input_type.full_name)
+    page_class = message_class(pool, page_method.output_type.full_name)
+    get_page = channel.unary_unary(
+        "/demo.storefront.v1.Storefront/GetProductPage",
+        request_serializer=page_request.SerializeToString,
+        response_deserializer=page_class.FromString,
+    )
+    page = get_page(page_request(product_id=7, review_limit=2), timeout=5)
+    if page.product.id != 7 or len(page.reviews) != 2 or not page.reviews[0].author_name:
+        fail(f"GetProductPage(7) answered {page}")
+
     health = health_pb2_grpc.HealthStub(channel)
     status = health.Check(
         health_pb2.HealthCheckRequest(service="demo.users.v1.UserService"), timeout=5
@@ -85,7 +101,8 @@ def main():
 
     print(
         f"ok: {len(services)} services discovered by reflection; GetUser, NOT_FOUND, "
-        f"StreamReviews ({len(reviews)} messages) and health all as expected"
+        f"StreamReviews ({len(reviews)} messages), the composed GetProductPage and health "
+        f"all as expected"
     )
 
 
