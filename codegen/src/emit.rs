@@ -545,6 +545,8 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
 ///   values it awaits, whether its expressions read them or not;
 /// - `clippy::clone_on_copy`: prost derives `Copy` for some messages; values are cloned
 ///   uniformly rather than tracking which;
+/// - `clippy::needless_question_mark`: per-element values are wrapped uniformly as `Ok(v?)`,
+///   whether or not computing `v` can fail;
 /// - the rest: expressions are the user's, and may legitimately compare a value with itself,
 ///   with a bound its type already guarantees, and so on (`x == x`, `$.page >= 0u`).
 fn allowed_lints() -> Vec<TokenStream> {
@@ -552,6 +554,7 @@ fn allowed_lints() -> Vec<TokenStream> {
         "unused_variables",
         "unused_comparisons",
         "clippy::clone_on_copy",
+        "clippy::needless_question_mark",
         "clippy::absurd_extreme_comparisons",
         "clippy::eq_op",
         "clippy::nonminimal_bool",
@@ -741,6 +744,7 @@ fn emit_step_body(
     schema: &PoolSchema,
     paths: &Paths,
 ) -> TokenStream {
+    let c = compose();
     let step = &plan.steps[index];
     let reads: Vec<usize> = live_reads(plan, index, &layout.prechecked).collect();
     let awaits = await_all(plan, &reads, layout);
@@ -756,14 +760,14 @@ fn emit_step_body(
     let body = match &step.body {
         StepBody::By(e) => {
             let value = emit_expr(&e.checked, scope, schema, paths);
-            quote!(::core::result::Result::Ok(#value))
+            quote!(::core::result::Result::<_, #c::Status>::Ok(#value))
         }
         StepBody::Call(call) => emit_call(&name, call, scope, schema, paths),
         StepBody::Message(m) => emit_message_call(m, scope, schema, paths),
         StepBody::Map(map) => emit_map(&name, map, scope, schema, paths),
         StepBody::Validation(v) => {
             let check = emit_validation(v, scope, schema, paths);
-            quote! { #check ::core::result::Result::Ok(()) }
+            quote! { #check ::core::result::Result::<(), #c::Status>::Ok(()) }
         }
     };
     quote! {
@@ -942,39 +946,48 @@ fn store_expression(
 /// presence fields).
 fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> TokenStream {
     let c = compose();
-    let field_name = field.full_name();
-    let narrow = |value: TokenStream, kind: &Kind| -> TokenStream {
-        match (ty_scalar(ty), scalar_of_kind(kind)) {
-            (Some(Type::Int), Some(expr::Scalar::I32))
-            | (Some(Type::Uint), Some(expr::Scalar::U32)) => {
-                let message = format!("value out of range for field `{field_name}`");
-                quote! {
-                    ::core::convert::TryFrom::try_from(#value)
-                        .map_err(|_| #c::Status::out_of_range(#message))?
-                }
-            }
-            (Some(Type::Double), Some(expr::Scalar::F32)) => quote!((#value) as f32),
-            _ => value,
+    let out_of_range = format!("value out of range for field `{}`", field.full_name());
+    // The conversion of one canonical value (`i64`, `u64`, `f64`) into a narrower stored
+    // kind, or `None` when the kind stores the canonical type itself.
+    let narrow = |value: TokenStream, kind: &Kind| -> Option<TokenStream> {
+        match scalar_of_kind(kind)? {
+            expr::Scalar::I32 | expr::Scalar::U32 => Some(quote! {
+                ::core::convert::TryFrom::try_from(#value)
+                    .map_err(|_| #c::Status::out_of_range(#out_of_range))?
+            }),
+            expr::Scalar::F32 => Some(quote!((#value) as f32)),
+            _ => None,
         }
     };
-    if field.is_list() {
-        let kind = field.kind();
-        let element = quote!(element);
-        let converted = narrow(element.clone(), &kind);
-        if converted.to_string() == element.to_string() {
+    if let Kind::Message(entry) = field.kind()
+        && field.is_map()
+    {
+        let key = narrow(quote!(key), &entry.map_entry_key_field().kind());
+        let val = narrow(quote!(value), &entry.map_entry_value_field().kind());
+        if key.is_none() && val.is_none() {
             return value;
         }
+        let key = key.unwrap_or_else(|| quote!(key));
+        let val = val.unwrap_or_else(|| quote!(value));
         return quote! {
             (#value)
                 .into_iter()
-                .map(|element| ::core::result::Result::<_, #c::Status>::Ok(#converted))
-                .collect::<::core::result::Result<::std::vec::Vec<_>, #c::Status>>()?
+                .map(|(key, value)| ::core::result::Result::<_, #c::Status>::Ok((#key, #val)))
+                .collect::<::core::result::Result<::std::collections::BTreeMap<_, _>, #c::Status>>()?
         };
     }
-    if field.is_map() {
-        return value;
-    }
     let kind = field.kind();
+    if field.is_list() {
+        return match narrow(quote!(element), &kind) {
+            None => value,
+            Some(converted) => quote! {
+                (#value)
+                    .into_iter()
+                    .map(|element| ::core::result::Result::<_, #c::Status>::Ok(#converted))
+                    .collect::<::core::result::Result<::std::vec::Vec<_>, #c::Status>>()?
+            },
+        };
+    }
     if matches!(kind, Kind::Message(_)) {
         return match ty {
             Type::Null => quote!(::core::option::Option::None),
@@ -984,7 +997,7 @@ fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> TokenStream 
             _ => quote!(::core::option::Option::Some(#value)),
         };
     }
-    let converted = narrow(value, &kind);
+    let converted = narrow(value.clone(), &kind).unwrap_or(value);
     if field.field_descriptor_proto().proto3_optional() {
         quote!(::core::option::Option::Some(#converted))
     } else {
@@ -998,13 +1011,6 @@ fn is_boxed_field(field: &FieldDescriptor) -> bool {
         crate::schema::field_info(field).cardinality,
         expr::Cardinality::BoxedMessage
     )
-}
-
-fn ty_scalar(ty: &Type) -> Option<Type> {
-    match ty {
-        Type::List(inner) => Some((**inner).clone()),
-        other => Some(other.clone()),
-    }
 }
 
 /// The packages the model generates code for.

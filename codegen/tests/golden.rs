@@ -102,6 +102,11 @@ fn autobind() {
 }
 
 #[test]
+fn storage() {
+    golden("storage", "storage.proto", &[GOLDEN, PROTOS]);
+}
+
+#[test]
 fn storefront() {
     golden(
         "storefront",

@@ -4,6 +4,7 @@
     unused_variables,
     unused_comparisons,
     clippy::clone_on_copy,
+    clippy::needless_question_mark,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -63,9 +64,10 @@ async fn resolve_product_view(
                 let input = &*input;
                 let p = p.await?;
                 let p = &p;
-                ::core::result::Result::Ok(
-                    ::mosaic_gateway::compose::cel::or_default(&p.product).clone(),
-                )
+                ::core::result::Result::<
+                    _,
+                    ::mosaic_gateway::compose::Status,
+                >::Ok(::mosaic_gateway::compose::cel::or_default(&p.product).clone())
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }

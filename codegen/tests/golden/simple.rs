@@ -4,6 +4,7 @@
     unused_variables,
     unused_comparisons,
     clippy::clone_on_copy,
+    clippy::needless_question_mark,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
