@@ -816,8 +816,8 @@ fn emit_call(
     });
     let timeout = match call.timeout {
         Some(t) => {
-            let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
-            quote!(::core::option::Option::Some(#c::Duration::from_nanos(#nanos)))
+            let duration = duration_tokens(t);
+            quote!(::core::option::Option::Some(#duration))
         }
         None => quote!(::core::option::Option::None),
     };
@@ -829,15 +829,11 @@ fn emit_call(
             #(#fields)*
             #rest
         };
-        let request = call
-            .downstream_request(message, #timeout)
-            .map_err(|status| #c::step_failed(#step, #full, status))?;
         let mut client = #client::new(downstreams.channel(#service_name)?);
-        client
-            .#function(request)
-            .await
-            .map(#c::Response::into_inner)
-            .map_err(|status| #c::step_failed(#step, #full, status))
+        #c::call_downstream(&call, #step, #full, message, #timeout, |request| {
+            client.#function(request)
+        })
+        .await
     }
 }
 

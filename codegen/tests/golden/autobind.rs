@@ -33,25 +33,18 @@ async fn resolve_product_view(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
                     downstreams.channel("demo.catalog.v1.CatalogService")?,
                 );
-                client
-                    .get_product(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "p",
                         "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_product(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
@@ -81,25 +74,18 @@ async fn resolve_product_view(
                 let message = super::super::super::demo::inventory::v1::GetStockRequest {
                     product_id: input.product_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "stock",
-                        "demo.inventory.v1.InventoryService/GetStock",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
                     downstreams.channel("demo.inventory.v1.InventoryService")?,
                 );
-                client
-                    .get_stock(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "stock",
                         "demo.inventory.v1.InventoryService/GetStock",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_stock(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }

@@ -40,25 +40,18 @@ async fn resolve_review_card(
                     id: ::mosaic_gateway::compose::cel::or_default(&input.review)
                         .author_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "author",
-                        "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
                     downstreams.channel("demo.users.v1.UserService")?,
                 );
-                client
-                    .get_user(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "author",
                         "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_user(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
@@ -133,25 +126,18 @@ async fn resolve_review_page(
                 product_id: input.product_id,
                 limit: input.limit,
             };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "rs",
-                    "demo.reviews.v1.ReviewService/ListReviews",
-                    status,
-                ))?;
             let mut client = super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
                 downstreams.channel("demo.reviews.v1.ReviewService")?,
             );
-            client
-                .list_reviews(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
+            ::mosaic_gateway::compose::call_downstream(
+                    &call,
                     "rs",
                     "demo.reviews.v1.ReviewService/ListReviews",
-                    status,
-                ))
+                    message,
+                    ::core::option::Option::None,
+                    |request| { client.list_reviews(request) },
+                )
+                .await
         }
     });
     let cards = {
@@ -199,25 +185,18 @@ async fn resolve_review_page(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
                     downstreams.channel("demo.catalog.v1.CatalogService")?,
                 );
-                client
-                    .get_product(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "p",
                         "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_product(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }

@@ -33,30 +33,20 @@ async fn resolve_profile(
                 let message = super::super::super::demo::users::v1::GetUserRequest {
                     id: input.user_id,
                 };
-                let request = call
-                    .downstream_request(
-                        message,
-                        ::core::option::Option::Some(
-                            ::mosaic_gateway::compose::Duration::from_nanos(200000000u64),
-                        ),
-                    )
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "u",
-                        "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
                     downstreams.channel("demo.users.v1.UserService")?,
                 );
-                client
-                    .get_user(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "u",
                         "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::Some(
+                            ::mosaic_gateway::compose::Duration::from_millis(200),
+                        ),
+                        |request| { client.get_user(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }

@@ -64,25 +64,18 @@ async fn resolve_out(
                         >,
                     >()?,
             };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "t",
-                    "golden.storage.v1.Down/Get",
-                    status,
-                ))?;
             let mut client = down_client::DownClient::new(
                 downstreams.channel("golden.storage.v1.Down")?,
             );
-            client
-                .get(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
+            ::mosaic_gateway::compose::call_downstream(
+                    &call,
                     "t",
                     "golden.storage.v1.Down/Get",
-                    status,
-                ))
+                    message,
+                    ::core::option::Option::None,
+                    |request| { client.get(request) },
+                )
+                .await
         }
     });
     let doubled = {

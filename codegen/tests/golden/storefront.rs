@@ -40,25 +40,18 @@ async fn resolve_review_card(
                     id: ::mosaic_gateway::compose::cel::or_default(&input.review)
                         .author_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "author",
-                        "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
                     downstreams.channel("demo.users.v1.UserService")?,
                 );
-                client
-                    .get_user(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "author",
                         "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_user(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
@@ -151,25 +144,18 @@ async fn resolve_product_page(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
                     downstreams.channel("demo.catalog.v1.CatalogService")?,
                 );
-                client
-                    .get_product(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "p",
                         "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_product(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
@@ -183,25 +169,18 @@ async fn resolve_product_page(
                 let message = super::super::super::demo::inventory::v1::GetStockRequest {
                     product_id: input.product_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "stock",
-                        "demo.inventory.v1.InventoryService/GetStock",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
                     downstreams.channel("demo.inventory.v1.InventoryService")?,
                 );
-                client
-                    .get_stock(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "stock",
                         "demo.inventory.v1.InventoryService/GetStock",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_stock(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
@@ -217,25 +196,18 @@ async fn resolve_product_page(
                 product_id: input.product_id,
                 limit: input.review_limit,
             };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "rs",
-                    "demo.reviews.v1.ReviewService/ListReviews",
-                    status,
-                ))?;
             let mut client = super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
                 downstreams.channel("demo.reviews.v1.ReviewService")?,
             );
-            client
-                .list_reviews(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
+            ::mosaic_gateway::compose::call_downstream(
+                    &call,
                     "rs",
                     "demo.reviews.v1.ReviewService/ListReviews",
-                    status,
-                ))
+                    message,
+                    ::core::option::Option::None,
+                    |request| { client.list_reviews(request) },
+                )
+                .await
         }
     });
     let cards = {
@@ -350,25 +322,18 @@ async fn resolve_profile_review(
                     id: ::mosaic_gateway::compose::cel::or_default(&input.review)
                         .product_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
                     downstreams.channel("demo.catalog.v1.CatalogService")?,
                 );
-                client
-                    .get_product(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "p",
                         "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_product(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
@@ -420,25 +385,18 @@ async fn resolve_user_profile(
                 let message = super::super::super::demo::users::v1::GetUserRequest {
                     id: input.user_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "u",
-                        "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
                     downstreams.channel("demo.users.v1.UserService")?,
                 );
-                client
-                    .get_user(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "u",
                         "demo.users.v1.UserService/GetUser",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_user(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }
@@ -454,25 +412,18 @@ async fn resolve_user_profile(
                 author_id: input.user_id,
                 limit: input.review_limit,
             };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "rs",
-                    "demo.reviews.v1.ReviewService/ListReviewsByAuthor",
-                    status,
-                ))?;
             let mut client = super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
                 downstreams.channel("demo.reviews.v1.ReviewService")?,
             );
-            client
-                .list_reviews_by_author(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
+            ::mosaic_gateway::compose::call_downstream(
+                    &call,
                     "rs",
                     "demo.reviews.v1.ReviewService/ListReviewsByAuthor",
-                    status,
-                ))
+                    message,
+                    ::core::option::Option::None,
+                    |request| { client.list_reviews_by_author(request) },
+                )
+                .await
         }
     });
     let items = {
@@ -574,25 +525,18 @@ async fn resolve_availability(
             let message = super::super::super::demo::inventory::v1::GetStockRequest {
                 product_id: input.product_id,
             };
-            let request = call
-                .downstream_request(message, ::core::option::Option::None)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                    "stock",
-                    "demo.inventory.v1.InventoryService/GetStock",
-                    status,
-                ))?;
             let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
                 downstreams.channel("demo.inventory.v1.InventoryService")?,
             );
-            client
-                .get_stock(request)
-                .await
-                .map(::mosaic_gateway::compose::Response::into_inner)
-                .map_err(|status| ::mosaic_gateway::compose::step_failed(
+            ::mosaic_gateway::compose::call_downstream(
+                    &call,
                     "stock",
                     "demo.inventory.v1.InventoryService/GetStock",
-                    status,
-                ))
+                    message,
+                    ::core::option::Option::None,
+                    |request| { client.get_stock(request) },
+                )
+                .await
         }
     });
     let p = {
@@ -612,25 +556,18 @@ async fn resolve_availability(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let request = call
-                    .downstream_request(message, ::core::option::Option::None)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))?;
                 let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
                     downstreams.channel("demo.catalog.v1.CatalogService")?,
                 );
-                client
-                    .get_product(request)
-                    .await
-                    .map(::mosaic_gateway::compose::Response::into_inner)
-                    .map_err(|status| ::mosaic_gateway::compose::step_failed(
+                ::mosaic_gateway::compose::call_downstream(
+                        &call,
                         "p",
                         "demo.catalog.v1.CatalogService/GetProduct",
-                        status,
-                    ))
+                        message,
+                        ::core::option::Option::None,
+                        |request| { client.get_product(request) },
+                    )
+                    .await
             }?;
             ::core::result::Result::<_, ::mosaic_gateway::compose::Status>::Ok(value)
         }

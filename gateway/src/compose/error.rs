@@ -67,6 +67,31 @@ pub fn step_failed(step: &str, method: &str, status: Status) -> Status {
     wrapped
 }
 
+/// Makes one downstream call for a step: builds the request with the edge call's deadline
+/// slice (see [`EdgeCall::downstream_request`](super::EdgeCall::downstream_request)), sends it
+/// with `send` (the typed client's method) and names the step and method in any failure, the
+/// deadline having passed before sending included.
+pub async fn call_downstream<M, R, F, Fut>(
+    call: &super::EdgeCall,
+    step: &str,
+    method: &str,
+    message: M,
+    call_timeout: Option<std::time::Duration>,
+    send: F,
+) -> Result<R, Status>
+where
+    F: FnOnce(tonic::Request<M>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
+{
+    let request = call
+        .downstream_request(message, call_timeout)
+        .map_err(|status| step_failed(step, method, status))?;
+    send(request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| step_failed(step, method, status))
+}
+
 /// Whether tonic's client ended the call itself because the request's timeout expired.
 fn expired_locally(status: &Status) -> bool {
     if status.code() != Code::Cancelled {
@@ -159,5 +184,43 @@ mod tests {
         assert_eq!(ComposeError::StepPanicked.code(), Code::Internal);
         assert_eq!(ComposeError::StepCancelled.code(), Code::Unavailable);
         assert_eq!(ComposeError::NoRuntime.code(), Code::Internal);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_downstream_names_the_step_in_every_failure() {
+        let call = crate::compose::EdgeCall::with_budget("e.Edge/Get", Duration::from_millis(100));
+        let failed = call_downstream(&call, "p", GET_PRODUCT, (), None, |_request| async {
+            Err::<tonic::Response<()>, _>(Status::not_found("product 501 not found"))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(failed.code(), Code::NotFound);
+        assert_eq!(
+            failed.message(),
+            "step `p` (demo.catalog.v1.CatalogService/GetProduct) failed: product 501 not found"
+        );
+
+        let answered = call_downstream(&call, "p", GET_PRODUCT, 7, None, |request| async move {
+            // The request carries the deadline slice.
+            assert!(request.metadata().get("grpc-timeout").is_some());
+            Ok(tonic::Response::new(*request.get_ref() * 2))
+        })
+        .await
+        .unwrap();
+        assert_eq!(answered, 14);
+
+        tokio::time::advance(Duration::from_millis(150)).await;
+        let late = call_downstream(&call, "p", GET_PRODUCT, (), None, |_request| async {
+            Ok(tonic::Response::new(()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(late.code(), Code::DeadlineExceeded);
+        assert!(
+            late.message()
+                .starts_with("step `p` (demo.catalog.v1.CatalogService/GetProduct) failed"),
+            "{}",
+            late.message()
+        );
     }
 }

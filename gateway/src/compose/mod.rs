@@ -97,6 +97,6 @@ pub use tonic::{Code, Request, Response, Status, async_trait};
 
 pub use self::deadline::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall};
 pub use self::downstream::Downstreams;
-pub use self::error::{ComposeError, step_failed};
+pub use self::error::{ComposeError, call_downstream, step_failed};
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
 pub use self::step::{Step, step, step_if};
