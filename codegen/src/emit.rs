@@ -486,9 +486,33 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
     let finals: Vec<usize> = (0..plan.steps.len())
         .filter(|&i| layout.in_final[i])
         .collect();
-    let join = await_all(plan, &finals, &layout);
-    let fields = plan.fields.iter().map(|f| {
+    let moves = moves(plan, &layout, schema);
+    let owned: Vec<usize> = moves.values().map(|(step, _)| *step).collect();
+    let join = await_all(plan, &finals, &layout, &owned);
+    let fields = plan.fields.iter().enumerate().map(|(index, f)| {
         let ident = format_ident!("{}", rust_field_ident(f.field.name()));
+        if let Some(value) = moves.get(&index).map(|(step, path)| {
+            let var = step_var(plan, *step);
+            let value = match path {
+                Some(field) => {
+                    let field = format_ident!("{}", field);
+                    quote!(#var.#field)
+                }
+                None => quote!(#var),
+            };
+            match path {
+                None if matches!(f.field.kind(), Kind::Message(_)) && !f.field.is_list() => {
+                    quote!(::core::option::Option::Some(#value))
+                }
+                _ => value,
+            }
+        }) {
+            // `field: field` is written `field`.
+            if ident == value.to_string() {
+                return quote!(#ident,);
+            }
+            return quote!(#ident: #value,);
+        }
         let value = match &f.source {
             FieldSource::By(e) => store_expression(e, &f.field, &scope, schema, paths),
             FieldSource::Autobind { step, from } => {
@@ -633,7 +657,7 @@ fn captures(plan: &MessagePlan, index: usize, layout: &Layout) -> TokenStream {
 
 /// Awaits `steps` together (so a failure ends the wait at once) and binds each named one by
 /// reference: `&*handle` for shared steps, `&value` for steps owned here.
-fn await_all(plan: &MessagePlan, steps: &[usize], layout: &Layout) -> TokenStream {
+fn await_all(plan: &MessagePlan, steps: &[usize], layout: &Layout, owned: &[usize]) -> TokenStream {
     let c = compose();
     let vars: Vec<_> = steps.iter().map(|&i| step_var(plan, i)).collect();
     let bindings: Vec<TokenStream> = steps
@@ -660,6 +684,9 @@ fn await_all(plan: &MessagePlan, steps: &[usize], layout: &Layout) -> TokenStrea
     };
     let rebind = steps.iter().filter_map(|&i| {
         plan.steps[i].name.as_ref()?;
+        if owned.contains(&i) {
+            return None;
+        }
         let var = step_var(plan, i);
         Some(if layout.spawned[i] {
             quote!(let #var = &*#var;)
@@ -711,6 +738,95 @@ impl Layout {
     }
 }
 
+/// Fields whose value can be moved out of a step instead of cloned: the field's `by` is the
+/// step's name or one field of it, stored exactly as the target field stores it, and the step is
+/// a future owned by the resolver that no other field or step reads. Returns field index →
+/// (step index, the step field moved, if any).
+fn moves(
+    plan: &MessagePlan,
+    layout: &Layout,
+    schema: &PoolSchema,
+) -> BTreeMap<usize, (usize, Option<String>)> {
+    let mut readers = vec![0usize; plan.steps.len()];
+    let mut candidates = BTreeMap::new();
+    for (index, field) in plan.fields.iter().enumerate() {
+        let FieldSource::By(e) = &field.source else {
+            if let FieldSource::Autobind { step, .. } = &field.source {
+                readers[*step] += 2;
+            }
+            continue;
+        };
+        let Ok(parsed) = expr::parse(&e.text) else {
+            continue;
+        };
+        for (name, _) in parsed.names() {
+            if let Some(i) = plan
+                .steps
+                .iter()
+                .position(|step| step.name.as_deref() == Some(name.as_str()))
+            {
+                readers[i] += 1;
+            }
+        }
+        let text = e.text.trim();
+        let (root, hop) = match text.split_once('.') {
+            Some((root, hop)) => (root.trim(), Some(hop.trim())),
+            None => (text, None),
+        };
+        let Some(step) = plan
+            .steps
+            .iter()
+            .position(|s| s.name.as_deref() == Some(root))
+        else {
+            continue;
+        };
+        let target = crate::schema::field_info(&field.field);
+        let movable = match hop {
+            // The whole value: a list or a message of the field's own type.
+            None => {
+                plan.steps[step].ty == target.ty
+                    && !is_boxed_field(&field.field)
+                    && match &target.ty {
+                        Type::Message(_) => true,
+                        Type::List(element) => matches!(**element, Type::Message(_)),
+                        _ => false,
+                    }
+            }
+            // One field of a message value, stored the same way as the target.
+            Some(hop) if hop.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                match &plan.steps[step].ty {
+                    Type::Message(message) => expr::Schema::field(schema, message, hop)
+                        .is_some_and(|source| {
+                            source.ty == target.ty
+                                && same_storage(&source.cardinality, &target.cardinality)
+                                && !matches!(source.ty, Type::Map(..))
+                                && source.scalar == target.scalar
+                        }),
+                    _ => false,
+                }
+            }
+            Some(_) => false,
+        };
+        if movable && !layout.spawned[step] && layout.in_final[step] {
+            let hop = hop.map(rust_field_ident);
+            candidates.insert(index, (step, hop));
+        }
+    }
+    candidates.retain(|_, (step, _)| readers[*step] == 1);
+    candidates
+}
+
+fn same_storage(a: &expr::Cardinality, b: &expr::Cardinality) -> bool {
+    use expr::Cardinality as C;
+    matches!(
+        (a, b),
+        (C::Singular, C::Singular)
+            | (C::Optional, C::Optional)
+            | (C::Message, C::Message)
+            | (C::Repeated, C::Repeated)
+    )
+}
+
 /// Which steps the fields read (through `by` expressions or autobind).
 fn fields_read(plan: &MessagePlan) -> Vec<bool> {
     let mut read = vec![false; plan.steps.len()];
@@ -747,7 +863,7 @@ fn emit_step_body(
     let c = compose();
     let step = &plan.steps[index];
     let reads: Vec<usize> = live_reads(plan, index, &layout.prechecked).collect();
-    let awaits = await_all(plan, &reads, layout);
+    let awaits = await_all(plan, &reads, layout, &[]);
     let guard = step.guard.as_ref().map(|g| {
         let condition = emit_expr(&g.checked, scope, schema, paths);
         quote! {

@@ -228,12 +228,11 @@ async fn resolve_review_page(
         rs, cards, p, titles
     )?;
     let rs = &*rs;
-    let cards = &cards;
     let p = &p;
     let titles = &titles;
     let input = &*input;
     ::core::result::Result::Ok(ReviewPage {
-        reviews: cards.clone(),
+        reviews: cards,
         product_title: ::mosaic_gateway::compose::cel::or_default(&p.product)
             .title
             .clone(),

@@ -267,17 +267,14 @@ async fn resolve_product_page(
     let (p, stock, cards, summary) = ::mosaic_gateway::compose::try_join!(
         p, stock, cards, summary
     )?;
-    let p = &p;
     let stock = &stock;
-    let cards = &cards;
-    let summary = &summary;
     let input = &*input;
     ::core::result::Result::Ok(ProductPage {
-        product: p.product.clone(),
+        product: p.product,
         available: stock.available,
         in_stock: stock.available > 0i64,
-        reviews: cards.clone(),
-        rating: ::core::option::Option::Some(summary.clone()),
+        reviews: cards,
+        rating: ::core::option::Option::Some(summary),
     })
 }
 
@@ -458,13 +455,11 @@ async fn resolve_user_profile(
         }
     };
     let (u, rs, items) = ::mosaic_gateway::compose::try_join!(u, rs, items)?;
-    let u = &u;
     let rs = &*rs;
-    let items = &items;
     let input = &*input;
     ::core::result::Result::Ok(UserProfile {
-        user: u.user.clone(),
-        recent_reviews: items.clone(),
+        user: u.user,
+        recent_reviews: items,
         review_count: rs.total_count,
     })
 }
