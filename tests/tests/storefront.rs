@@ -205,24 +205,29 @@ async fn availability_validates_and_guards_the_product_call() {
 
     // More than in stock (but within the limit): the guard skips the product call.
     let quantity = i32::try_from(stock.available + 1).unwrap();
-    if quantity <= 1000 {
-        let no = client
-            .check_availability(CheckAvailabilityRequest {
-                product_id: 3,
-                quantity,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!no.available);
-        assert_eq!(no.title, "");
-        assert_eq!(no.total_units, 0);
-        assert_eq!(
-            catalog.stats().calls_total,
-            1,
-            "the guarded call did not run"
-        );
-    }
+    // The demo data keeps this within the 1000-item limit; if it ever does not, fail loudly
+    // rather than skip the guard check.
+    assert!(
+        quantity <= 1000,
+        "product 3 has {} in stock",
+        stock.available
+    );
+    let no = client
+        .check_availability(CheckAvailabilityRequest {
+            product_id: 3,
+            quantity,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!no.available);
+    assert_eq!(no.title, "");
+    assert_eq!(no.total_units, 0);
+    assert_eq!(
+        catalog.stats().calls_total,
+        1,
+        "the guarded call did not run"
+    );
 }
 
 #[tokio::test]
