@@ -937,6 +937,7 @@ fn emit_call(
         }
         None => quote!(::core::option::Option::None),
     };
+    let defaults = method_defaults(method);
     // Fields the rules leave out keep their defaults.
     let rest = (call.request.len() < method.input().fields().len())
         .then(|| quote!(..::core::default::Default::default()));
@@ -945,11 +946,41 @@ fn emit_call(
             #(#fields)*
             #rest
         };
-        let mut client = #client::new(downstreams.channel(#service_name)?);
-        #c::call_downstream(&call, #step, #full, message, #timeout, |request| {
-            client.#function(request)
-        })
+        #c::call_downstream(
+            &call,
+            &downstreams,
+            #service_name,
+            &#c::CallSpec {
+                step: #step,
+                method: #full,
+                timeout: #timeout,
+                defaults: #defaults,
+            },
+            message,
+            |channel, request| async move { #client::new(channel).#function(request).await },
+        )
         .await
+    }
+}
+
+/// The downstream method's resilience defaults from its proto: `idempotency_level`.
+fn method_defaults(method: &MethodDescriptor) -> TokenStream {
+    let c = compose();
+    let level = method
+        .method_descriptor_proto()
+        .options
+        .as_ref()
+        .and_then(|options| options.idempotency_level)
+        .unwrap_or_default();
+    // NO_SIDE_EFFECTS = 1, IDEMPOTENT = 2 (descriptor.proto).
+    let idempotent = matches!(level, 1 | 2);
+    quote! {
+        #c::MethodDefaults {
+            idempotent: #idempotent,
+            timeout: ::core::option::Option::None,
+            max_attempts: ::core::option::Option::None,
+            hedge_delay: ::core::option::Option::None,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The response body of every call the gateway answers.
 //!
 //! One enum instead of a boxed trait object: pass-through responses stream the upstream's
-//! `hyper::body::Incoming` frames as they are (no copy, no allocation per call), local gRPC
+//! `hyper::body::Incoming` frames (through the balancer's outcome-reporting wrapper) as they are (no copy, no allocation per call), local gRPC
 //! services keep tonic's body, and synthetic replies are empty.
 //!
 //! A pass-through body also guards the gRPC contract when the upstream fails mid-stream: rather
@@ -15,10 +15,10 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
+use crate::resilience::balance::ResponseBody;
 use crate::status::{self, LocalError};
 
 pin_project! {
@@ -36,7 +36,7 @@ pin_project! {
         /// Streamed from an upstream unchanged.
         Upstream {
             #[pin]
-            body: Incoming,
+            body: ResponseBody,
             upstream: Arc<str>,
             finished: bool,
             log: Option<Box<CallLog>>,
@@ -58,7 +58,7 @@ impl GatewayBody {
         Self::Text { data: Some(data) }
     }
 
-    pub(crate) fn upstream(body: Incoming, upstream: Arc<str>, log: Option<Box<CallLog>>) -> Self {
+    pub(crate) fn upstream(body: ResponseBody, upstream: Arc<str>, log: Option<Box<CallLog>>) -> Self {
         Self::Upstream {
             body,
             upstream,

@@ -21,6 +21,41 @@
 //! endpoints = ["http://127.0.0.1:50051"]
 //! services = ["demo.users.v1.UserService"]
 //! connect_timeout = "1s"
+//! max_concurrent = 1024            # calls in flight; more are shed (RESOURCE_EXHAUSTED)
+//! connections_per_endpoint = 2
+//! ready_timeout = "1s"             # bounded wait for a ready endpoint
+//! max_ejection_percent = 10
+//! dns_refresh = "30s"
+//!
+//! [upstreams.users.breaker]        # per endpoint
+//! consecutive_failures = 5
+//! failure_rate = 0.5               # optional second mode
+//! failure_rate_window = "10s"
+//! failure_rate_min_requests = 20
+//! backoff_min = "1s"
+//! backoff_max = "30s"
+//!
+//! [upstreams.users.retry]          # typed calls; UNAVAILABLE always, these for idempotent ones
+//! max_attempts = 3
+//! initial_backoff = "25ms"
+//! max_backoff = "1s"
+//! multiplier = 2.0
+//! retryable_codes = ["DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"]
+//!
+//! [upstreams.users.budget]         # retries add at most 20 % (+10/s) to the upstream's load
+//! percent = 20
+//! min_per_second = 10
+//! ttl = "10s"
+//!
+//! [upstreams.users.hedge]          # opt-in, idempotent methods only
+//! delay = "50ms"
+//! max_attempts = 2
+//!
+//! [upstreams.users.methods."demo.users.v1.UserService/GetUser"]
+//! timeout = "200ms"
+//! idempotent = true
+//! retry = { max_attempts = 4 }
+//! hedge = { delay = "20ms" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -31,6 +66,12 @@ use std::time::Duration;
 
 use http::Uri;
 use serde::Deserialize;
+use tonic::Code;
+
+use crate::resilience::policy::{
+    BreakerPolicy, BudgetPolicy, FailureRatePolicy, HedgePolicy, MAX_ATTEMPTS, MethodPolicy,
+    RetryPolicy, UpstreamPolicy,
+};
 
 /// Default time given to in-flight calls to finish once shutdown starts.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,6 +118,8 @@ pub struct UpstreamConfig {
     pub services: Vec<String>,
     /// Bound on establishing a connection to one endpoint.
     pub connect_timeout: Duration,
+    /// Limits, breakers, retries, hedging and their per-method overrides.
+    pub policy: UpstreamPolicy,
 }
 
 /// Why a configuration was rejected: every problem found, each naming its key.
@@ -204,6 +247,63 @@ struct RawUpstream {
     endpoints: Vec<String>,
     services: Vec<String>,
     connect_timeout: Option<String>,
+    max_concurrent: Option<u32>,
+    connections_per_endpoint: Option<u32>,
+    ready_timeout: Option<String>,
+    max_ejection_percent: Option<u32>,
+    dns_refresh: Option<String>,
+    breaker: Option<RawBreaker>,
+    retry: Option<RawRetry>,
+    budget: Option<RawBudget>,
+    hedge: Option<RawHedge>,
+    #[serde(default)]
+    methods: BTreeMap<String, RawMethod>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    consecutive_failures: Option<u32>,
+    failure_rate: Option<f64>,
+    failure_rate_window: Option<String>,
+    failure_rate_min_requests: Option<u32>,
+    backoff_min: Option<String>,
+    backoff_max: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_attempts: Option<u32>,
+    initial_backoff: Option<String>,
+    max_backoff: Option<String>,
+    multiplier: Option<f64>,
+    retryable_codes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    percent: Option<f64>,
+    min_per_second: Option<u32>,
+    ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHedge {
+    enabled: Option<bool>,
+    delay: Option<String>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMethod {
+    timeout: Option<String>,
+    idempotent: Option<bool>,
+    retry: Option<RawRetry>,
+    hedge: Option<RawHedge>,
 }
 
 /// Collects problems while the raw form is turned into the validated one.
@@ -248,6 +348,349 @@ impl Problems {
                 default
             }
         }
+    }
+}
+
+impl Problems {
+    /// The upstream's policy: defaults, overridden by what the file sets.
+    fn policy(&mut self, key: &str, raw: &RawUpstream) -> UpstreamPolicy {
+        let defaults = UpstreamPolicy::default();
+        let max_concurrent = self.bounded(
+            &format!("{key}.max_concurrent"),
+            raw.max_concurrent,
+            1..=1_000_000,
+            defaults.max_concurrent as u32,
+        ) as usize;
+        let connections_per_endpoint = self.bounded(
+            &format!("{key}.connections_per_endpoint"),
+            raw.connections_per_endpoint,
+            1..=16,
+            defaults.connections_per_endpoint as u32,
+        ) as usize;
+        let ready_timeout = self.duration(
+            &format!("{key}.ready_timeout"),
+            raw.ready_timeout.as_deref(),
+            defaults.ready_timeout,
+        );
+        let max_ejection_percent = self.bounded(
+            &format!("{key}.max_ejection_percent"),
+            raw.max_ejection_percent,
+            0..=100,
+            u32::from(defaults.max_ejection_percent),
+        ) as u8;
+        let dns_refresh = self.duration(
+            &format!("{key}.dns_refresh"),
+            raw.dns_refresh.as_deref(),
+            defaults.dns_refresh,
+        );
+        let breaker = match &raw.breaker {
+            None => defaults.breaker,
+            Some(b) => self.breaker(&format!("{key}.breaker"), b),
+        };
+        let retry = match &raw.retry {
+            None => defaults.retry,
+            Some(r) => self.retry(&format!("{key}.retry"), r, &defaults.retry),
+        };
+        let budget = match &raw.budget {
+            None => defaults.budget,
+            Some(b) => self.budget(&format!("{key}.budget"), b),
+        };
+        let hedge = match &raw.hedge {
+            None => None,
+            Some(h) => self.hedge(&format!("{key}.hedge"), h, None),
+        };
+        let mut methods = BTreeMap::new();
+        for (method, raw_method) in &raw.methods {
+            let method_key = format!("{key}.methods.\"{method}\"");
+            match method.split_once('/') {
+                Some((service, name))
+                    if is_service_name(service)
+                        && is_identifier(name)
+                        && raw.services.iter().any(|s| s == service) => {}
+                Some((service, _)) if is_service_name(service) => {
+                    self.push(
+                        method_key.clone(),
+                        format!("`{service}` is not one of this upstream's services"),
+                    );
+                }
+                _ => {
+                    self.push(
+                        method_key.clone(),
+                        "expected `package.Service/Method`, such as `demo.users.v1.UserService/GetUser`",
+                    );
+                }
+            }
+            let timeout = raw_method.timeout.as_deref().map(|value| {
+                self.duration(&format!("{method_key}.timeout"), Some(value), Duration::ZERO)
+            });
+            let method_retry = raw_method
+                .retry
+                .as_ref()
+                .map(|r| self.retry(&format!("{method_key}.retry"), r, &retry));
+            let method_hedge = raw_method
+                .hedge
+                .as_ref()
+                .map(|h| self.hedge(&format!("{method_key}.hedge"), h, hedge.as_ref()));
+            methods.insert(
+                method.clone(),
+                MethodPolicy {
+                    timeout,
+                    idempotent: raw_method.idempotent,
+                    retry: method_retry,
+                    hedge: method_hedge,
+                },
+            );
+        }
+        UpstreamPolicy {
+            max_concurrent,
+            connections_per_endpoint,
+            ready_timeout,
+            max_ejection_percent,
+            breaker,
+            retry,
+            hedge,
+            budget,
+            dns_refresh,
+            methods,
+        }
+    }
+
+    fn bounded(
+        &mut self,
+        key: &str,
+        value: Option<u32>,
+        range: std::ops::RangeInclusive<u32>,
+        default: u32,
+    ) -> u32 {
+        match value {
+            None => default,
+            Some(v) if range.contains(&v) => v,
+            Some(v) => {
+                self.push(
+                    key,
+                    format!("{v} is out of range; expected {} to {}", range.start(), range.end()),
+                );
+                default
+            }
+        }
+    }
+
+    fn breaker(&mut self, key: &str, raw: &RawBreaker) -> BreakerPolicy {
+        let defaults = BreakerPolicy::default();
+        let consecutive_failures = raw
+            .consecutive_failures
+            .unwrap_or(defaults.consecutive_failures);
+        let failure_rate = match raw.failure_rate {
+            None => {
+                for (field, set) in [
+                    ("failure_rate_window", raw.failure_rate_window.is_some()),
+                    ("failure_rate_min_requests", raw.failure_rate_min_requests.is_some()),
+                ] {
+                    if set {
+                        self.push(
+                            format!("{key}.{field}"),
+                            "only applies with `failure_rate`; set it too",
+                        );
+                    }
+                }
+                None
+            }
+            Some(rate) if rate > 0.0 && rate <= 1.0 => Some(FailureRatePolicy {
+                threshold: rate,
+                window: self.duration(
+                    &format!("{key}.failure_rate_window"),
+                    raw.failure_rate_window.as_deref(),
+                    Duration::from_secs(10),
+                ),
+                min_requests: raw.failure_rate_min_requests.unwrap_or(20),
+            }),
+            Some(rate) => {
+                self.push(
+                    format!("{key}.failure_rate"),
+                    format!("{rate} is not a share of calls; expected more than 0 and at most 1, such as 0.5"),
+                );
+                None
+            }
+        };
+        let backoff_min = self.duration(
+            &format!("{key}.backoff_min"),
+            raw.backoff_min.as_deref(),
+            defaults.backoff_min,
+        );
+        let backoff_max = self.duration(
+            &format!("{key}.backoff_max"),
+            raw.backoff_max.as_deref(),
+            defaults.backoff_max.max(backoff_min),
+        );
+        if backoff_max < backoff_min {
+            self.push(
+                format!("{key}.backoff_max"),
+                "is shorter than `backoff_min`",
+            );
+        }
+        BreakerPolicy {
+            consecutive_failures,
+            failure_rate,
+            backoff_min,
+            backoff_max,
+        }
+    }
+
+    fn retry(&mut self, key: &str, raw: &RawRetry, base: &RetryPolicy) -> RetryPolicy {
+        let max_attempts = self.bounded(
+            &format!("{key}.max_attempts"),
+            raw.max_attempts,
+            1..=MAX_ATTEMPTS,
+            base.max_attempts,
+        );
+        let initial_backoff = self.duration(
+            &format!("{key}.initial_backoff"),
+            raw.initial_backoff.as_deref(),
+            base.initial_backoff,
+        );
+        let max_backoff = self.duration(
+            &format!("{key}.max_backoff"),
+            raw.max_backoff.as_deref(),
+            base.max_backoff.max(initial_backoff),
+        );
+        if max_backoff < initial_backoff {
+            self.push(
+                format!("{key}.max_backoff"),
+                "is shorter than `initial_backoff`",
+            );
+        }
+        let multiplier = match raw.multiplier {
+            None => base.multiplier,
+            Some(m) if (1.0..=10.0).contains(&m) => m,
+            Some(m) => {
+                self.push(
+                    format!("{key}.multiplier"),
+                    format!("{m} is out of range; expected 1 to 10"),
+                );
+                base.multiplier
+            }
+        };
+        let retryable_codes = match &raw.retryable_codes {
+            None => base.retryable_codes.clone(),
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, name)| match code_by_name(name) {
+                    Some(Code::Ok) => {
+                        self.push(
+                            format!("{key}.retryable_codes[{i}]"),
+                            "`OK` is not a failure",
+                        );
+                        None
+                    }
+                    Some(code) => Some(code),
+                    None => {
+                        self.push(
+                            format!("{key}.retryable_codes[{i}]"),
+                            format!("`{name}` is not a gRPC status code name such as `UNAVAILABLE` or `DEADLINE_EXCEEDED`"),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        };
+        RetryPolicy {
+            max_attempts,
+            initial_backoff,
+            max_backoff,
+            multiplier,
+            retryable_codes,
+        }
+    }
+
+    fn budget(&mut self, key: &str, raw: &RawBudget) -> BudgetPolicy {
+        let defaults = BudgetPolicy::default();
+        let percent = match raw.percent {
+            None => defaults.percent,
+            Some(p) if (0.0..=1000.0).contains(&p) => (p / 100.0) as f32,
+            Some(p) => {
+                self.push(
+                    format!("{key}.percent"),
+                    format!("{p} is out of range; expected 0 to 1000 (percent of calls)"),
+                );
+                defaults.percent
+            }
+        };
+        let min_per_second = self.bounded(
+            &format!("{key}.min_per_second"),
+            raw.min_per_second,
+            0..=100_000,
+            defaults.min_per_second,
+        );
+        let ttl = self.duration(&format!("{key}.ttl"), raw.ttl.as_deref(), defaults.ttl);
+        let ttl = if (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
+            ttl
+        } else {
+            self.push(format!("{key}.ttl"), "must be between 1s and 60s");
+            defaults.ttl
+        };
+        BudgetPolicy {
+            percent,
+            min_per_second,
+            ttl,
+        }
+    }
+
+    /// A hedge section; `base` fills what it leaves out. `enabled = false` turns hedging off.
+    fn hedge(&mut self, key: &str, raw: &RawHedge, base: Option<&HedgePolicy>) -> Option<HedgePolicy> {
+        if raw.enabled == Some(false) {
+            return None;
+        }
+        let delay = match (raw.delay.as_deref(), base) {
+            (Some(delay), _) => self.duration(&format!("{key}.delay"), Some(delay), Duration::ZERO),
+            (None, Some(base)) => base.delay,
+            (None, None) => {
+                self.push(
+                    format!("{key}.delay"),
+                    "hedging needs a `delay` after which the next attempt is sent, such as `50ms`",
+                );
+                Duration::ZERO
+            }
+        };
+        let max_attempts = self.bounded(
+            &format!("{key}.max_attempts"),
+            raw.max_attempts,
+            2..=MAX_ATTEMPTS,
+            base.map_or(2, |b| b.max_attempts),
+        );
+        Some(HedgePolicy {
+            delay,
+            max_attempts,
+        })
+    }
+}
+
+/// A gRPC status code by its canonical name (`UNAVAILABLE`).
+fn code_by_name(name: &str) -> Option<Code> {
+    (0..=16)
+        .map(Code::from_i32)
+        .find(|code| canonical_name(*code) == name)
+}
+
+fn canonical_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -351,11 +794,13 @@ impl RawConfig {
                 raw.connect_timeout.as_deref(),
                 DEFAULT_CONNECT_TIMEOUT,
             );
+            let policy = problems.policy(&key, raw);
             upstreams.push(UpstreamConfig {
                 name: name.clone(),
                 endpoints,
                 services: raw.services.clone(),
                 connect_timeout,
+                policy,
             });
         }
 

@@ -1,5 +1,5 @@
-//! Mosaic's runtime: the gateway server, routing, upstream calls and (later) the resilience,
-//! transcoding and security layers.
+//! Mosaic's runtime: the gateway server, routing, upstream calls with their resilience
+//! stack (balancing, breakers, limits, deadlines, retries), and (later) transcoding and security.
 //!
 //! A gateway is assembled from a validated [`GatewayConfig`] with [`Gateway::builder`], given the
 //! in-process services and descriptor sets it serves, bound, and served:
@@ -22,6 +22,7 @@ mod body;
 pub mod compose;
 pub mod config;
 mod listener;
+pub mod resilience;
 mod router;
 mod server;
 pub mod status;
@@ -33,4 +34,4 @@ pub use config::{ConfigError, GatewayConfig};
 pub use router::{LocalService, Route, Router};
 pub use server::{Gateway, GatewayBuilder, GatewayError, GatewayHandle, shutdown_signal};
 pub use status::LocalError;
-pub use upstream::Upstream;
+pub use upstream::{Upstream, UpstreamService};

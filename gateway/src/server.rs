@@ -87,6 +87,8 @@ pub struct GatewayBuilder {
     descriptor_sets: Vec<FileDescriptorSet>,
     local: Vec<(&'static str, LocalService)>,
     required: Vec<&'static str>,
+    /// Built once, shared by pass-through routes and the handlers' downstream calls.
+    upstreams: Vec<Arc<Upstream>>,
 }
 
 /// A gateway with its sockets bound, ready to serve.
@@ -112,11 +114,17 @@ pub struct GatewayHandle {
 impl GatewayBuilder {
     /// Starts from a validated configuration.
     pub fn new(config: GatewayConfig) -> Self {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|upstream| Arc::new(Upstream::new(upstream)))
+            .collect();
         Self {
             config,
             descriptor_sets: Vec::new(),
             local: Vec::new(),
             required: Vec::new(),
+            upstreams,
         }
     }
 
@@ -132,9 +140,15 @@ impl GatewayBuilder {
         Ok(self)
     }
 
-    /// Channels to the configured upstreams, for generated composition services.
+    /// The configured upstreams by service name, for generated composition services. They
+    /// share each upstream's stack (limit, breakers, budget) with the pass-through routes.
     pub fn downstreams(&self) -> crate::compose::Downstreams {
-        crate::compose::Downstreams::from_upstreams(&self.config.upstreams)
+        crate::compose::Downstreams::new(&self.config.upstreams, &self.upstreams)
+    }
+
+    /// The upstreams, built from `gateway.toml`, in name order.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
     }
 
     /// Declares downstream gRPC services that hosted services call (a generated composer's
@@ -188,8 +202,7 @@ impl GatewayBuilder {
                 Route::Local(service),
             )?;
         }
-        for config in &self.config.upstreams {
-            let upstream = Arc::new(Upstream::new(config));
+        for (config, upstream) in self.config.upstreams.iter().zip(&self.upstreams) {
             let owner = format!("upstream `{}`", config.name);
             for service in &config.services {
                 routes.claim(service, &owner, Route::Upstream(Arc::clone(&upstream)))?;

@@ -12,6 +12,13 @@
 //! | upstream without endpoints                   | `UNAVAILABLE`   |
 //! | upstream failed before answering             | `UNAVAILABLE`   |
 //! | upstream broke a response stream midway     | `UNAVAILABLE`   |
+//! | no endpoint ready (every breaker open)       | `UNAVAILABLE`   |
+//! | upstream at its concurrency limit (shed)     | `RESOURCE_EXHAUSTED` |
+//! | no response head within the call's deadline  | `DEADLINE_EXCEEDED` |
+//!
+//! `UNAVAILABLE` answers decided here (shed, open breakers, no endpoint) are never retried by
+//! the gateway itself: the condition that caused them is local and retrying at the same hop
+//! would only add load to it; [`LocalError::is_local_rejection`] tells them apart.
 //!
 //! Composition failures decided by the runtime are [`ComposeError`]s:
 //!
@@ -76,6 +83,41 @@ pub enum LocalError {
         #[source]
         source: tower::BoxError,
     },
+    /// Every endpoint's breaker is open and none became ready in time.
+    #[error(
+        "upstream `{upstream}` has no ready endpoint ({open} of {total} ejected by circuit \
+         breakers; waited {})",
+        humantime::format_duration(*.waited)
+    )]
+    NoReadyEndpoint {
+        /// Upstream name from `gateway.toml`.
+        upstream: String,
+        /// Endpoints ejected by their breakers.
+        open: usize,
+        /// Endpoints in all.
+        total: usize,
+        /// How long the call waited for one to become ready.
+        waited: Duration,
+    },
+    /// The upstream's concurrency limit was reached; the call was shed without being sent.
+    #[error("upstream `{upstream}` is at its limit of {limit} concurrent calls; call shed")]
+    Overloaded {
+        /// Upstream name from `gateway.toml`.
+        upstream: String,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// No response head arrived within the call's `grpc-timeout`.
+    #[error(
+        "upstream `{upstream}` did not answer within the call's deadline of {}",
+        humantime::format_duration(*.timeout)
+    )]
+    UpstreamDeadline {
+        /// Upstream name from `gateway.toml`.
+        upstream: String,
+        /// The call's timeout.
+        timeout: Duration,
+    },
     /// The upstream's response stream ended with a transport error.
     #[error("upstream `{upstream}` broke off the response stream: {source}")]
     StreamBroken {
@@ -96,8 +138,40 @@ impl LocalError {
             Self::Unreachable { .. }
             | Self::NoEndpoints { .. }
             | Self::UpstreamFailed { .. }
-            | Self::StreamBroken { .. } => Code::Unavailable,
+            | Self::StreamBroken { .. }
+            | Self::NoReadyEndpoint { .. } => Code::Unavailable,
+            Self::Overloaded { .. } => Code::ResourceExhausted,
+            Self::UpstreamDeadline { .. } => Code::DeadlineExceeded,
         }
+    }
+
+    /// Whether the gateway refused the call itself (shed, no ready endpoint, no endpoints):
+    /// retrying such a call at the same hop only adds to the overload that caused it.
+    pub fn is_local_rejection(&self) -> bool {
+        matches!(
+            self,
+            Self::NoReadyEndpoint { .. } | Self::Overloaded { .. } | Self::NoEndpoints { .. }
+        )
+    }
+
+    /// Recovers the local error from an upstream stack's boxed error; any other error (which
+    /// the stack does not produce) is reported as the upstream failing.
+    pub fn from_stack(upstream: &str, error: tower::BoxError) -> LocalError {
+        match error.downcast::<LocalError>() {
+            Ok(local) => *local,
+            Err(source) => LocalError::UpstreamFailed {
+                upstream: upstream.to_owned(),
+                source,
+            },
+        }
+    }
+
+    /// The status for a typed downstream call: [`to_status`](Self::to_status), with this error
+    /// kept as the status's source so the retry logic can tell local rejections apart.
+    pub fn into_status(self) -> Status {
+        let mut status = self.to_status();
+        status.set_source(std::sync::Arc::new(self));
+        status
     }
 
     /// The status a caller receives, with a message naming the cause. Transport errors are

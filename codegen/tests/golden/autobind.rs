@@ -33,16 +33,29 @@ async fn resolve_product_view(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                    downstreams.channel("demo.catalog.v1.CatalogService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
+                        &downstreams,
+                        "demo.catalog.v1.CatalogService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "p",
+                            method: "demo.catalog.v1.CatalogService/GetProduct",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_product(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                                    channel,
+                                )
+                                .get_product(request)
+                                .await
+                        },
                     )
                     .await
             }?;
@@ -74,16 +87,29 @@ async fn resolve_product_view(
                 let message = super::super::super::demo::inventory::v1::GetStockRequest {
                     product_id: input.product_id,
                 };
-                let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
-                    downstreams.channel("demo.inventory.v1.InventoryService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "stock",
-                        "demo.inventory.v1.InventoryService/GetStock",
+                        &downstreams,
+                        "demo.inventory.v1.InventoryService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "stock",
+                            method: "demo.inventory.v1.InventoryService/GetStock",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_stock(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
+                                    channel,
+                                )
+                                .get_stock(request)
+                                .await
+                        },
                     )
                     .await
             }?;

@@ -40,16 +40,29 @@ async fn resolve_review_card(
                     id: ::mosaic_gateway::compose::cel::or_default(&input.review)
                         .author_id,
                 };
-                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                    downstreams.channel("demo.users.v1.UserService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "author",
-                        "demo.users.v1.UserService/GetUser",
+                        &downstreams,
+                        "demo.users.v1.UserService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "author",
+                            method: "demo.users.v1.UserService/GetUser",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_user(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                                    channel,
+                                )
+                                .get_user(request)
+                                .await
+                        },
                     )
                     .await
             }?;
@@ -126,16 +139,29 @@ async fn resolve_review_page(
                 product_id: input.product_id,
                 limit: input.limit,
             };
-            let mut client = super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
-                downstreams.channel("demo.reviews.v1.ReviewService")?,
-            );
             ::mosaic_gateway::compose::call_downstream(
                     &call,
-                    "rs",
-                    "demo.reviews.v1.ReviewService/ListReviews",
+                    &downstreams,
+                    "demo.reviews.v1.ReviewService",
+                    &::mosaic_gateway::compose::CallSpec {
+                        step: "rs",
+                        method: "demo.reviews.v1.ReviewService/ListReviews",
+                        timeout: ::core::option::Option::None,
+                        defaults: ::mosaic_gateway::compose::MethodDefaults {
+                            idempotent: true,
+                            timeout: ::core::option::Option::None,
+                            max_attempts: ::core::option::Option::None,
+                            hedge_delay: ::core::option::Option::None,
+                        },
+                    },
                     message,
-                    ::core::option::Option::None,
-                    |request| { client.list_reviews(request) },
+                    |channel, request| async move {
+                        super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
+                                channel,
+                            )
+                            .list_reviews(request)
+                            .await
+                    },
                 )
                 .await
         }
@@ -185,16 +211,29 @@ async fn resolve_review_page(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                    downstreams.channel("demo.catalog.v1.CatalogService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
+                        &downstreams,
+                        "demo.catalog.v1.CatalogService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "p",
+                            method: "demo.catalog.v1.CatalogService/GetProduct",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_product(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                                    channel,
+                                )
+                                .get_product(request)
+                                .await
+                        },
                     )
                     .await
             }?;

@@ -33,18 +33,31 @@ async fn resolve_profile(
                 let message = super::super::super::demo::users::v1::GetUserRequest {
                     id: input.user_id,
                 };
-                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                    downstreams.channel("demo.users.v1.UserService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "u",
-                        "demo.users.v1.UserService/GetUser",
+                        &downstreams,
+                        "demo.users.v1.UserService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "u",
+                            method: "demo.users.v1.UserService/GetUser",
+                            timeout: ::core::option::Option::Some(
+                                ::mosaic_gateway::compose::Duration::from_millis(200),
+                            ),
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::Some(
-                            ::mosaic_gateway::compose::Duration::from_millis(200),
-                        ),
-                        |request| { client.get_user(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                                    channel,
+                                )
+                                .get_user(request)
+                                .await
+                        },
                     )
                     .await
             }?;

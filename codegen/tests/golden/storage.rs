@@ -64,16 +64,25 @@ async fn resolve_out(
                         >,
                     >()?,
             };
-            let mut client = down_client::DownClient::new(
-                downstreams.channel("golden.storage.v1.Down")?,
-            );
             ::mosaic_gateway::compose::call_downstream(
                     &call,
-                    "t",
-                    "golden.storage.v1.Down/Get",
+                    &downstreams,
+                    "golden.storage.v1.Down",
+                    &::mosaic_gateway::compose::CallSpec {
+                        step: "t",
+                        method: "golden.storage.v1.Down/Get",
+                        timeout: ::core::option::Option::None,
+                        defaults: ::mosaic_gateway::compose::MethodDefaults {
+                            idempotent: false,
+                            timeout: ::core::option::Option::None,
+                            max_attempts: ::core::option::Option::None,
+                            hedge_delay: ::core::option::Option::None,
+                        },
+                    },
                     message,
-                    ::core::option::Option::None,
-                    |request| { client.get(request) },
+                    |channel, request| async move {
+                        down_client::DownClient::new(channel).get(request).await
+                    },
                 )
                 .await
         }

@@ -40,16 +40,29 @@ async fn resolve_review_card(
                     id: ::mosaic_gateway::compose::cel::or_default(&input.review)
                         .author_id,
                 };
-                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                    downstreams.channel("demo.users.v1.UserService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "author",
-                        "demo.users.v1.UserService/GetUser",
+                        &downstreams,
+                        "demo.users.v1.UserService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "author",
+                            method: "demo.users.v1.UserService/GetUser",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_user(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                                    channel,
+                                )
+                                .get_user(request)
+                                .await
+                        },
                     )
                     .await
             }?;
@@ -144,16 +157,29 @@ async fn resolve_product_page(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                    downstreams.channel("demo.catalog.v1.CatalogService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
+                        &downstreams,
+                        "demo.catalog.v1.CatalogService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "p",
+                            method: "demo.catalog.v1.CatalogService/GetProduct",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_product(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                                    channel,
+                                )
+                                .get_product(request)
+                                .await
+                        },
                     )
                     .await
             }?;
@@ -169,16 +195,29 @@ async fn resolve_product_page(
                 let message = super::super::super::demo::inventory::v1::GetStockRequest {
                     product_id: input.product_id,
                 };
-                let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
-                    downstreams.channel("demo.inventory.v1.InventoryService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "stock",
-                        "demo.inventory.v1.InventoryService/GetStock",
+                        &downstreams,
+                        "demo.inventory.v1.InventoryService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "stock",
+                            method: "demo.inventory.v1.InventoryService/GetStock",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_stock(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
+                                    channel,
+                                )
+                                .get_stock(request)
+                                .await
+                        },
                     )
                     .await
             }?;
@@ -196,16 +235,29 @@ async fn resolve_product_page(
                 product_id: input.product_id,
                 limit: input.review_limit,
             };
-            let mut client = super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
-                downstreams.channel("demo.reviews.v1.ReviewService")?,
-            );
             ::mosaic_gateway::compose::call_downstream(
                     &call,
-                    "rs",
-                    "demo.reviews.v1.ReviewService/ListReviews",
+                    &downstreams,
+                    "demo.reviews.v1.ReviewService",
+                    &::mosaic_gateway::compose::CallSpec {
+                        step: "rs",
+                        method: "demo.reviews.v1.ReviewService/ListReviews",
+                        timeout: ::core::option::Option::None,
+                        defaults: ::mosaic_gateway::compose::MethodDefaults {
+                            idempotent: true,
+                            timeout: ::core::option::Option::None,
+                            max_attempts: ::core::option::Option::None,
+                            hedge_delay: ::core::option::Option::None,
+                        },
+                    },
                     message,
-                    ::core::option::Option::None,
-                    |request| { client.list_reviews(request) },
+                    |channel, request| async move {
+                        super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
+                                channel,
+                            )
+                            .list_reviews(request)
+                            .await
+                    },
                 )
                 .await
         }
@@ -319,16 +371,29 @@ async fn resolve_profile_review(
                     id: ::mosaic_gateway::compose::cel::or_default(&input.review)
                         .product_id,
                 };
-                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                    downstreams.channel("demo.catalog.v1.CatalogService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
+                        &downstreams,
+                        "demo.catalog.v1.CatalogService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "p",
+                            method: "demo.catalog.v1.CatalogService/GetProduct",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_product(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                                    channel,
+                                )
+                                .get_product(request)
+                                .await
+                        },
                     )
                     .await
             }?;
@@ -382,16 +447,29 @@ async fn resolve_user_profile(
                 let message = super::super::super::demo::users::v1::GetUserRequest {
                     id: input.user_id,
                 };
-                let mut client = super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
-                    downstreams.channel("demo.users.v1.UserService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "u",
-                        "demo.users.v1.UserService/GetUser",
+                        &downstreams,
+                        "demo.users.v1.UserService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "u",
+                            method: "demo.users.v1.UserService/GetUser",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_user(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::users::v1::user_service_client::UserServiceClient::new(
+                                    channel,
+                                )
+                                .get_user(request)
+                                .await
+                        },
                     )
                     .await
             }?;
@@ -409,16 +487,29 @@ async fn resolve_user_profile(
                 author_id: input.user_id,
                 limit: input.review_limit,
             };
-            let mut client = super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
-                downstreams.channel("demo.reviews.v1.ReviewService")?,
-            );
             ::mosaic_gateway::compose::call_downstream(
                     &call,
-                    "rs",
-                    "demo.reviews.v1.ReviewService/ListReviewsByAuthor",
+                    &downstreams,
+                    "demo.reviews.v1.ReviewService",
+                    &::mosaic_gateway::compose::CallSpec {
+                        step: "rs",
+                        method: "demo.reviews.v1.ReviewService/ListReviewsByAuthor",
+                        timeout: ::core::option::Option::None,
+                        defaults: ::mosaic_gateway::compose::MethodDefaults {
+                            idempotent: true,
+                            timeout: ::core::option::Option::None,
+                            max_attempts: ::core::option::Option::None,
+                            hedge_delay: ::core::option::Option::None,
+                        },
+                    },
                     message,
-                    ::core::option::Option::None,
-                    |request| { client.list_reviews_by_author(request) },
+                    |channel, request| async move {
+                        super::super::super::demo::reviews::v1::review_service_client::ReviewServiceClient::new(
+                                channel,
+                            )
+                            .list_reviews_by_author(request)
+                            .await
+                    },
                 )
                 .await
         }
@@ -520,16 +611,29 @@ async fn resolve_availability(
             let message = super::super::super::demo::inventory::v1::GetStockRequest {
                 product_id: input.product_id,
             };
-            let mut client = super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
-                downstreams.channel("demo.inventory.v1.InventoryService")?,
-            );
             ::mosaic_gateway::compose::call_downstream(
                     &call,
-                    "stock",
-                    "demo.inventory.v1.InventoryService/GetStock",
+                    &downstreams,
+                    "demo.inventory.v1.InventoryService",
+                    &::mosaic_gateway::compose::CallSpec {
+                        step: "stock",
+                        method: "demo.inventory.v1.InventoryService/GetStock",
+                        timeout: ::core::option::Option::None,
+                        defaults: ::mosaic_gateway::compose::MethodDefaults {
+                            idempotent: true,
+                            timeout: ::core::option::Option::None,
+                            max_attempts: ::core::option::Option::None,
+                            hedge_delay: ::core::option::Option::None,
+                        },
+                    },
                     message,
-                    ::core::option::Option::None,
-                    |request| { client.get_stock(request) },
+                    |channel, request| async move {
+                        super::super::super::demo::inventory::v1::inventory_service_client::InventoryServiceClient::new(
+                                channel,
+                            )
+                            .get_stock(request)
+                            .await
+                    },
                 )
                 .await
         }
@@ -551,16 +655,29 @@ async fn resolve_availability(
                 let message = super::super::super::demo::catalog::v1::GetProductRequest {
                     id: input.product_id,
                 };
-                let mut client = super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-                    downstreams.channel("demo.catalog.v1.CatalogService")?,
-                );
                 ::mosaic_gateway::compose::call_downstream(
                         &call,
-                        "p",
-                        "demo.catalog.v1.CatalogService/GetProduct",
+                        &downstreams,
+                        "demo.catalog.v1.CatalogService",
+                        &::mosaic_gateway::compose::CallSpec {
+                            step: "p",
+                            method: "demo.catalog.v1.CatalogService/GetProduct",
+                            timeout: ::core::option::Option::None,
+                            defaults: ::mosaic_gateway::compose::MethodDefaults {
+                                idempotent: true,
+                                timeout: ::core::option::Option::None,
+                                max_attempts: ::core::option::Option::None,
+                                hedge_delay: ::core::option::Option::None,
+                            },
+                        },
                         message,
-                        ::core::option::Option::None,
-                        |request| { client.get_product(request) },
+                        |channel, request| async move {
+                            super::super::super::demo::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+                                    channel,
+                                )
+                                .get_product(request)
+                                .await
+                        },
                     )
                     .await
             }?;

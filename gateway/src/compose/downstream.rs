@@ -1,156 +1,143 @@
-//! Channels to the downstream services that generated handlers call, by gRPC service name.
+//! The downstream services that generated handlers call, by gRPC service name.
 //!
 //! The generator knows *which* service a step calls (`demo.users.v1.UserService`); only
-//! `gateway.toml` knows *where* it runs. [`Downstreams`] joins the two: one tonic [`Channel`]
-//! per upstream, shared by every service that upstream serves, found by service name.
+//! `gateway.toml` knows *where* it runs and with which policy. [`Downstreams`] joins the two:
+//! it maps each service name to its [`Upstream`], the same instance the pass-through routes use,
+//! so typed calls and pass-through calls share one concurrency limit, one set of per-endpoint
+//! breakers and one retry budget.
 //!
-//! Channels connect lazily, on the first call, so a gateway starts while its downstreams are
-//! still coming up, and an upstream's `connect_timeout` bounds each connection attempt. An
-//! upstream with one endpoint gets a plain channel; one with several gets a channel that
-//! balances over them (tonic's power-of-two-choices balancer).
-//!
-//! A channel is built the first time a handler asks for it rather than in
-//! [`Downstreams::from_upstreams`], because building one spawns its connection worker on the
-//! current Tokio runtime: construction then never depends on a runtime, and upstreams no handler
-//! calls cost nothing.
+//! A typed call reaches the upstream's stack through a [`DownstreamChannel`], the transport the
+//! generated tonic clients are built on. It maps every local failure of the stack (shed, no
+//! ready endpoint, unreachable, deadline) to its one documented status (`status.rs`), keeping
+//! the local error as the status's source so the retry logic can tell a local rejection, which
+//! it must not retry, from an upstream's own `UNAVAILABLE`.
 //!
 //! A service no upstream serves is a deployment bug (the protos call it, the configuration
-//! forgot it), so [`Downstreams::channel`] fails with `INTERNAL` and a message saying what to
-//! add to `gateway.toml`, never with `UNAVAILABLE`, which clients would retry in vain.
+//! forgot it), so [`Downstreams::get`] fails with `INTERNAL` and a message saying what to add
+//! to `gateway.toml`, never with `UNAVAILABLE`, which clients would retry in vain.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tokio::runtime::Handle;
+use http::{Request, Response};
 use tonic::Status;
-use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint};
+use tower::Service;
 
 use super::error::ComposeError;
 use crate::config::UpstreamConfig;
+use crate::resilience::balance::ResponseBody;
+use crate::status::LocalError;
+use crate::upstream::{Upstream, UpstreamService};
 
-/// Downstream channels by gRPC service name, built from the gateway's upstream configuration.
-///
-/// Cheap to clone: clones share the routes and the channels.
+/// Upstreams by gRPC service name; cheap to clone (clones share everything).
 #[derive(Clone, Debug)]
 pub struct Downstreams {
-    inner: Arc<Routes>,
+    by_service: Arc<HashMap<String, Arc<Upstream>>>,
 }
 
-#[derive(Debug)]
-struct Routes {
-    /// Service name → index into `upstreams`.
-    by_service: HashMap<String, usize>,
-    upstreams: Vec<UpstreamChannel>,
-}
-
-/// One upstream's endpoints and the channel built from them on first use.
-#[derive(Debug)]
-struct UpstreamChannel {
-    name: String,
-    endpoints: Vec<Endpoint>,
-    channel: OnceLock<Channel>,
+/// The transport of a generated tonic client: one call through an upstream's stack.
+#[derive(Clone, Debug)]
+pub struct DownstreamChannel {
+    inner: UpstreamService,
+    upstream: Arc<str>,
 }
 
 // === impl Downstreams ===
 
 impl Downstreams {
-    /// Routes every service of every upstream to that upstream's (lazily built) channel.
-    ///
-    /// If two upstreams list the same service the first one wins, as in
-    /// `GatewayConfig::upstream_for` (the configuration's validation is the place to reject
-    /// that).
-    pub fn from_upstreams(upstreams: &[UpstreamConfig]) -> Downstreams {
+    /// Routes every service of every upstream config to the matching built upstream (the
+    /// two slices are in the same order, as `GatewayBuilder` keeps them). If two upstreams
+    /// list the same service the first one wins (the configuration's validation rejects that).
+    pub fn new(configs: &[UpstreamConfig], upstreams: &[Arc<Upstream>]) -> Downstreams {
         let mut by_service = HashMap::new();
-        for (index, upstream) in upstreams.iter().enumerate() {
-            for service in &upstream.services {
-                by_service.entry(service.clone()).or_insert(index);
+        for (config, upstream) in configs.iter().zip(upstreams) {
+            for service in &config.services {
+                by_service
+                    .entry(service.clone())
+                    .or_insert_with(|| Arc::clone(upstream));
             }
         }
-        let upstreams = upstreams
-            .iter()
-            .map(|upstream| UpstreamChannel {
-                name: upstream.name.clone(),
-                endpoints: upstream
-                    .endpoints
-                    .iter()
-                    .map(|uri| {
-                        Endpoint::from(uri.clone()).connect_timeout(upstream.connect_timeout)
-                    })
-                    .collect(),
-                channel: OnceLock::new(),
-            })
-            .collect();
         Downstreams {
-            inner: Arc::new(Routes {
-                by_service,
-                upstreams,
-            }),
+            by_service: Arc::new(by_service),
         }
+    }
+
+    /// Builds upstreams from their configs; for handlers and tests used without a gateway.
+    pub fn from_upstreams(configs: &[UpstreamConfig]) -> Downstreams {
+        let upstreams: Vec<Arc<Upstream>> = configs
+            .iter()
+            .map(|config| Arc::new(Upstream::new(config)))
+            .collect();
+        Self::new(configs, &upstreams)
     }
 
     /// Whether some upstream serves `grpc_service`; for checking at start-up that every
     /// service the generated handlers call is configured.
     pub fn serves(&self, grpc_service: &str) -> bool {
-        self.inner.by_service.contains_key(grpc_service)
+        self.by_service.contains_key(grpc_service)
     }
 
-    /// The channel to the upstream serving `grpc_service` (`demo.users.v1.UserService`).
+    /// The upstream serving `grpc_service` (`demo.users.v1.UserService`).
     ///
     /// Fails with `INTERNAL` when no upstream serves it (add it to an upstream's `services` in
-    /// `gateway.toml`), `UNAVAILABLE` when that upstream has no endpoints, and `INTERNAL` when
-    /// called outside a Tokio runtime the first time.
-    pub fn channel(&self, grpc_service: &str) -> Result<Channel, Status> {
-        let upstream = self
-            .inner
-            .by_service
-            .get(grpc_service)
-            .and_then(|&index| self.inner.upstreams.get(index))
-            .ok_or_else(|| ComposeError::NoUpstream {
-                service: grpc_service.to_owned(),
-            })?;
-        upstream.channel(grpc_service)
-    }
-}
-
-// === impl UpstreamChannel ===
-
-impl UpstreamChannel {
-    fn channel(&self, grpc_service: &str) -> Result<Channel, Status> {
-        if let Some(channel) = self.channel.get() {
-            return Ok(channel.clone());
-        }
-        if self.endpoints.is_empty() {
-            // A balancer over no endpoints would hold every call until its deadline.
+    /// `gateway.toml`) and `UNAVAILABLE` when that upstream has no endpoints.
+    pub fn get(&self, grpc_service: &str) -> Result<&Arc<Upstream>, Status> {
+        let upstream =
+            self.by_service
+                .get(grpc_service)
+                .ok_or_else(|| ComposeError::NoUpstream {
+                    service: grpc_service.to_owned(),
+                })?;
+        if upstream.balancer().endpoints().is_empty() {
             return Err(ComposeError::NoEndpoints {
-                upstream: self.name.clone(),
+                upstream: upstream.name().to_string(),
                 service: grpc_service.to_owned(),
             }
             .into());
         }
-        if Handle::try_current().is_err() {
-            return Err(ComposeError::NoRuntime.into());
-        }
-        Ok(self.channel.get_or_init(|| self.build()).clone())
+        Ok(upstream)
     }
 
-    fn build(&self) -> Channel {
-        match self.endpoints.as_slice() {
-            [single] => single.connect_lazy(),
-            several => {
-                // `Channel::balance_list` panics past 1 024 endpoints; a channel sized to the
-                // list takes them all.
-                let (channel, changes) = Channel::balance_channel(several.len().max(1));
-                for endpoint in several {
-                    let change = Change::Insert(endpoint.uri().clone(), endpoint.clone());
-                    if changes.try_send(change).is_err() {
-                        let uri = endpoint.uri();
-                        tracing::warn!(upstream = %self.name, %uri, "endpoint not added to the balancer");
-                    }
-                }
-                channel
-            }
+    /// A channel to the upstream serving `grpc_service`, for a tonic client (see [`get`](Self::get)).
+    pub fn channel(&self, grpc_service: &str) -> Result<DownstreamChannel, Status> {
+        self.get(grpc_service).map(|upstream| DownstreamChannel::new(upstream))
+    }
+}
+
+// === impl DownstreamChannel ===
+
+impl DownstreamChannel {
+    /// A channel through `upstream`'s stack.
+    pub fn new(upstream: &Upstream) -> Self {
+        Self {
+            inner: upstream.service(),
+            upstream: Arc::clone(upstream.name()),
         }
+    }
+}
+
+impl Service<Request<tonic::body::Body>> for DownstreamChannel {
+    type Response = Response<ResponseBody>;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Status>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        let upstream = &self.upstream;
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| LocalError::from_stack(upstream, error).into_status())
+    }
+
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+        let upstream = Arc::clone(&self.upstream);
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            call.await
+                .map_err(|error| LocalError::from_stack(&upstream, error).into_status())
+        })
     }
 }
 
@@ -161,6 +148,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
+    use crate::resilience::UpstreamPolicy;
 
     fn upstream(name: &str, endpoints: &[&str], services: &[&str]) -> UpstreamConfig {
         UpstreamConfig {
@@ -168,6 +156,7 @@ mod tests {
             endpoints: endpoints.iter().map(|e| e.parse().expect("uri")).collect(),
             services: services.iter().map(|&s| s.to_owned()).collect(),
             connect_timeout: Duration::from_millis(250),
+            policy: UpstreamPolicy::default(),
         }
     }
 
@@ -187,30 +176,26 @@ mod tests {
         ])
     }
 
-    #[tokio::test]
-    async fn known_services_get_a_lazy_channel_without_network() {
+    #[test]
+    fn services_of_one_upstream_share_it_without_network_or_runtime() {
         let downstreams = demo();
-        for service in [
-            "demo.users.v1.UserService",
-            "demo.faults.v1.FaultService",
-            "demo.catalog.v1.CatalogService",
-        ] {
-            assert!(downstreams.serves(service));
-            assert!(downstreams.channel(service).is_ok(), "{service}");
-        }
-        let users = &downstreams.inner.upstreams[0];
-        assert!(
-            users.channel.get().is_some(),
-            "built once, shared by both services"
-        );
-        let clone = downstreams.clone();
-        assert!(clone.channel("demo.users.v1.UserService").is_ok());
+        let users = downstreams.get("demo.users.v1.UserService").expect("users");
+        let faults = downstreams
+            .get("demo.faults.v1.FaultService")
+            .expect("faults");
+        assert!(Arc::ptr_eq(users, faults), "one upstream, one stack");
+        assert_eq!(&**users.name(), "users");
+        let catalog = downstreams
+            .get("demo.catalog.v1.CatalogService")
+            .expect("catalog");
+        assert_eq!(catalog.balancer().endpoints().len(), 2);
+        assert!(downstreams.channel("demo.users.v1.UserService").is_ok());
     }
 
-    #[tokio::test]
-    async fn an_unknown_service_is_a_configuration_bug() {
+    #[test]
+    fn an_unknown_service_is_a_configuration_bug() {
         let status = demo()
-            .channel("demo.reviews.v1.ReviewService")
+            .get("demo.reviews.v1.ReviewService")
             .expect_err("not configured");
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(
@@ -221,22 +206,13 @@ mod tests {
         assert!(!demo().serves("demo.reviews.v1.ReviewService"));
     }
 
-    #[tokio::test]
-    async fn an_upstream_without_endpoints_is_unavailable() {
+    #[test]
+    fn an_upstream_without_endpoints_is_unavailable() {
         let status = demo()
-            .channel("demo.empty.v1.EmptyService")
+            .get("demo.empty.v1.EmptyService")
             .expect_err("no endpoints");
         assert_eq!(status.code(), Code::Unavailable);
         assert!(status.message().contains("upstream `empty`"), "{status:?}");
-    }
-
-    #[test]
-    fn outside_a_runtime_channel_fails_instead_of_panicking() {
-        let downstreams = demo();
-        let status = downstreams
-            .channel("demo.users.v1.UserService")
-            .expect_err("no runtime");
-        assert_eq!(status.code(), Code::Internal);
     }
 
     #[test]
@@ -245,6 +221,9 @@ mod tests {
             upstream("a", &["http://127.0.0.1:1"], &["x.v1.S"]),
             upstream("b", &["http://127.0.0.1:2"], &["x.v1.S"]),
         ]);
-        assert_eq!(downstreams.inner.by_service.get("x.v1.S"), Some(&0));
+        assert_eq!(
+            &**downstreams.get("x.v1.S").expect("routed").name(),
+            "a"
+        );
     }
 }

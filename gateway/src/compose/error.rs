@@ -67,29 +67,29 @@ pub fn step_failed(step: &str, method: &str, status: Status) -> Status {
     wrapped
 }
 
-/// Makes one downstream call for a step: builds the request with the edge call's deadline
-/// slice (see [`EdgeCall::downstream_request`](super::EdgeCall::downstream_request)), sends it
-/// with `send` (the typed client's method) and names the step and method in any failure, the
-/// deadline having passed before sending included.
+/// Makes one downstream call for a step through the upstream serving `service`: each attempt
+/// gets the edge call's deadline slice (see
+/// [`EdgeCall::downstream_request`](super::EdgeCall::downstream_request)), failed attempts are
+/// retried or hedged as the upstream's policy says (`compose::retry`), and a failure names the
+/// step and method, the deadline having passed before sending included. `send` performs one
+/// attempt with a typed client built on the channel it is given.
 pub async fn call_downstream<M, R, F, Fut>(
     call: &super::EdgeCall,
-    step: &str,
-    method: &str,
+    downstreams: &super::Downstreams,
+    service: &str,
+    spec: &super::CallSpec,
     message: M,
-    call_timeout: Option<std::time::Duration>,
     send: F,
 ) -> Result<R, Status>
 where
-    F: FnOnce(tonic::Request<M>) -> Fut,
+    M: Clone,
+    F: FnMut(super::DownstreamChannel, tonic::Request<M>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
 {
-    let request = call
-        .downstream_request(message, call_timeout)
-        .map_err(|status| step_failed(step, method, status))?;
-    send(request)
+    let upstream = downstreams.get(service)?;
+    super::retry::call_with_retries(call, upstream, spec, message, send)
         .await
-        .map(tonic::Response::into_inner)
-        .map_err(|status| step_failed(step, method, status))
+        .map_err(|status| step_failed(spec.step, spec.method, status))
 }
 
 /// Whether tonic's client ended the call itself because the request's timeout expired.
@@ -188,8 +188,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn call_downstream_names_the_step_in_every_failure() {
+        use crate::compose::{CallSpec, Downstreams, MethodDefaults};
+        let downstreams = Downstreams::from_upstreams(&[crate::config::UpstreamConfig {
+            name: "catalog".into(),
+            endpoints: vec!["http://127.0.0.1:1".parse().unwrap()],
+            services: vec!["demo.catalog.v1.CatalogService".into()],
+            connect_timeout: Duration::from_millis(100),
+            policy: crate::resilience::UpstreamPolicy::default(),
+        }]);
+        let service = "demo.catalog.v1.CatalogService";
+        let spec = CallSpec {
+            step: "p",
+            method: GET_PRODUCT,
+            timeout: None,
+            defaults: MethodDefaults::default(),
+        };
         let call = crate::compose::EdgeCall::with_budget("e.Edge/Get", Duration::from_millis(100));
-        let failed = call_downstream(&call, "p", GET_PRODUCT, (), None, |_request| async {
+        let failed = call_downstream(&call, &downstreams, service, &spec, (), |_, _| async {
             Err::<tonic::Response<()>, _>(Status::not_found("product 501 not found"))
         })
         .await
@@ -200,7 +215,7 @@ mod tests {
             "step `p` (demo.catalog.v1.CatalogService/GetProduct) failed: product 501 not found"
         );
 
-        let answered = call_downstream(&call, "p", GET_PRODUCT, 7, None, |request| async move {
+        let answered = call_downstream(&call, &downstreams, service, &spec, 7, |_, request| async move {
             // The request carries the deadline slice.
             assert!(request.metadata().get("grpc-timeout").is_some());
             Ok(tonic::Response::new(*request.get_ref() * 2))
@@ -210,7 +225,7 @@ mod tests {
         assert_eq!(answered, 14);
 
         tokio::time::advance(Duration::from_millis(150)).await;
-        let late = call_downstream(&call, "p", GET_PRODUCT, (), None, |_request| async {
+        let late = call_downstream(&call, &downstreams, service, &spec, (), |_, _| async {
             Ok(tonic::Response::new(()))
         })
         .await

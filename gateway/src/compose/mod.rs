@@ -83,6 +83,7 @@ mod deadline;
 mod downstream;
 mod error;
 mod map;
+mod retry;
 mod step;
 
 pub use std::sync::Arc;
@@ -92,11 +93,12 @@ pub use tokio::time::Instant;
 /// Awaits several steps (or any futures returning `Result<_, Status>`) together and returns on
 /// the first error: the way a handler should wait for the steps its response reads.
 pub use tokio::try_join;
-pub use tonic::transport::Channel;
 pub use tonic::{Code, Request, Response, Status, async_trait};
 
+pub(crate) use self::deadline::parse_grpc_timeout;
 pub use self::deadline::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall};
-pub use self::downstream::Downstreams;
+pub use self::downstream::{DownstreamChannel, Downstreams};
+pub use self::retry::{CallSpec, MethodDefaults};
 pub use self::error::{ComposeError, call_downstream, step_failed};
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
 pub use self::step::{Step, step, step_if};

@@ -1,0 +1,339 @@
+//! Retries and hedging of typed downstream calls (gRFC A6), within the upstream's budget.
+//!
+//! Retries live here, around each typed call, rather than in the upstream's tower stack: the
+//! call still holds its prost message, so every attempt re-encodes it and no HTTP body is ever
+//! buffered for replay.
+//!
+//! # Which failures are retried
+//!
+//! - `UNAVAILABLE` from the downstream, for any method: it means the call was not processed.
+//! - Other codes listed in the policy's `retryable_codes` (say `DEADLINE_EXCEEDED`), only for
+//!   methods declared idempotent: by `idempotency_level` (`NO_SIDE_EFFECTS`, `IDEMPOTENT`) in
+//!   the downstream's proto, the `mosaic.v1.method` annotation, or `gateway.toml`.
+//! - Never a call the gateway refused itself (shed by the concurrency limit, no ready endpoint):
+//!   retrying at the same hop would add load exactly where it is short (linkerd does the same).
+//!   Requests that never reached a connection were already moved to another endpoint by the
+//!   balancer and do not count here.
+//!
+//! # How much
+//!
+//! At most `max_attempts` attempts (A6 caps it at 5), exponential backoff with ±20 % jitter so
+//! that many callers do not retry in lockstep, and never past the edge deadline. A downstream's
+//! `grpc-retry-pushback-ms` replaces the backoff; a negative or malformed one means "do not
+//! retry". Each retry also needs a token from the upstream's budget (every original call
+//! deposits one; a retry withdraws `1 / percent` of them), so however many callers and layers
+//! retry, retries add at most `percent` (20 % by default) to the upstream's load: fixed retry
+//! counts alone turn a partial outage into a retry storm. And no retry is sent while the
+//! upstream has no ready endpoint (every breaker open): the last answer is returned at once.
+//! Retries carry `grpc-previous-rpc-attempts`.
+//!
+//! # Hedging
+//!
+//! Opt-in per upstream or method, and only for idempotent methods: when the first attempt has
+//! not answered after `delay`, a second is sent (then a third, up to `max_attempts`), each a
+//! budget withdrawal. The first answer that is not a retryable failure wins and the others are
+//! cancelled (dropping them resets their HTTP/2 streams). Retryable failures let the remaining
+//! attempts continue; when every attempt failed, the last failure is returned.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use rand::Rng;
+use tokio::time::Instant;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Request, Response, Status};
+use tower::retry::budget::Budget;
+
+use super::EdgeCall;
+use super::downstream::DownstreamChannel;
+use crate::resilience::{HedgePolicy, RetryPolicy};
+use crate::status::LocalError;
+use crate::upstream::Upstream;
+
+/// What the generated code knows about one downstream call.
+#[derive(Clone, Copy, Debug)]
+pub struct CallSpec {
+    /// The step's name, for error messages (empty for steps kept for their effect).
+    pub step: &'static str,
+    /// The downstream method, `package.Service/Method`.
+    pub method: &'static str,
+    /// The step's own timeout (`call { timeout }`), if written.
+    pub timeout: Option<Duration>,
+    /// Defaults from the downstream method's proto.
+    pub defaults: MethodDefaults,
+}
+
+/// A downstream method's defaults from its proto: `idempotency_level` and the
+/// `mosaic.v1.method` annotation. `gateway.toml` overrides each.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MethodDefaults {
+    /// `NO_SIDE_EFFECTS` or `IDEMPOTENT`, or `idempotent: true` in the annotation.
+    pub idempotent: bool,
+    /// The annotation's `timeout`: a per-call timeout for calls to this method.
+    pub timeout: Option<Duration>,
+    /// The annotation's retry attempts.
+    pub max_attempts: Option<u32>,
+    /// The annotation's hedging delay (hedging with two attempts).
+    pub hedge_delay: Option<Duration>,
+}
+
+/// The policy in force for one call, after every override.
+#[derive(Debug)]
+struct Effective<'a> {
+    idempotent: bool,
+    timeout: Option<Duration>,
+    retry: std::borrow::Cow<'a, RetryPolicy>,
+    hedge: Option<HedgePolicy>,
+}
+
+/// Header telling the downstream how many attempts came before this one (gRFC A6).
+const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
+/// Header by which a downstream asks for a specific delay before a retry, or none.
+const PUSHBACK: &str = "grpc-retry-pushback-ms";
+
+/// Runs one downstream call with the upstream's retry and hedging policy; `send` performs one
+/// attempt on the channel it is given.
+pub(crate) async fn call_with_retries<M, R, F, Fut>(
+    call: &EdgeCall,
+    upstream: &Upstream,
+    spec: &CallSpec,
+    message: M,
+    mut send: F,
+) -> Result<R, Status>
+where
+    M: Clone,
+    F: FnMut(DownstreamChannel, Request<M>) -> Fut,
+    Fut: Future<Output = Result<Response<R>, Status>>,
+{
+    let policy = effective(upstream, spec);
+    upstream.budget().deposit();
+    let mut attempt = |number: u32| {
+        let request = call.downstream_request(message.clone(), policy.timeout);
+        let channel = DownstreamChannel::new(upstream);
+        let sent = request.map(|mut request| {
+            if number > 0 {
+                request
+                    .metadata_mut()
+                    .insert(PREVIOUS_ATTEMPTS, MetadataValue::from(number));
+            }
+            let timeout = request_timeout(&request);
+            (timeout, send(channel, request))
+        });
+        let name = upstream.name();
+        async move {
+            let (timeout, response) = sent?;
+            match tokio::time::timeout(timeout, response).await {
+                Ok(result) => result.map(Response::into_inner),
+                Err(_) => Err(LocalError::UpstreamDeadline {
+                    upstream: name.to_string(),
+                    timeout,
+                }
+                .into_status()),
+            }
+        }
+    };
+    match &policy.hedge {
+        Some(hedge) if policy.idempotent => hedged(call, upstream, &policy, hedge, attempt).await,
+        _ => {
+            let mut number = 0;
+            loop {
+                let status = match attempt(number).await {
+                    Ok(response) => return Ok(response),
+                    Err(status) => status,
+                };
+                number += 1;
+                let Some(delay) = retry_delay(call, upstream, &policy, &status, number) else {
+                    return Err(status);
+                };
+                tracing::debug!(
+                    upstream = %upstream.name(),
+                    method = spec.method,
+                    attempt = number + 1,
+                    code = ?status.code(),
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying downstream call"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Sends hedged attempts as the module docs describe.
+async fn hedged<R, A, Fut>(
+    call: &EdgeCall,
+    upstream: &Upstream,
+    policy: &Effective<'_>,
+    hedge: &HedgePolicy,
+    mut attempt: A,
+) -> Result<R, Status>
+where
+    A: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<R, Status>>,
+{
+    let mut running = FuturesUnordered::new();
+    running.push(attempt(0));
+    let mut sent = 1;
+    let mut more_allowed = true;
+    let mut next_at = Instant::now() + hedge.delay;
+    let mut last: Option<Status> = None;
+    loop {
+        let may_send = more_allowed && sent < hedge.max_attempts;
+        tokio::select! {
+            finished = running.next(), if !running.is_empty() => {
+                let Some(result) = finished else { continue };
+                let status = match result {
+                    Ok(response) => return Ok(response),
+                    Err(status) => status,
+                };
+                if !retryable(policy, &status) {
+                    return Err(status);
+                }
+                if pushback(&status) == Some(None) {
+                    more_allowed = false;
+                }
+                last = Some(status);
+                if running.is_empty() {
+                    // Nothing left in flight: send the next attempt now rather than idle.
+                    if may_send && more_allowed {
+                        next_at = Instant::now();
+                    } else {
+                        break;
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(next_at), if may_send => {
+                if call.remaining().is_zero()
+                    || !upstream.balancer().has_ready_endpoint()
+                    || !upstream.budget().withdraw()
+                {
+                    more_allowed = false;
+                    if running.is_empty() {
+                        break;
+                    }
+                    continue;
+                }
+                tracing::debug!(upstream = %upstream.name(), attempt = sent + 1, "sending hedged attempt");
+                running.push(attempt(sent));
+                sent += 1;
+                next_at = Instant::now() + hedge.delay;
+            }
+            else => break,
+        }
+    }
+    Err(last.unwrap_or_else(|| Status::unavailable("every hedged attempt failed")))
+}
+
+/// Whether a failed attempt may be retried (or, when hedging, whether the other attempts
+/// should continue).
+fn retryable(policy: &Effective<'_>, status: &Status) -> bool {
+    let local_rejection = std::error::Error::source(status)
+        .and_then(|source| source.downcast_ref::<LocalError>())
+        .is_some_and(LocalError::is_local_rejection);
+    if local_rejection {
+        return false;
+    }
+    status.code() == Code::Unavailable
+        || (policy.idempotent && policy.retry.retryable_codes.contains(&status.code()))
+}
+
+/// The delay before retry number `retry` (1 for the first retry), or `None` when the call must
+/// not be retried (see the module docs for every rule).
+fn retry_delay(
+    call: &EdgeCall,
+    upstream: &Upstream,
+    policy: &Effective<'_>,
+    status: &Status,
+    retry: u32,
+) -> Option<Duration> {
+    if retry >= policy.retry.max_attempts || !retryable(policy, status) {
+        return None;
+    }
+    let delay = match pushback(status) {
+        Some(None) => return None,
+        Some(Some(delay)) => delay,
+        None => backoff(&policy.retry, retry),
+    };
+    if delay >= call.remaining() || !upstream.balancer().has_ready_endpoint() {
+        return None;
+    }
+    // Last, so a retry that would not be sent anyway takes no token.
+    upstream.budget().withdraw().then_some(delay)
+}
+
+/// `initial × multiplier^(retry−1)`, capped, with ±20 % jitter (gRFC A6 as revised).
+fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
+    let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);
+    let base = policy.initial_backoff.as_secs_f64() * policy.multiplier.powi(exponent);
+    let capped = base.min(policy.max_backoff.as_secs_f64());
+    let jitter = rand::rng().random_range(0.8..=1.2);
+    Duration::from_secs_f64(capped * jitter)
+}
+
+/// The downstream's pushback: `None` without the header, `Some(None)` for "do not retry"
+/// (negative or malformed), `Some(Some(delay))` otherwise.
+fn pushback(status: &Status) -> Option<Option<Duration>> {
+    let value = status.metadata().get(PUSHBACK)?;
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .map(Duration::from_millis),
+    )
+}
+
+/// The policy for one call: `gateway.toml`'s method override, else the proto's defaults, else
+/// the upstream's policy.
+fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
+    let policy = upstream.policy();
+    let method = policy.methods.get(spec.method);
+    let idempotent = method
+        .and_then(|m| m.idempotent)
+        .unwrap_or(spec.defaults.idempotent);
+    let timeout = method
+        .and_then(|m| m.timeout)
+        .or(spec.timeout)
+        .or(spec.defaults.timeout);
+    let retry = match (method.and_then(|m| m.retry.as_ref()), spec.defaults.max_attempts) {
+        (Some(retry), _) => std::borrow::Cow::Borrowed(retry),
+        (None, Some(max_attempts)) => std::borrow::Cow::Owned(RetryPolicy {
+            max_attempts,
+            ..policy.retry.clone()
+        }),
+        (None, None) => std::borrow::Cow::Borrowed(&policy.retry),
+    };
+    let hedge = match method.and_then(|m| m.hedge.clone()) {
+        Some(hedge) => hedge,
+        None => spec
+            .defaults
+            .hedge_delay
+            .map(|delay| HedgePolicy {
+                delay,
+                max_attempts: 2,
+            })
+            .or_else(|| policy.hedge.clone()),
+    };
+    Effective {
+        idempotent,
+        timeout,
+        retry,
+        hedge,
+    }
+}
+
+/// The timeout tonic will write as `grpc-timeout` for `request`; enforced locally too, since
+/// the gateway's transport is not a tonic `Channel` with its own timeout layer.
+fn request_timeout<M>(request: &Request<M>) -> Duration {
+    request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(super::parse_grpc_timeout)
+        .unwrap_or(super::DEFAULT_EDGE_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,520 @@
+//! The balancer: which endpoint of an upstream gets a call.
+//!
+//! # Power of two choices over peak-EWMA
+//!
+//! Each call samples two endpoints at random and takes the one with the lower cost, where cost
+//! is the endpoint's peak-EWMA latency times its outstanding calls plus one (Finagle's and
+//! linkerd's balancer). Sampling two instead of scanning all keeps picking O(1) and avoids the
+//! herd behaviour of always choosing the single least-loaded endpoint; weighting latency by
+//! outstanding calls steers calls away from an endpoint that is slow *or* backed up.
+//!
+//! # Breakers inside the balancer
+//!
+//! Every endpoint has its own circuit breaker ([`super::breaker`]). An open endpoint is not
+//! ready, so picking skips it; when its backoff passes, the next call becomes its single probe.
+//! Breakers may eject at most [`UpstreamPolicy::max_ejected`] endpoints at once, so a few bad
+//! outcomes spread over many endpoints never empty the pool. State changes are logged at info.
+//!
+//! # Waiting for a ready endpoint, and failing fast
+//!
+//! When no endpoint is ready (every breaker open), a call waits, up to the policy's
+//! `ready_timeout` and never past its own deadline, for a probe to be due or an endpoint to
+//! close. Once the upstream has had no ready endpoint for a whole `ready_timeout`, calls stop
+//! waiting and fail at once with `UNAVAILABLE`, as linkerd's fail-fast does: a dead upstream
+//! then costs its callers microseconds, not a timeout each, and nothing queues without bound.
+//!
+//! # Requests that never left
+//!
+//! A request that could not be sent (connection refused, connection closed before it was
+//! written) comes back from the endpoint untouched and is sent to another endpoint at once. Such
+//! a retry is always safe, is not charged to the retry budget, and works for pass-through calls
+//! whose bodies stream and could never be replayed (gRFC A6's transparent retry).
+//!
+//! tower's `p2c::Balance` is not used because it is not `Clone` (every call would go through a
+//! `Buffer` task, one more hop and one task serializing every call of the upstream), and because
+//! the per-endpoint state here (in-flight count, latency, breaker) must be shared by every clone
+//! of the upstream's stack.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tonic::Code;
+
+use super::breaker::{Change, Outcome, Ticket};
+use super::deadline::Deadline;
+use super::endpoint::{Endpoint, RequestBody, SendError};
+use super::policy::UpstreamPolicy;
+use crate::status::LocalError;
+
+/// The shared state of one upstream's balancer.
+#[derive(Debug)]
+pub struct Balancer {
+    upstream: Arc<str>,
+    policy: Arc<UpstreamPolicy>,
+    endpoints: RwLock<Arc<[Arc<Endpoint>]>>,
+    /// Endpoints whose breaker is open or probing.
+    ejected: AtomicUsize,
+    /// Since when no endpoint has been ready, while that lasts.
+    unready_since: Mutex<Option<Instant>>,
+    /// Woken when a breaker closes, for calls waiting for a ready endpoint.
+    recovered: Notify,
+}
+
+/// The balancer as a tower service: cheap to clone, every clone shares the endpoints.
+#[derive(Clone, Debug)]
+pub struct Balance {
+    inner: Arc<Balancer>,
+}
+
+/// Why no endpoint was picked.
+#[derive(Debug)]
+struct NotReady {
+    /// When the earliest probe is due, if one is.
+    until: Option<Instant>,
+}
+
+/// Accounts for one call on one endpoint: its in-flight slot, its latency, its outcome.
+#[derive(Debug)]
+struct CallGuard {
+    balancer: Arc<Balancer>,
+    endpoint: Arc<Endpoint>,
+    ticket: Ticket,
+    finished: bool,
+}
+
+pin_project! {
+    /// An upstream response body that reports the call's outcome to the endpoint's breaker
+    /// when the `grpc-status` arrives, and frees the endpoint's in-flight slot when it ends or
+    /// is dropped.
+    #[derive(Debug)]
+    pub struct ResponseBody {
+        #[pin]
+        inner: Incoming,
+        guard: Option<CallGuard>,
+    }
+}
+
+// === impl Balancer ===
+
+impl Balancer {
+    /// A balancer over `endpoints`.
+    pub fn new(upstream: Arc<str>, policy: Arc<UpstreamPolicy>, endpoints: Vec<Endpoint>) -> Self {
+        Self {
+            upstream,
+            policy,
+            endpoints: RwLock::new(endpoints.into_iter().map(Arc::new).collect()),
+            ejected: AtomicUsize::new(0),
+            unready_since: Mutex::new(None),
+            recovered: Notify::new(),
+        }
+    }
+
+    /// The current endpoints.
+    pub fn endpoints(&self) -> Arc<[Arc<Endpoint>]> {
+        Arc::clone(&self.endpoints.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the endpoint set (after a DNS refresh). Endpoints present before and after keep
+    /// their connections, load and breaker; `make` builds the new ones.
+    pub fn update_endpoints(
+        &self,
+        addrs: &[super::endpoint::EndpointAddr],
+        make: impl Fn(&super::endpoint::EndpointAddr) -> Endpoint,
+    ) {
+        let current = self.endpoints();
+        let next: Arc<[Arc<Endpoint>]> = addrs
+            .iter()
+            .map(|addr| {
+                current
+                    .iter()
+                    .find(|endpoint| endpoint.addr() == addr)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(make(addr)))
+            })
+            .collect();
+        let ejected = next
+            .iter()
+            .filter(|endpoint| endpoint.open.load(Ordering::Relaxed))
+            .count();
+        *self.endpoints.write().unwrap_or_else(PoisonError::into_inner) = next;
+        self.ejected.store(ejected, Ordering::Relaxed);
+        self.recovered.notify_waiters();
+    }
+
+    /// Whether some endpoint would take a call right now (closed, or a probe due). Retries
+    /// check this so they never queue behind open breakers.
+    pub fn has_ready_endpoint(&self) -> bool {
+        let now = Instant::now();
+        self.endpoints().iter().any(|endpoint| {
+            !endpoint.open.load(Ordering::Relaxed)
+                || matches!(
+                    endpoint.health().breaker.readiness(now),
+                    super::breaker::Readiness::ProbeDue
+                )
+        })
+    }
+
+    /// Picks an endpoint and claims it for one call, or says when to look again.
+    fn pick(&self, now: Instant) -> Result<(Arc<Endpoint>, Ticket), NotReady> {
+        let endpoints = self.endpoints();
+        // A due probe goes first, so a recovered endpoint is found as soon as allowed.
+        let mut until: Option<Instant> = None;
+        if self.ejected.load(Ordering::Relaxed) > 0 {
+            for endpoint in endpoints.iter() {
+                if !endpoint.open.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let mut health = endpoint.health();
+                match health.breaker.readiness(now) {
+                    super::breaker::Readiness::ProbeDue => {
+                        if let Some(ticket) = health.breaker.acquire(now) {
+                            return Ok((Arc::clone(endpoint), ticket));
+                        }
+                    }
+                    super::breaker::Readiness::NotReady { until: Some(at) } => {
+                        until = Some(until.map_or(at, |u| u.min(at)));
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        let chosen = {
+            let closed: Vec<&Arc<Endpoint>>;
+            let candidates: &[Arc<Endpoint>] = &endpoints;
+            let mut rng = rand::rng();
+            if self.ejected.load(Ordering::Relaxed) == 0 {
+                two_choices(candidates.iter(), candidates.len(), &mut rng, now)
+            } else {
+                closed = candidates
+                    .iter()
+                    .filter(|endpoint| !endpoint.open.load(Ordering::Relaxed))
+                    .collect();
+                two_choices(closed.iter().copied(), closed.len(), &mut rng, now)
+            }
+        };
+        let Some(endpoint) = chosen else {
+            return Err(NotReady { until });
+        };
+        let ticket = endpoint.health().breaker.acquire(now);
+        match ticket {
+            Some(ticket) => Ok((endpoint, ticket)),
+            // Opened between the check and the claim: look again later.
+            None => Err(NotReady { until }),
+        }
+    }
+
+    /// Waits for a ready endpoint as the module docs describe.
+    async fn ready(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+    ) -> Result<(Arc<Endpoint>, Ticket), LocalError> {
+        let started = Instant::now();
+        loop {
+            let now = Instant::now();
+            let not_ready = match self.pick(now) {
+                Ok(picked) => {
+                    if picked.1 == Ticket::Regular {
+                        self.unready_since
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take();
+                    }
+                    return Ok(picked);
+                }
+                Err(not_ready) => not_ready,
+            };
+            let since = *self
+                .unready_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(now);
+            let mut give_up = since + self.policy.ready_timeout;
+            if let Some(deadline) = deadline {
+                give_up = give_up.min(deadline);
+            }
+            if now >= give_up || self.endpoints().is_empty() {
+                return Err(self.no_ready_endpoint(now - started));
+            }
+            let wake = not_ready.until.map_or(give_up, |at| at.min(give_up));
+            tokio::select! {
+                () = self.recovered.notified() => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    fn no_ready_endpoint(&self, waited: Duration) -> LocalError {
+        let endpoints = self.endpoints();
+        if endpoints.is_empty() {
+            return LocalError::NoEndpoints {
+                upstream: self.upstream.to_string(),
+            };
+        }
+        LocalError::NoReadyEndpoint {
+            upstream: self.upstream.to_string(),
+            open: self.ejected.load(Ordering::Relaxed),
+            total: endpoints.len(),
+            waited,
+        }
+    }
+
+    /// Feeds a call's outcome to its endpoint's breaker, within the ejection cap.
+    fn record(&self, endpoint: &Endpoint, ticket: Ticket, outcome: Outcome) {
+        let now = Instant::now();
+        let total = self.endpoints().len();
+        let cap = self.policy.max_ejected(total);
+        let mut health = endpoint.health();
+        // Reserve an ejection slot before a failure that might open the breaker, so two
+        // endpoints failing at once cannot both take the last slot.
+        let reserved = outcome == Outcome::Failure
+            && !health.breaker.is_open()
+            && self
+                .ejected
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| {
+                    (e < cap).then_some(e + 1)
+                })
+                .is_ok();
+        let change = health
+            .breaker
+            .record(&self.policy.breaker, ticket, outcome, now, reserved);
+        endpoint.open.store(health.breaker.is_open(), Ordering::Relaxed);
+        drop(health);
+        let opened = matches!(change, Some(Change::Opened { .. }));
+        if reserved && !(opened && ticket == Ticket::Regular) {
+            self.ejected.fetch_sub(1, Ordering::AcqRel);
+        }
+        let endpoint_name = &endpoint.addr().connect;
+        match change {
+            Some(Change::Opened { backoff, cause }) => tracing::info!(
+                upstream = %self.upstream,
+                endpoint = %endpoint_name,
+                ?cause,
+                backoff = %humantime::format_duration(backoff),
+                "circuit breaker opened: endpoint ejected"
+            ),
+            Some(Change::Closed) => {
+                self.ejected.fetch_sub(1, Ordering::AcqRel);
+                tracing::info!(
+                    upstream = %self.upstream,
+                    endpoint = %endpoint_name,
+                    "circuit breaker closed: endpoint back in rotation"
+                );
+                self.recovered.notify_waiters();
+            }
+            None => {}
+        }
+    }
+
+    /// Sends `request` to a ready endpoint, moving on to another when it could not be sent.
+    async fn send(
+        self: Arc<Self>,
+        mut request: Request<RequestBody>,
+    ) -> Result<Response<ResponseBody>, LocalError> {
+        let deadline = request.extensions().get::<Deadline>().map(|d| d.at);
+        let attempts = self.endpoints().len().clamp(1, 4);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (endpoint, ticket) = self.ready(deadline).await?;
+            endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+            let mut guard = CallGuard {
+                balancer: Arc::clone(&self),
+                endpoint,
+                ticket,
+                finished: false,
+            };
+            let started = Instant::now();
+            let (returned, error) = match guard.endpoint.send(request).await {
+                Ok(response) => {
+                    guard.observe(started.elapsed());
+                    return Ok(ResponseBody::wrap(response, guard));
+                }
+                Err(SendError::Failed(error)) => {
+                    guard.finish(Outcome::Failure);
+                    return Err(LocalError::UpstreamFailed {
+                        upstream: self.upstream.to_string(),
+                        source: error.into(),
+                    });
+                }
+                Err(SendError::Connect { request, error }) => (request, error),
+                Err(SendError::NotSent { request, error }) => (request, error.into()),
+            };
+            guard.finish(Outcome::Failure);
+            if attempt >= attempts {
+                return Err(LocalError::Unreachable {
+                    upstream: self.upstream.to_string(),
+                    endpoint: format!("http://{}", guard.endpoint.addr().connect),
+                    source: error,
+                });
+            }
+            tracing::debug!(upstream = %self.upstream, endpoint = %guard.endpoint.addr().connect, %error, "request not sent; trying another endpoint");
+            request = returned;
+        }
+    }
+}
+
+/// Power of two choices: two distinct random candidates, the cheaper wins.
+fn two_choices<'a>(
+    mut candidates: impl Iterator<Item = &'a Arc<Endpoint>> + Clone,
+    len: usize,
+    rng: &mut impl Rng,
+    now: Instant,
+) -> Option<Arc<Endpoint>> {
+    match len {
+        0 => None,
+        1 => candidates.next().cloned(),
+        _ => {
+            let a = rng.random_range(0..len);
+            let mut b = rng.random_range(0..len - 1);
+            if b >= a {
+                b += 1;
+            }
+            let first = candidates.clone().nth(a)?;
+            let second = candidates.nth(b)?;
+            let chosen = if second.cost(now) < first.cost(now) {
+                second
+            } else {
+                first
+            };
+            Some(Arc::clone(chosen))
+        }
+    }
+}
+
+// === impl Balance ===
+
+impl Balance {
+    /// The service over a shared balancer.
+    pub fn new(balancer: Arc<Balancer>) -> Self {
+        Self { inner: balancer }
+    }
+
+    /// The shared balancer.
+    pub fn balancer(&self) -> &Arc<Balancer> {
+        &self.inner
+    }
+}
+
+impl tower::Service<Request<RequestBody>> for Balance {
+    type Response = Response<ResponseBody>;
+    type Error = tower::BoxError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    /// Always ready: readiness of endpoints is decided per call, in `call`, so that a clone
+    /// never holds a reservation it might not use.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        let balancer = Arc::clone(&self.inner);
+        Box::pin(async move { balancer.send(request).await.map_err(Into::into) })
+    }
+}
+
+// === impl CallGuard ===
+
+impl CallGuard {
+    fn observe(&self, rtt: Duration) {
+        self.endpoint.health().ewma.observe(rtt, Instant::now());
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if !self.finished {
+            self.finished = true;
+            self.balancer.record(&self.endpoint, self.ticket, outcome);
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.finished && self.ticket == Ticket::Probe {
+            // The probe's caller went away before an answer: hand the probe to the next call.
+            self.endpoint.health().breaker.release_probe(Instant::now());
+        }
+    }
+}
+
+// === impl ResponseBody ===
+
+impl ResponseBody {
+    fn wrap(response: Response<Incoming>, mut guard: CallGuard) -> Response<Self> {
+        // A trailers-only answer carries its `grpc-status` in the head; any other head that is
+        // not 200 is not a gRPC answer at all (a proxy error page, a misrouted call).
+        if let Some(outcome) = outcome_of(response.headers()) {
+            guard.finish(outcome);
+        } else if response.status().is_server_error() {
+            guard.finish(Outcome::Failure);
+        } else if !response.status().is_success() {
+            guard.finish(Outcome::Success);
+        }
+        response.map(|inner| Self {
+            inner,
+            guard: Some(guard),
+        })
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let outcome = outcome_of(trailers).unwrap_or(Outcome::Failure);
+                    if let Some(mut guard) = this.guard.take() {
+                        guard.finish(outcome);
+                    }
+                }
+            }
+            // A broken stream, or a gRPC response that ended without its status.
+            Some(Err(_)) | None => {
+                if let Some(mut guard) = this.guard.take() {
+                    guard.finish(Outcome::Failure);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The breaker's reading of a `grpc-status`: failures are the codes that say the endpoint, not
+/// the request, is the problem.
+fn outcome_of(headers: &HeaderMap) -> Option<Outcome> {
+    let code = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+    Some(match Code::from_i32(code) {
+        Code::Unavailable | Code::Internal | Code::Unknown | Code::DataLoss => Outcome::Failure,
+        _ => Outcome::Success,
+    })
+}

@@ -1,0 +1,201 @@
+//! The deadline layer: a call's `grpc-timeout` bounds everything the gateway does for it.
+//!
+//! gRPC carries a call's deadline as the `grpc-timeout` request header. This layer reads it
+//! once, stores the absolute [`Deadline`] in the request's extensions (the balancer reads it so
+//! that waiting for a ready endpoint never outlasts the call) and fails the call with
+//! `DEADLINE_EXCEEDED` naming the upstream if no response head arrived in time.
+//!
+//! The layer is a backstop, so it waits [`GRACE`] past the deadline: an upstream that enforces
+//! deadlines itself (every gRPC server does) answers first, and a pass-through caller then gets
+//! exactly the answer a direct call would have given. Typed calls do not rely on it: each
+//! attempt is bounded precisely by the composition runtime. Dropping the
+//! future (the caller went away) drops the upstream call, which resets its HTTP/2 stream, so a
+//! cancelled edge call cancels its downstream call.
+//!
+//! The header itself is forwarded: for a pass-through call it is at most microseconds stale, and
+//! typed calls write a fresh one for every attempt (`EdgeCall::downstream_request`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Request;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::compose::parse_grpc_timeout;
+use crate::status::LocalError;
+
+/// How long past a call's deadline the layer waits for the upstream's own answer.
+pub const GRACE: Duration = Duration::from_millis(20);
+
+/// The absolute deadline of a call, in its request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    /// When the call must be answered by.
+    pub at: Instant,
+}
+
+/// Applies [`DeadlineService`] to a service.
+#[derive(Clone, Debug)]
+pub struct DeadlineLayer {
+    upstream: Arc<str>,
+}
+
+/// Enforces each request's `grpc-timeout` on the inner service (see the module docs).
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+    upstream: Arc<str>,
+}
+
+pin_project! {
+    /// The response future of [`DeadlineService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Option<Sleep>,
+        timeout: Duration,
+        upstream: Arc<str>,
+    }
+}
+
+// === impl DeadlineLayer ===
+
+impl DeadlineLayer {
+    /// Deadlines for calls to `upstream` (named in errors).
+    pub fn new(upstream: Arc<str>) -> Self {
+        Self { upstream }
+    }
+}
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService {
+            inner,
+            upstream: Arc::clone(&self.upstream),
+        }
+    }
+}
+
+// === impl DeadlineService ===
+
+impl<S, B> tower::Service<Request<B>> for DeadlineService<S>
+where
+    S: tower::Service<Request<B>, Error = tower::BoxError>,
+{
+    type Response = S::Response;
+    type Error = tower::BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let sleep = timeout.map(|timeout| {
+            let at = Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(Instant::now);
+            request.extensions_mut().insert(Deadline { at });
+            tokio::time::sleep_until(at + GRACE)
+        });
+        ResponseFuture {
+            inner: self.inner.call(request),
+            sleep,
+            timeout: timeout.unwrap_or_default(),
+            upstream: Arc::clone(&self.upstream),
+        }
+    }
+}
+
+impl<F, T> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, tower::BoxError>>,
+{
+    type Output = Result<T, tower::BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(LocalError::UpstreamDeadline {
+                upstream: this.upstream.to_string(),
+                timeout: *this.timeout,
+            }
+            .into())),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::{Layer, Service, ServiceExt};
+    use tower_test::mock;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_without_an_answer_in_time_fails_naming_the_upstream() {
+        let (service, mut handle) = mock::pair::<Request<()>, &'static str>();
+        let service = DeadlineLayer::new("users".into()).layer(service.map_err(Into::into));
+        let request = Request::builder()
+            .header("grpc-timeout", "50m")
+            .body(())
+            .expect("request");
+        let start = Instant::now();
+        let call = tokio::spawn(service.oneshot(request));
+        let (request, _respond) = handle.next_request().await.expect("forwarded");
+        let deadline = request.extensions().get::<Deadline>().expect("deadline set");
+        assert_eq!(deadline.at, start + Duration::from_millis(50));
+
+        let error = call.await.expect("task").expect_err("timed out");
+        assert_eq!(start.elapsed(), Duration::from_millis(50) + GRACE);
+        let local = error.downcast_ref::<LocalError>().expect("a LocalError");
+        assert_eq!(local.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(
+            local.to_string(),
+            "upstream `users` did not answer within the call's deadline of 50ms"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_in_time_passes_and_no_header_means_no_deadline() {
+        let (service, mut handle) = mock::pair::<Request<()>, &'static str>();
+        let mut service = DeadlineLayer::new("users".into()).layer(service.map_err(Into::into));
+        handle.allow(2);
+        let timed = Request::builder()
+            .header("grpc-timeout", "1S")
+            .body(())
+            .expect("request");
+        let call = service.ready().await.expect("ready").call(timed);
+        let (_, respond) = handle.next_request().await.expect("forwarded");
+        tokio::time::advance(Duration::from_millis(999)).await;
+        respond.send_response("ok");
+        assert_eq!(call.await.expect("answered"), "ok");
+
+        let call = service
+            .ready()
+            .await
+            .expect("ready")
+            .call(Request::new(()));
+        let (request, respond) = handle.next_request().await.expect("forwarded");
+        assert!(request.extensions().get::<Deadline>().is_none());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        respond.send_response("late but fine");
+        assert_eq!(call.await.expect("answered"), "late but fine");
+    }
+}

@@ -1,0 +1,173 @@
+//! Endpoint discovery: static addresses, and host names re-resolved on an interval.
+//!
+//! An endpoint written as an IP address is one endpoint. One written as a host name
+//! (`http://users.internal:50051`) becomes one endpoint per address the name resolves to, and
+//! the name is resolved again every `dns_refresh`, so scaling a headless service up or down
+//! changes the balancer's endpoints without a restart. Endpoints that stay keep their
+//! connections, latency estimate and breaker. A failed lookup keeps the addresses from the last
+//! good one: a DNS hiccup must not empty an upstream.
+//!
+//! Until the first lookup finishes, a host-name endpoint connects by name (resolved at each
+//! connect), so the first calls never wait for discovery.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::uri::Authority;
+
+use super::balance::Balancer;
+use super::endpoint::{Endpoint, EndpointAddr};
+
+/// What to resolve, and whether the refresh task is running.
+#[derive(Debug)]
+pub(crate) struct Discovery {
+    targets: Vec<Target>,
+    refresh: Duration,
+    started: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Target {
+    authority: Authority,
+    host: String,
+    port: u16,
+    /// Set for IP literals, which are never looked up.
+    fixed: bool,
+}
+
+// === impl Discovery ===
+
+impl Discovery {
+    /// Discovery for the configured endpoint authorities; also returns the initial addresses.
+    pub(crate) fn new(
+        authorities: &[Authority],
+        refresh: Duration,
+    ) -> (Self, Vec<EndpointAddr>) {
+        let mut targets = Vec::with_capacity(authorities.len());
+        let mut initial = Vec::with_capacity(authorities.len());
+        for authority in authorities {
+            let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+            let port = authority.port_u16().unwrap_or(80);
+            let fixed = host.parse::<IpAddr>().is_ok();
+            initial.push(EndpointAddr {
+                connect: format!("{}:{port}", authority.host()),
+                authority: authority.clone(),
+            });
+            targets.push(Target {
+                authority: authority.clone(),
+                host: host.to_owned(),
+                port,
+                fixed,
+            });
+        }
+        let discovery = Self {
+            targets,
+            refresh,
+            started: AtomicBool::new(false),
+        };
+        (discovery, initial)
+    }
+
+    /// Starts the refresh task the first time it is called from a runtime, if any endpoint is
+    /// a host name. The task ends when the balancer is dropped.
+    pub(crate) fn start_once(
+        self: &Arc<Self>,
+        balancer: &Arc<Balancer>,
+        make: Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync>,
+    ) {
+        if self.targets.iter().all(|t| t.fixed) || self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let discovery = Arc::clone(self);
+        let balancer = Arc::downgrade(balancer);
+        tokio::spawn(async move { discovery.run(balancer, make).await });
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        balancer: Weak<Balancer>,
+        make: Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync>,
+    ) {
+        let mut last: Vec<Vec<EndpointAddr>> = vec![Vec::new(); self.targets.len()];
+        loop {
+            for (target, previous) in self.targets.iter().zip(&mut last) {
+                if let Some(resolved) = target.resolve().await {
+                    *previous = resolved;
+                }
+            }
+            let Some(balancer) = balancer.upgrade() else {
+                return;
+            };
+            let addrs: Vec<EndpointAddr> = last.iter().flatten().cloned().collect();
+            if !addrs.is_empty() {
+                balancer.update_endpoints(&addrs, |addr| make(addr));
+            }
+            drop(balancer);
+            tokio::time::sleep(self.refresh).await;
+        }
+    }
+}
+
+// === impl Target ===
+
+impl Target {
+    /// The target's addresses; `None` when a lookup failed or found nothing.
+    async fn resolve(&self) -> Option<Vec<EndpointAddr>> {
+        if self.fixed {
+            return Some(vec![EndpointAddr {
+                connect: format!("{}:{}", self.authority.host(), self.port),
+                authority: self.authority.clone(),
+            }]);
+        }
+        match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+            Ok(addrs) => {
+                let mut addrs: Vec<EndpointAddr> = addrs
+                    .map(|addr| EndpointAddr {
+                        connect: addr.to_string(),
+                        authority: self.authority.clone(),
+                    })
+                    .collect();
+                addrs.sort_by(|a, b| a.connect.cmp(&b.connect));
+                addrs.dedup();
+                (!addrs.is_empty()).then_some(addrs)
+            }
+            Err(error) => {
+                tracing::warn!(host = %self.host, %error, "endpoint lookup failed; keeping the last addresses");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_literals_are_fixed_and_names_are_looked_up() {
+        let authorities: Vec<Authority> = ["127.0.0.1:50051", "[::1]:50052", "localhost:50053"]
+            .iter()
+            .map(|a| a.parse().expect("authority"))
+            .collect();
+        let (discovery, initial) = Discovery::new(&authorities, Duration::from_secs(30));
+        let fixed: Vec<bool> = discovery.targets.iter().map(|t| t.fixed).collect();
+        assert_eq!(fixed, [true, true, false]);
+        let connect: Vec<&str> = initial.iter().map(|a| a.connect.as_str()).collect();
+        assert_eq!(connect, ["127.0.0.1:50051", "[::1]:50052", "localhost:50053"]);
+    }
+
+    #[tokio::test]
+    async fn a_name_resolves_to_one_endpoint_per_address() {
+        let authorities = ["localhost:50053".parse().expect("authority")];
+        let (discovery, _) = Discovery::new(&authorities, Duration::from_secs(30));
+        let resolved = discovery.targets[0].resolve().await.expect("localhost resolves");
+        assert!(
+            resolved.iter().all(|a| a.connect.ends_with(":50053")
+                && a.authority.as_str() == "localhost:50053"),
+            "{resolved:?}"
+        );
+        assert!(resolved.iter().any(|a| a.connect == "127.0.0.1:50053"), "{resolved:?}");
+    }
+}

@@ -1,0 +1,242 @@
+//! One endpoint of an upstream: its HTTP/2 connections and its health (load, breaker).
+//!
+//! Each endpoint keeps a small pool of HTTP/2 connections, opened lazily and reopened when one
+//! closes. A single HTTP/2 connection multiplexes every call, but all of its frames go through
+//! one connection task, so under load one connection caps throughput at what one core can frame;
+//! two or more connections spread that work. Calls take the connections in turn.
+//!
+//! Connections are made *before* a request is handed over, and requests are sent with hyper's
+//! `try_send_request`, which gives the request back when it never reached the connection. So a
+//! refused connection or a connection that closed under us never loses a request: the balancer
+//! tries it on another endpoint (gRFC A6's transparent retry), which is what makes the
+//! pass-through path, whose request body streams and cannot be replayed, survive an endpoint
+//! going away.
+//!
+//! We drive hyper's connection API directly rather than `hyper_util`'s pooled client because
+//! that client consumes the request on every failure, and because it has one pool for all hosts
+//! where the balancer needs per-endpoint state next to each pool.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::breaker::{Breaker, BreakerPolicy};
+use super::ewma::PeakEwma;
+
+/// The request body every upstream call carries: tonic's for typed calls, the caller's
+/// streamed body (boxed into tonic's type) for pass-through.
+pub type RequestBody = tonic::body::Body;
+
+/// How long an idle HTTP/2 connection waits between pings, and how long for the answer: dead
+/// peers (a host that vanished without closing its sockets) are found within half a minute.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where an endpoint's connections go.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointAddr {
+    /// What to connect to: `ip:port`, or `host:port` resolved at each connect.
+    pub connect: String,
+    /// The `:authority` requests carry (the configured `host:port`).
+    pub authority: Authority,
+}
+
+/// One endpoint, shared by every call the balancer sends to it.
+#[derive(Debug)]
+pub struct Endpoint {
+    addr: EndpointAddr,
+    connect_timeout: Duration,
+    slots: Box<[Slot]>,
+    next_slot: AtomicUsize,
+    /// Calls sent and not yet finished (response body done or dropped).
+    pub(crate) in_flight: AtomicUsize,
+    /// Mirrors `health.breaker.is_open()`, so picking need not lock closed endpoints.
+    pub(crate) open: AtomicBool,
+    pub(crate) health: Mutex<Health>,
+}
+
+/// The load and breaker state, updated together under one lock.
+#[derive(Debug)]
+pub struct Health {
+    /// Latency estimate.
+    pub ewma: PeakEwma,
+    /// Circuit breaker.
+    pub breaker: Breaker,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    sender: Mutex<Option<SendRequest<RequestBody>>>,
+    /// Held while connecting, so concurrent callers share one attempt instead of racing.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// Why a call could not be sent, with the request when it never left.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made; the request was not sent.
+    Connect {
+        /// The request, untouched.
+        request: Request<RequestBody>,
+        /// Why connecting failed.
+        error: tower::BoxError,
+    },
+    /// The connection closed before the request reached it; the request was not sent.
+    NotSent {
+        /// The request, untouched.
+        request: Request<RequestBody>,
+        /// The connection's error.
+        error: hyper::Error,
+    },
+    /// The request was (at least partly) sent and then the exchange failed.
+    Failed(hyper::Error),
+}
+
+// === impl Endpoint ===
+
+impl Endpoint {
+    /// An endpoint with `connections` lazily opened connections (at least one).
+    pub fn new(
+        addr: EndpointAddr,
+        connections: usize,
+        connect_timeout: Duration,
+        breaker: &BreakerPolicy,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            addr,
+            connect_timeout,
+            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            next_slot: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
+            health: Mutex::new(Health {
+                ewma: PeakEwma::new(now),
+                breaker: Breaker::new(breaker, now),
+            }),
+        }
+    }
+
+    /// Where it connects.
+    pub fn addr(&self) -> &EndpointAddr {
+        &self.addr
+    }
+
+    /// Locks the health state; a poisoned lock (a panic elsewhere) still holds valid data.
+    pub(crate) fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The balancer's cost of sending one more call here: the latency estimate weighted by the
+    /// calls already outstanding.
+    pub(crate) fn cost(&self, now: Instant) -> f64 {
+        let pending = self.in_flight.load(Ordering::Relaxed) as f64;
+        self.health().ewma.estimate_ns(now) * (pending + 1.0)
+    }
+
+    /// Sends one request on one of the endpoint's connections, connecting first if needed.
+    pub async fn send(
+        &self,
+        mut request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let slot = &self.slots[self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let mut sender = match self.connection(slot).await {
+            Ok(sender) => sender,
+            Err(error) => return Err(SendError::Connect { request, error }),
+        };
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(self.addr.authority.clone());
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        // Scheme, authority and a path make a valid absolute URI, so this cannot fail; if it
+        // ever did, the request would go out with an empty URI and fail upstream, not panic.
+        *request.uri_mut() = http::Uri::from_parts(parts).unwrap_or_default();
+        *request.version_mut() = http::Version::HTTP_2;
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok(response),
+            Err(mut error) => match error.take_message() {
+                Some(request) => {
+                    slot.forget_if_closed();
+                    Err(SendError::NotSent {
+                        request,
+                        error: error.into_error(),
+                    })
+                }
+                None => Err(SendError::Failed(error.into_error())),
+            },
+        }
+    }
+
+    async fn connection(
+        &self,
+        slot: &Slot,
+    ) -> Result<SendRequest<RequestBody>, tower::BoxError> {
+        if let Some(sender) = slot.live() {
+            return Ok(sender);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(sender) = slot.live() {
+            return Ok(sender);
+        }
+        let sender = self.connect().await?;
+        *slot.sender.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
+        Ok(sender)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, tower::BoxError> {
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr.connect))
+                .await
+            {
+                Ok(connected) => connected?,
+                Err(_) => {
+                    return Err(format!(
+                        "connect timed out after {}",
+                        humantime::format_duration(self.connect_timeout)
+                    )
+                    .into());
+                }
+            };
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .handshake(TokioIo::new(stream))
+            .await?;
+        let endpoint = self.addr.connect.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%endpoint, %error, "upstream connection closed with an error");
+            }
+        });
+        tracing::debug!(endpoint = %self.addr.connect, "upstream connection established");
+        Ok(sender)
+    }
+}
+
+// === impl Slot ===
+
+impl Slot {
+    fn live(&self) -> Option<SendRequest<RequestBody>> {
+        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref().filter(|sender| !sender.is_closed()).cloned()
+    }
+
+    fn forget_if_closed(&self) {
+        let mut guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.as_ref().is_some_and(SendRequest::is_closed) {
+            *guard = None;
+        }
+    }
+}
