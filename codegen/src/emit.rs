@@ -937,7 +937,7 @@ fn emit_call(
         }
         None => quote!(::core::option::Option::None),
     };
-    let defaults = method_defaults(method);
+    let defaults = method_defaults(&call.defaults);
     // Fields the rules leave out keep their defaults.
     let rest = (call.request.len() < method.input().fields().len())
         .then(|| quote!(..::core::default::Default::default()));
@@ -963,23 +963,29 @@ fn emit_call(
     }
 }
 
-/// The downstream method's resilience defaults from its proto: `idempotency_level`.
-fn method_defaults(method: &MethodDescriptor) -> TokenStream {
+/// The downstream method's resilience defaults from its proto, as a `MethodDefaults` literal.
+fn method_defaults(defaults: &CallDefaults) -> TokenStream {
     let c = compose();
-    let level = method
-        .method_descriptor_proto()
-        .options
-        .as_ref()
-        .and_then(|options| options.idempotency_level)
-        .unwrap_or_default();
-    // NO_SIDE_EFFECTS = 1, IDEMPOTENT = 2 (descriptor.proto).
-    let idempotent = matches!(level, 1 | 2);
+    let idempotent = defaults.idempotent;
+    let optional_duration = |d: Option<std::time::Duration>| match d {
+        Some(d) => {
+            let d = duration_tokens(d);
+            quote!(::core::option::Option::Some(#d))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let timeout = optional_duration(defaults.timeout);
+    let hedge_delay = optional_duration(defaults.hedge_delay);
+    let max_attempts = match defaults.max_attempts {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         #c::MethodDefaults {
             idempotent: #idempotent,
-            timeout: ::core::option::Option::None,
-            max_attempts: ::core::option::Option::None,
-            hedge_delay: ::core::option::Option::None,
+            timeout: #timeout,
+            max_attempts: #max_attempts,
+            hedge_delay: #hedge_delay,
         }
     }
 }

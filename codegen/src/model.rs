@@ -120,6 +120,22 @@ pub struct CallPlan {
     pub request: Vec<(FieldDescriptor, Expression)>,
     /// `timeout` of the call.
     pub timeout: Option<Duration>,
+    /// The downstream method's resilience defaults from its proto.
+    pub defaults: CallDefaults,
+}
+
+/// What a downstream method's proto says about calling it resiliently: its
+/// `idempotency_level` and its `mosaic.v1.method` annotation.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CallDefaults {
+    /// `IDEMPOTENT` / `NO_SIDE_EFFECTS`, or `idempotent: true`.
+    pub idempotent: bool,
+    /// `timeout`: per-call timeout.
+    pub timeout: Option<Duration>,
+    /// `retry_attempts`.
+    pub max_attempts: Option<u32>,
+    /// `hedge_delay`.
+    pub hedge_delay: Option<Duration>,
 }
 
 /// Building another message with arguments.

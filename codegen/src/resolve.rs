@@ -90,6 +90,8 @@ struct Resolver<'a> {
     /// Whether the message being resolved is built only by steps in error (reported there), so
     /// that its arguments are unknown: reading `$` reports nothing more.
     failed_input: bool,
+    /// Resilience defaults of downstream methods, read (and checked) once per method.
+    call_defaults: HashMap<String, CallDefaults>,
 }
 
 impl<'a> Resolver<'a> {
@@ -118,6 +120,7 @@ impl<'a> Resolver<'a> {
             failed: HashSet::new(),
             failed_args: HashSet::new(),
             failed_input: false,
+            call_defaults: HashMap::new(),
         })
     }
 
@@ -313,6 +316,80 @@ impl<'a> Resolver<'a> {
         let site = self.site(method.parent_file().name(), &path, true);
         let (span, _) = Self::value_span(&site, &[("timeout".into(), 0)]);
         self.duration(&text, span)
+    }
+
+    /// A downstream method's resilience defaults: `idempotency_level` and the `mosaic.v1.method`
+    /// annotation's `timeout`, `idempotent`, `retry_attempts` and `hedge_delay`.
+    fn call_defaults(&mut self, method: &MethodDescriptor) -> CallDefaults {
+        if let Some(known) = self.call_defaults.get(method.full_name()) {
+            return *known;
+        }
+        // NO_SIDE_EFFECTS = 1, IDEMPOTENT = 2 (descriptor.proto).
+        let level = method
+            .method_descriptor_proto()
+            .options
+            .as_ref()
+            .and_then(|options| options.idempotency_level)
+            .unwrap_or_default();
+        let mut defaults = CallDefaults {
+            idempotent: matches!(level, 1 | 2),
+            ..CallDefaults::default()
+        };
+        let options = method.options();
+        if options.has_extension(&self.ext.method) {
+            let rule = options.get_extension(&self.ext.method);
+            if let Some(rule) = rule.as_message() {
+                let mut path = method.path().to_vec();
+                path.extend([4, EXTENSION_NUMBER]);
+                let site = self.site(method.parent_file().name(), &path, true);
+                let span_of = |field: &str| Self::value_span(&site, &[(field.to_owned(), 0)]).0;
+                defaults.timeout = self.method_timeout(method);
+                if rule
+                    .get_field_by_name("idempotent")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false)
+                {
+                    defaults.idempotent = true;
+                }
+                let attempts = rule
+                    .get_field_by_name("retry_attempts")
+                    .and_then(|v| v.as_u32())
+                    .unwrap_or(0);
+                match attempts {
+                    0 => {}
+                    1..=5 => defaults.max_attempts = Some(attempts),
+                    _ => self.error_hint(
+                        format!("`retry_attempts` of {attempts} is more than 5"),
+                        span_of("retry_attempts"),
+                        "gRPC caps attempts at 5 (the first included); write 1 to 5",
+                    ),
+                }
+                let hedge = rule
+                    .get_field_by_name("hedge_delay")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if !hedge.is_empty() {
+                    let span = span_of("hedge_delay");
+                    defaults.hedge_delay = self.duration(&hedge, span.clone());
+                    if !defaults.idempotent {
+                        self.error_hint(
+                            format!(
+                                "`{}/{}` is hedged but not declared idempotent; a hedge repeats the call",
+                                method.parent_service().full_name(),
+                                method.name()
+                            ),
+                            span,
+                            "add `idempotent: true` to its `mosaic.v1.method`, or \
+                             `option idempotency_level = IDEMPOTENT;`",
+                        );
+                        defaults.hedge_delay = None;
+                    }
+                }
+            }
+        }
+        self.call_defaults
+            .insert(method.full_name().to_owned(), defaults);
+        defaults
     }
 
     fn duration(&mut self, text: &str, span: Option<Span>) -> Option<Duration> {
@@ -923,10 +1000,12 @@ impl<'a> Resolver<'a> {
                 request.push((field, e));
             }
         }
+        let defaults = self.call_defaults(&method);
         Some(CallPlan {
             method,
             request,
             timeout,
+            defaults,
         })
     }
 

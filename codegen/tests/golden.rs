@@ -107,6 +107,11 @@ fn storage() {
 }
 
 #[test]
+fn resilience() {
+    golden("resilience", "resilience.proto", &[GOLDEN, PROTOS]);
+}
+
+#[test]
 fn storefront() {
     golden(
         "storefront",

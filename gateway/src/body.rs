@@ -58,7 +58,11 @@ impl GatewayBody {
         Self::Text { data: Some(data) }
     }
 
-    pub(crate) fn upstream(body: ResponseBody, upstream: Arc<str>, log: Option<Box<CallLog>>) -> Self {
+    pub(crate) fn upstream(
+        body: ResponseBody,
+        upstream: Arc<str>,
+        log: Option<Box<CallLog>>,
+    ) -> Self {
         Self::Upstream {
             body,
             upstream,

@@ -421,7 +421,11 @@ impl Problems {
                 }
             }
             let timeout = raw_method.timeout.as_deref().map(|value| {
-                self.duration(&format!("{method_key}.timeout"), Some(value), Duration::ZERO)
+                self.duration(
+                    &format!("{method_key}.timeout"),
+                    Some(value),
+                    Duration::ZERO,
+                )
             });
             let method_retry = raw_method
                 .retry
@@ -468,7 +472,11 @@ impl Problems {
             Some(v) => {
                 self.push(
                     key,
-                    format!("{v} is out of range; expected {} to {}", range.start(), range.end()),
+                    format!(
+                        "{v} is out of range; expected {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
                 );
                 default
             }
@@ -484,7 +492,10 @@ impl Problems {
             None => {
                 for (field, set) in [
                     ("failure_rate_window", raw.failure_rate_window.is_some()),
-                    ("failure_rate_min_requests", raw.failure_rate_min_requests.is_some()),
+                    (
+                        "failure_rate_min_requests",
+                        raw.failure_rate_min_requests.is_some(),
+                    ),
                 ] {
                     if set {
                         self.push(
@@ -637,7 +648,12 @@ impl Problems {
     }
 
     /// A hedge section; `base` fills what it leaves out. `enabled = false` turns hedging off.
-    fn hedge(&mut self, key: &str, raw: &RawHedge, base: Option<&HedgePolicy>) -> Option<HedgePolicy> {
+    fn hedge(
+        &mut self,
+        key: &str,
+        raw: &RawHedge,
+        base: Option<&HedgePolicy>,
+    ) -> Option<HedgePolicy> {
         if raw.enabled == Some(false) {
             return None;
         }

@@ -205,7 +205,7 @@ impl GatewayBuilder {
         for (config, upstream) in self.config.upstreams.iter().zip(&self.upstreams) {
             let owner = format!("upstream `{}`", config.name);
             for service in &config.services {
-                routes.claim(service, &owner, Route::Upstream(Arc::clone(&upstream)))?;
+                routes.claim(service, &owner, Route::Upstream(Arc::clone(upstream)))?;
             }
         }
 

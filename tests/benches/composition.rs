@@ -43,7 +43,7 @@ use mosaic_demo::demo::storefront::v1::{
 use mosaic_demo::demo::users::v1::GetUserRequest;
 use mosaic_demo::demo::users::v1::user_service_client::UserServiceClient;
 use mosaic_demo_services::{DemoService, ServiceHandle};
-use mosaic_gateway::compose::{self, Downstreams};
+use mosaic_gateway::compose::{self, DownstreamChannel, Downstreams};
 use mosaic_gateway::{Gateway, GatewayBuilder, GatewayConfig, GatewayHandle};
 use mosaic_tests::load::{self, LoadReport, median};
 use tokio::time::Instant;
@@ -75,10 +75,10 @@ const MARGIN: Duration = Duration::from_millis(5);
 /// `COMPOSITION_STEPS` in `main`).
 #[derive(Clone)]
 struct HandWritten {
-    catalog: CatalogServiceClient<Channel>,
-    inventory: InventoryServiceClient<Channel>,
-    reviews: ReviewServiceClient<Channel>,
-    users: UserServiceClient<Channel>,
+    catalog: CatalogServiceClient<DownstreamChannel>,
+    inventory: InventoryServiceClient<DownstreamChannel>,
+    reviews: ReviewServiceClient<DownstreamChannel>,
+    users: UserServiceClient<DownstreamChannel>,
     as_steps: bool,
 }
 

@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "fanout.proto",
             "autobind.proto",
             "storage.proto",
+            "resilience.proto",
         ],
         &["../../codegen/tests/golden", "../../proto"],
     )?;

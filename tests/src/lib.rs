@@ -18,6 +18,7 @@ use tonic::transport::{Channel, Endpoint};
 pub use mosaic_demo::demo::storefront::v1 as storefront;
 pub use mosaic_demo_services::pb;
 
+pub mod chaos;
 pub mod load;
 pub mod raw;
 

@@ -103,7 +103,8 @@ impl Downstreams {
 
     /// A channel to the upstream serving `grpc_service`, for a tonic client (see [`get`](Self::get)).
     pub fn channel(&self, grpc_service: &str) -> Result<DownstreamChannel, Status> {
-        self.get(grpc_service).map(|upstream| DownstreamChannel::new(upstream))
+        self.get(grpc_service)
+            .map(|upstream| DownstreamChannel::new(upstream))
     }
 }
 
@@ -221,9 +222,6 @@ mod tests {
             upstream("a", &["http://127.0.0.1:1"], &["x.v1.S"]),
             upstream("b", &["http://127.0.0.1:2"], &["x.v1.S"]),
         ]);
-        assert_eq!(
-            &**downstreams.get("x.v1.S").expect("routed").name(),
-            "a"
-        );
+        assert_eq!(&**downstreams.get("x.v1.S").expect("routed").name(), "a");
     }
 }

@@ -215,11 +215,18 @@ mod tests {
             "step `p` (demo.catalog.v1.CatalogService/GetProduct) failed: product 501 not found"
         );
 
-        let answered = call_downstream(&call, &downstreams, service, &spec, 7, |_, request| async move {
-            // The request carries the deadline slice.
-            assert!(request.metadata().get("grpc-timeout").is_some());
-            Ok(tonic::Response::new(*request.get_ref() * 2))
-        })
+        let answered = call_downstream(
+            &call,
+            &downstreams,
+            service,
+            &spec,
+            7,
+            |_, request| async move {
+                // The request carries the deadline slice.
+                assert!(request.metadata().get("grpc-timeout").is_some());
+                Ok(tonic::Response::new(*request.get_ref() * 2))
+            },
+        )
         .await
         .unwrap();
         assert_eq!(answered, 14);

@@ -98,7 +98,7 @@ pub use tonic::{Code, Request, Response, Status, async_trait};
 pub(crate) use self::deadline::parse_grpc_timeout;
 pub use self::deadline::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall};
 pub use self::downstream::{DownstreamChannel, Downstreams};
-pub use self::retry::{CallSpec, MethodDefaults};
 pub use self::error::{ComposeError, call_downstream, step_failed};
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
+pub use self::retry::{CallSpec, MethodDefaults};
 pub use self::step::{Step, step, step_if};

@@ -48,6 +48,7 @@ use tower::retry::budget::Budget;
 
 use super::EdgeCall;
 use super::downstream::DownstreamChannel;
+use crate::resilience::policy::MAX_ATTEMPTS;
 use crate::resilience::{HedgePolicy, RetryPolicy};
 use crate::status::LocalError;
 use crate::upstream::Upstream;
@@ -297,10 +298,13 @@ fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
         .and_then(|m| m.timeout)
         .or(spec.timeout)
         .or(spec.defaults.timeout);
-    let retry = match (method.and_then(|m| m.retry.as_ref()), spec.defaults.max_attempts) {
+    let retry = match (
+        method.and_then(|m| m.retry.as_ref()),
+        spec.defaults.max_attempts,
+    ) {
         (Some(retry), _) => std::borrow::Cow::Borrowed(retry),
         (None, Some(max_attempts)) => std::borrow::Cow::Owned(RetryPolicy {
-            max_attempts,
+            max_attempts: max_attempts.clamp(1, MAX_ATTEMPTS),
             ..policy.retry.clone()
         }),
         (None, None) => std::borrow::Cow::Borrowed(&policy.retry),

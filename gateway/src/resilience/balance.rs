@@ -123,7 +123,12 @@ impl Balancer {
 
     /// The current endpoints.
     pub fn endpoints(&self) -> Arc<[Arc<Endpoint>]> {
-        Arc::clone(&self.endpoints.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .endpoints
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Replaces the endpoint set (after a DNS refresh). Endpoints present before and after keep
@@ -148,7 +153,10 @@ impl Balancer {
             .iter()
             .filter(|endpoint| endpoint.open.load(Ordering::Relaxed))
             .count();
-        *self.endpoints.write().unwrap_or_else(PoisonError::into_inner) = next;
+        *self
+            .endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = next;
         self.ejected.store(ejected, Ordering::Relaxed);
         self.recovered.notify_waiters();
     }
@@ -290,7 +298,9 @@ impl Balancer {
         let change = health
             .breaker
             .record(&self.policy.breaker, ticket, outcome, now, reserved);
-        endpoint.open.store(health.breaker.is_open(), Ordering::Relaxed);
+        endpoint
+            .open
+            .store(health.breaker.is_open(), Ordering::Relaxed);
         drop(health);
         let opened = matches!(change, Some(Change::Opened { .. }));
         if reserved && !(opened && ticket == Ticket::Regular) {
@@ -512,7 +522,12 @@ impl Body for ResponseBody {
 /// The breaker's reading of a `grpc-status`: failures are the codes that say the endpoint, not
 /// the request, is the problem.
 fn outcome_of(headers: &HeaderMap) -> Option<Outcome> {
-    let code = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+    let code = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
     Some(match Code::from_i32(code) {
         Code::Unavailable | Code::Internal | Code::Unknown | Code::DataLoss => Outcome::Failure,
         _ => Outcome::Success,

@@ -384,10 +384,7 @@ mod tests {
         let probe = breaker.acquire(now).expect("the probe");
         assert_eq!(probe, Ticket::Probe);
         assert_eq!(breaker.acquire(now), None, "only one probe at a time");
-        assert_eq!(
-            breaker.readiness(now),
-            Readiness::NotReady { until: None }
-        );
+        assert_eq!(breaker.readiness(now), Readiness::NotReady { until: None });
 
         // The probe fails: open again, twice as long.
         assert_eq!(

@@ -159,7 +159,10 @@ mod tests {
         let start = Instant::now();
         let call = tokio::spawn(service.oneshot(request));
         let (request, _respond) = handle.next_request().await.expect("forwarded");
-        let deadline = request.extensions().get::<Deadline>().expect("deadline set");
+        let deadline = request
+            .extensions()
+            .get::<Deadline>()
+            .expect("deadline set");
         assert_eq!(deadline.at, start + Duration::from_millis(50));
 
         let error = call.await.expect("task").expect_err("timed out");
@@ -187,11 +190,7 @@ mod tests {
         respond.send_response("ok");
         assert_eq!(call.await.expect("answered"), "ok");
 
-        let call = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(Request::new(()));
+        let call = service.ready().await.expect("ready").call(Request::new(()));
         let (request, respond) = handle.next_request().await.expect("forwarded");
         assert!(request.extensions().get::<Deadline>().is_none());
         tokio::time::advance(Duration::from_secs(3600)).await;

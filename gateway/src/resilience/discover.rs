@@ -41,14 +41,14 @@ struct Target {
 
 impl Discovery {
     /// Discovery for the configured endpoint authorities; also returns the initial addresses.
-    pub(crate) fn new(
-        authorities: &[Authority],
-        refresh: Duration,
-    ) -> (Self, Vec<EndpointAddr>) {
+    pub(crate) fn new(authorities: &[Authority], refresh: Duration) -> (Self, Vec<EndpointAddr>) {
         let mut targets = Vec::with_capacity(authorities.len());
         let mut initial = Vec::with_capacity(authorities.len());
         for authority in authorities {
-            let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
             let port = authority.port_u16().unwrap_or(80);
             let fixed = host.parse::<IpAddr>().is_ok();
             initial.push(EndpointAddr {
@@ -155,19 +155,28 @@ mod tests {
         let fixed: Vec<bool> = discovery.targets.iter().map(|t| t.fixed).collect();
         assert_eq!(fixed, [true, true, false]);
         let connect: Vec<&str> = initial.iter().map(|a| a.connect.as_str()).collect();
-        assert_eq!(connect, ["127.0.0.1:50051", "[::1]:50052", "localhost:50053"]);
+        assert_eq!(
+            connect,
+            ["127.0.0.1:50051", "[::1]:50052", "localhost:50053"]
+        );
     }
 
     #[tokio::test]
     async fn a_name_resolves_to_one_endpoint_per_address() {
         let authorities = ["localhost:50053".parse().expect("authority")];
         let (discovery, _) = Discovery::new(&authorities, Duration::from_secs(30));
-        let resolved = discovery.targets[0].resolve().await.expect("localhost resolves");
+        let resolved = discovery.targets[0]
+            .resolve()
+            .await
+            .expect("localhost resolves");
         assert!(
             resolved.iter().all(|a| a.connect.ends_with(":50053")
                 && a.authority.as_str() == "localhost:50053"),
             "{resolved:?}"
         );
-        assert!(resolved.iter().any(|a| a.connect == "127.0.0.1:50053"), "{resolved:?}");
+        assert!(
+            resolved.iter().any(|a| a.connect == "127.0.0.1:50053"),
+            "{resolved:?}"
+        );
     }
 }

@@ -177,10 +177,7 @@ impl Endpoint {
         }
     }
 
-    async fn connection(
-        &self,
-        slot: &Slot,
-    ) -> Result<SendRequest<RequestBody>, tower::BoxError> {
+    async fn connection(&self, slot: &Slot) -> Result<SendRequest<RequestBody>, tower::BoxError> {
         if let Some(sender) = slot.live() {
             return Ok(sender);
         }
@@ -194,19 +191,21 @@ impl Endpoint {
     }
 
     async fn connect(&self) -> Result<SendRequest<RequestBody>, tower::BoxError> {
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr.connect))
-                .await
-            {
-                Ok(connected) => connected?,
-                Err(_) => {
-                    return Err(format!(
-                        "connect timed out after {}",
-                        humantime::format_duration(self.connect_timeout)
-                    )
-                    .into());
-                }
-            };
+        let stream = match tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(&self.addr.connect),
+        )
+        .await
+        {
+            Ok(connected) => connected?,
+            Err(_) => {
+                return Err(format!(
+                    "connect timed out after {}",
+                    humantime::format_duration(self.connect_timeout)
+                )
+                .into());
+            }
+        };
         stream.set_nodelay(true)?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())

@@ -62,17 +62,23 @@ async fn run(
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let script = Arc::new(script);
     let count = Arc::new(AtomicU32::new(0));
-    let result = call_with_retries(call, upstream, spec, (), |_channel, request: Request<()>| {
-        let previous = request
-            .metadata()
-            .get(PREVIOUS_ATTEMPTS)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        seen.lock().unwrap().push((previous, start.elapsed()));
-        let n = count.fetch_add(1, Ordering::SeqCst) as usize;
-        let answer = script[n.min(script.len() - 1)].clone();
-        async move { answer.map(Response::new) }
-    })
+    let result = call_with_retries(
+        call,
+        upstream,
+        spec,
+        (),
+        |_channel, request: Request<()>| {
+            let previous = request
+                .metadata()
+                .get(PREVIOUS_ATTEMPTS)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            seen.lock().unwrap().push((previous, start.elapsed()));
+            let n = count.fetch_add(1, Ordering::SeqCst) as usize;
+            let answer = script[n.min(script.len() - 1)].clone();
+            async move { answer.map(Response::new) }
+        },
+    )
     .await;
     let seen = seen.lock().unwrap().clone();
     (result, seen)
@@ -90,7 +96,11 @@ async fn unavailable_is_retried_with_growing_jittered_backoff_and_attempt_header
     .await;
     assert_eq!(result.unwrap_err().code(), Code::Unavailable);
     let headers: Vec<Option<&str>> = seen.iter().map(|(h, _)| h.as_deref()).collect();
-    assert_eq!(headers, [None, Some("1"), Some("2")], "3 attempts by default");
+    assert_eq!(
+        headers,
+        [None, Some("1"), Some("2")],
+        "3 attempts by default"
+    );
     let first_gap = seen[1].1 - seen[0].1;
     let second_gap = seen[2].1 - seen[1].1;
     assert!(
@@ -203,7 +213,13 @@ async fn local_rejections_are_not_retried() {
         waited: Duration::ZERO,
     }
     .into_status();
-    let (result, seen) = run(&upstream, &spec(true), &edge(), vec![Err(no_endpoint), Ok(1)]).await;
+    let (result, seen) = run(
+        &upstream,
+        &spec(true),
+        &edge(),
+        vec![Err(no_endpoint), Ok(1)],
+    )
+    .await;
     assert_eq!(result.unwrap_err().code(), Code::Unavailable);
     assert_eq!(seen.len(), 1, "an UNAVAILABLE decided locally is final");
 }
@@ -286,7 +302,11 @@ async fn hedging_sends_a_second_attempt_after_the_delay_and_the_first_good_answe
     assert_eq!(result.unwrap(), 1, "the hedge won");
     assert_eq!(start.elapsed(), Duration::from_millis(60));
     assert_eq!(count.load(Ordering::SeqCst), 2);
-    assert_eq!(cancelled.load(Ordering::SeqCst), 1, "the loser was cancelled");
+    assert_eq!(
+        cancelled.load(Ordering::SeqCst),
+        1,
+        "the loser was cancelled"
+    );
 
     // A method that is not idempotent is never hedged.
     let count = AtomicU32::new(0);
@@ -313,26 +333,31 @@ async fn a_fatal_answer_ends_hedging_and_retryable_ones_let_the_others_run() {
     // Attempt 0 fails retryably at 30ms; attempt 1 (sent at 20ms) answers NOT_FOUND at 35ms:
     // fatal, so it is the answer even though attempt 2 (due at 40ms) might succeed.
     let count = AtomicU32::new(0);
-    let result: Result<u32, Status> = call_with_retries(&edge(), &upstream, &spec(true), (), |_, _| {
-        let n = count.fetch_add(1, Ordering::SeqCst);
-        async move {
-            match n {
-                0 => {
-                    tokio::time::sleep(Duration::from_millis(30)).await;
-                    Err(Status::unavailable("down"))
-                }
-                1 => {
-                    tokio::time::sleep(Duration::from_millis(15)).await;
-                    Err(Status::not_found("no such user"))
-                }
-                _ => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    Ok(Response::new(n))
+    let result: Result<u32, Status> =
+        call_with_retries(&edge(), &upstream, &spec(true), (), |_, _| {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        Err(Status::unavailable("down"))
+                    }
+                    1 => {
+                        tokio::time::sleep(Duration::from_millis(15)).await;
+                        Err(Status::not_found("no such user"))
+                    }
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        Ok(Response::new(n))
+                    }
                 }
             }
-        }
-    })
-    .await;
+        })
+        .await;
     assert_eq!(result.unwrap_err().code(), Code::NotFound);
-    assert_eq!(count.load(Ordering::SeqCst), 2, "no third attempt after a fatal answer");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "no third attempt after a fatal answer"
+    );
 }

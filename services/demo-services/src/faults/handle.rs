@@ -6,8 +6,11 @@
 //! are relaxed atomics: each counter is exact, while a snapshot of all three is not taken
 //! atomically, which is fine for tests that read them after their calls have finished.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::config::{FaultConfig, FaultPlan};
 
@@ -23,6 +26,27 @@ struct Shared {
     calls_total: AtomicU64,
     calls_failed_injected: AtomicU64,
     calls_hung: AtomicU64,
+    journal_on: AtomicBool,
+    journal: Mutex<Vec<CallRecord>>,
+}
+
+/// The most calls a journal keeps; later calls are not recorded.
+pub const JOURNAL_CAPACITY: usize = 100_000;
+
+/// One call as the server saw it, kept while the journal is on ([`FaultHandle::start_journal`]).
+///
+/// Tests use it to check what a gateway sends downstream: the `grpc-timeout` each call carried,
+/// and when each call ended, answered or cancelled by its caller (its stream reset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// When the call arrived.
+    pub received: Instant,
+    /// Its `grpc-timeout`, if it had a well-formed one.
+    pub grpc_timeout: Option<Duration>,
+    /// When it ended.
+    pub ended: Instant,
+    /// `false` when the caller went away before the server answered.
+    pub answered: bool,
 }
 
 /// Call counters of a demo service's own methods (not health, reflection or FaultControl).
@@ -104,6 +128,43 @@ impl FaultHandle {
 
     pub(crate) fn record_hung(&self) {
         self.shared.calls_hung.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts recording every call into a fresh journal (at most [`JOURNAL_CAPACITY`] calls).
+    pub fn start_journal(&self) {
+        self.shared
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.shared.journal_on.store(true, Ordering::Release);
+    }
+
+    /// Stops recording and returns the calls recorded, in the order they ended.
+    pub fn take_journal(&self) -> Vec<CallRecord> {
+        self.shared.journal_on.store(false, Ordering::Release);
+        std::mem::take(
+            &mut *self
+                .shared
+                .journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    pub(crate) fn journal_on(&self) -> bool {
+        self.shared.journal_on.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn record_call(&self, record: CallRecord) {
+        let mut journal = self
+            .shared
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if journal.len() < JOURNAL_CAPACITY {
+            journal.push(record);
+        }
     }
 }
 

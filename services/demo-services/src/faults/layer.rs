@@ -17,9 +17,11 @@ use tonic::Status;
 use tonic::server::NamedService;
 use tower::{Layer, Service};
 
+use tokio::time::Instant;
+
 use super::codes::error_code_name;
 use super::config::{FaultAction, FaultPlan};
-use super::handle::FaultHandle;
+use super::handle::{CallRecord, FaultHandle};
 
 /// Wraps a service in [`FaultInjection`].
 #[derive(Clone, Debug)]
@@ -80,6 +82,83 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let plan = self.handle.begin_call();
+        if self.handle.journal_on() {
+            let journal = JournalEntry {
+                handle: self.handle.clone(),
+                received: Instant::now(),
+                grpc_timeout: request
+                    .headers()
+                    .get("grpc-timeout")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(parse_grpc_timeout),
+                answered: false,
+            };
+            let call = self.call_planned(plan, request);
+            return Box::pin(async move {
+                let mut journal = journal;
+                let result = call.await;
+                journal.answered = true;
+                result
+            });
+        }
+        self.call_planned(plan, request)
+    }
+}
+
+/// Records a call into the journal when it ends, answered or dropped.
+struct JournalEntry {
+    handle: FaultHandle,
+    received: Instant,
+    grpc_timeout: Option<std::time::Duration>,
+    answered: bool,
+}
+
+impl Drop for JournalEntry {
+    fn drop(&mut self) {
+        self.handle.record_call(CallRecord {
+            received: self.received,
+            grpc_timeout: self.grpc_timeout,
+            ended: Instant::now(),
+            answered: self.answered,
+        });
+    }
+}
+
+/// Parses a `grpc-timeout` value (1 to 8 digits and a unit).
+fn parse_grpc_timeout(value: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+impl<S> FaultInjection<S> {
+    fn call_planned<ReqBody, ResBody>(
+        &mut self,
+        plan: FaultPlan,
+        request: http::Request<ReqBody>,
+    ) -> BoxFuture<'static, Result<http::Response<ResBody>, S::Error>>
+    where
+        S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Default + Send + 'static,
+    {
         if plan == UNTOUCHED {
             return Box::pin(self.inner.call(request));
         }

@@ -1,0 +1,554 @@
+//! The resilience stack against real demo services and their fault knobs.
+//!
+//! Each test starts real services and a real gateway on loopback and drives edge calls at
+//! them: composed `Storefront/CheckAvailability` calls (quantity 1000, which is never in stock,
+//! so each edge call makes exactly one `InventoryService/GetStock` call) and pass-through
+//! `GetStock` calls. Each prints one `RESILIENCE` line with its figures; BENCHMARKS.md quotes
+//! them from a release run:
+//!
+//! ```text
+//! cargo test --release -p mosaic-tests --test resilience -- --nocapture --test-threads 1
+//! ```
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use mosaic_demo_services::{DemoService, FaultConfig, Latency, ServiceHandle};
+use mosaic_tests::chaos::KillableProxy;
+use mosaic_tests::pb::inventory::v1::GetStockRequest;
+use mosaic_tests::pb::inventory::v1::inventory_service_client::InventoryServiceClient;
+use mosaic_tests::storefront::CheckAvailabilityRequest;
+use mosaic_tests::storefront::storefront_client::StorefrontClient;
+use mosaic_tests::{channel, start_gateway, start_service};
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+/// The users, catalog and reviews services (needed by the storefront's start-up check) and
+/// `inventory` instances of the inventory service.
+struct Fleet {
+    others: Vec<ServiceHandle>,
+    inventory: Vec<ServiceHandle>,
+}
+
+impl Fleet {
+    async fn start(inventory: usize) -> Fleet {
+        let mut others = Vec::new();
+        for service in [
+            DemoService::Users,
+            DemoService::Catalog,
+            DemoService::Reviews,
+        ] {
+            others.push(start_service(service).await.unwrap());
+        }
+        let mut instances = Vec::new();
+        for _ in 0..inventory {
+            instances.push(start_service(DemoService::Inventory).await.unwrap());
+        }
+        Fleet {
+            others,
+            inventory: instances,
+        }
+    }
+
+    fn inventory_endpoints(&self) -> Vec<String> {
+        self.inventory.iter().map(ServiceHandle::endpoint).collect()
+    }
+
+    /// A `gateway.toml` routing to the fleet, with `inventory` endpoints and extra policy
+    /// lines (which may open sub-tables such as `[upstreams.inventory.breaker]`).
+    fn config(&self, inventory: &[String], policy: &str) -> String {
+        let mut text = String::from("[listener]\naddress = \"127.0.0.1:0\"\n");
+        for handle in &self.others {
+            let service = handle.service();
+            text.push_str(&format!(
+                "\n[upstreams.{}]\nendpoints = [\"{}\"]\nservices = [\"{}\"]\n",
+                service.name(),
+                handle.endpoint(),
+                service.grpc_service()
+            ));
+        }
+        let endpoints: Vec<String> = inventory.iter().map(|e| format!("\"{e}\"")).collect();
+        text.push_str(&format!(
+            "\n[upstreams.inventory]\nendpoints = [{}]\nservices = [\"demo.inventory.v1.InventoryService\"]\n{policy}\n",
+            endpoints.join(", ")
+        ));
+        text
+    }
+
+    fn inventory_calls(&self) -> Vec<u64> {
+        self.inventory
+            .iter()
+            .map(|h| h.faults().stats().calls_total)
+            .collect()
+    }
+}
+
+/// One composed edge call that makes exactly one inventory call.
+async fn check(client: &mut StorefrontClient<Channel>) -> Result<(), Status> {
+    client
+        .check_availability(CheckAvailabilityRequest {
+            product_id: 7,
+            quantity: 1000,
+        })
+        .await
+        .map(|_| ())
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Runs `calls` composed edge calls from `workers` concurrent workers; returns the successes
+/// and the failures' statuses.
+async fn edge_load(channel: Channel, workers: usize, calls: usize) -> (usize, Vec<Status>) {
+    let per_worker = calls / workers;
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let mut client = StorefrontClient::new(channel.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            let mut failed = Vec::new();
+            for _ in 0..per_worker {
+                match check(&mut client).await {
+                    Ok(()) => ok += 1,
+                    Err(status) => failed.push(status),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    for task in tasks {
+        let (o, f) = task.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_three_endpoints_killed_mid_run() {
+    let fleet = Fleet::start(3).await;
+    let mut proxies = Vec::new();
+    for handle in &fleet.inventory {
+        proxies.push(KillableProxy::start(handle.local_addr()).await.unwrap());
+    }
+    let endpoints: Vec<String> = proxies.iter().map(KillableProxy::endpoint).collect();
+    let gateway = start_gateway(&fleet.config(&endpoints, "")).await.unwrap();
+    let edge = channel(gateway.local_addr());
+    check(&mut StorefrontClient::new(edge.clone()))
+        .await
+        .unwrap();
+
+    // Load for about two seconds; one endpoint is killed after the first 400 ms.
+    let load = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut total = (0, Vec::new());
+        while started.elapsed() < Duration::from_secs(2) {
+            let (ok, failed) = edge_load(edge.clone(), 8, 400).await;
+            total.0 += ok;
+            total.1.extend(failed);
+        }
+        total
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before_kill = fleet.inventory_calls();
+    proxies[0].kill().await;
+    let (ok, failed) = load.await.unwrap();
+    let after = fleet.inventory_calls();
+
+    let total = ok + failed.len();
+    let success = ok as f64 / total as f64;
+    println!(
+        "RESILIENCE kill: {ok} of {total} edge calls succeeded ({:.3} %) with one of three \
+         inventory endpoints killed mid-run; calls per endpoint before the kill {before_kill:?}, \
+         at the end {after:?}",
+        success * 100.0
+    );
+    assert!(total >= 1000, "enough calls to measure 99.9 %: {total}");
+    assert!(
+        success >= 0.999,
+        "{success}: first failures {:?}",
+        failed.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(
+        after[0] - before_kill[0] < 50,
+        "the killed endpoint took (almost) nothing after the kill: {before_kill:?} → {after:?}"
+    );
+    assert!(after[1] > before_kill[1] && after[2] > before_kill[2]);
+    drop(fleet);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_downstream_opens_its_breaker_fails_fast_and_recovers() {
+    let fleet = Fleet::start(1).await;
+    let policy = "ready_timeout = \"100ms\"\n[upstreams.inventory.breaker]\nconsecutive_failures = 5\nbackoff_min = \"300ms\"\nbackoff_max = \"600ms\"\n";
+    let gateway = start_gateway(&fleet.config(&fleet.inventory_endpoints(), policy))
+        .await
+        .unwrap();
+    let mut client = StorefrontClient::new(channel(gateway.local_addr()));
+    check(&mut client).await.unwrap();
+    let faults = fleet.inventory[0].faults();
+    faults
+        .set(FaultConfig {
+            error_rate: 1.0,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+
+    // Failures open the breaker: the edge then answers from the gateway itself.
+    let mut opened_after = None;
+    for call in 1..=50 {
+        let status = check(&mut client).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        if status.message().contains("has no ready endpoint") {
+            opened_after = Some(call);
+            break;
+        }
+    }
+    let opened_after = opened_after.expect("the breaker opened");
+    // Past `ready_timeout` of having no ready endpoint, calls stop waiting at all.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let downstream_before = faults.stats().calls_total;
+    let mut latencies = Vec::new();
+    let fail_fast_for = Instant::now();
+    while fail_fast_for.elapsed() < Duration::from_millis(250) {
+        let started = Instant::now();
+        let status = check(&mut client).await.unwrap_err();
+        latencies.push(started.elapsed());
+        assert_eq!(status.code(), Code::Unavailable);
+    }
+    let reached_downstream = faults.stats().calls_total - downstream_before;
+    latencies.sort();
+    let p50 = quantile(&latencies, 0.5);
+    let p99 = quantile(&latencies, 0.99);
+
+    // Recovery: the next probe finds the downstream healthy and traffic returns.
+    faults.set(FaultConfig::default()).unwrap();
+    let recovering = Instant::now();
+    loop {
+        if check(&mut client).await.is_ok() {
+            break;
+        }
+        assert!(
+            recovering.elapsed() < Duration::from_secs(5),
+            "the breaker never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let recovered_in = recovering.elapsed();
+    for _ in 0..20 {
+        check(&mut client).await.unwrap();
+    }
+    println!(
+        "RESILIENCE breaker: opened after {opened_after} edge calls; {} fail-fast calls in 250 ms, \
+         p50 {} p99 {}, {reached_downstream} reached the downstream (probes); closed {} after \
+         the downstream recovered",
+        latencies.len(),
+        ms(p50),
+        ms(p99),
+        ms(recovered_in)
+    );
+    assert!(p99 < Duration::from_millis(5), "fail-fast p99 {p99:?}");
+    assert!(
+        reached_downstream <= 3,
+        "only probes reach an open endpoint: {reached_downstream}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_lift_success_within_the_budget() {
+    const CALLS: usize = 3000;
+    let fleet = Fleet::start(1).await;
+    fleet.inventory[0]
+        .faults()
+        .set(FaultConfig {
+            error_rate: 0.5,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    // Breakers off: with one endpoint failing every other call, five failures in a row come
+    // every ~60 calls, and an open breaker would hide what retries alone do.
+    let no_breaker = "[upstreams.inventory.breaker]\nconsecutive_failures = 0\n";
+    let mut results = Vec::new();
+    for retry in ["max_attempts = 1", "max_attempts = 3"] {
+        let policy = format!("{no_breaker}[upstreams.inventory.retry]\n{retry}\n");
+        let gateway = start_gateway(&fleet.config(&fleet.inventory_endpoints(), &policy))
+            .await
+            .unwrap();
+        let faults = fleet.inventory[0].faults();
+        let before = faults.stats().calls_total;
+        let (ok, failed) = edge_load(channel(gateway.local_addr()), 8, CALLS).await;
+        let downstream = faults.stats().calls_total - before;
+        assert!(failed.iter().all(|s| s.code() == Code::Unavailable));
+        results.push((ok as f64 / CALLS as f64, downstream));
+        gateway.shutdown().await;
+    }
+    let [(plain_success, plain_calls), (retry_success, retry_calls)] = results[..] else {
+        unreachable!()
+    };
+    // The budget: 20 % of calls, plus 10 retries/s over its 10 s window (100 calls here).
+    let allowed_calls = CALLS as u64 + CALLS as u64 / 5 + 100;
+    let (plain_load, retry_load) = (
+        plain_calls as f64 / CALLS as f64,
+        retry_calls as f64 / CALLS as f64,
+    );
+    let allowed = allowed_calls as f64 / CALLS as f64;
+    println!(
+        "RESILIENCE retries: downstream failing 50 % UNAVAILABLE, {CALLS} edge calls: success \
+         {:.1} % without retries → {:.1} % with retries (3 attempts, 20 % budget); downstream \
+         calls per edge call {plain_load:.3} → {retry_load:.3} (budget allows ≤ {allowed:.3})",
+        plain_success * 100.0,
+        retry_success * 100.0,
+    );
+    assert_eq!(
+        plain_calls, CALLS as u64,
+        "one downstream call per edge call"
+    );
+    assert!(
+        retry_success > plain_success + 0.05,
+        "{plain_success} → {retry_success}"
+    );
+    assert!(
+        retry_calls <= allowed_calls,
+        "{retry_calls} > {allowed_calls}"
+    );
+    assert!(retry_load > 1.1, "the budget is used: {retry_load}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_gets_a_small_share() {
+    const CALLS: usize = 1500;
+    let fleet = Fleet::start(3).await;
+    fleet.inventory[0]
+        .faults()
+        .set(FaultConfig {
+            latency: Latency::Fixed(Duration::from_millis(25)),
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let gateway = start_gateway(&fleet.config(&fleet.inventory_endpoints(), ""))
+        .await
+        .unwrap();
+    let edge = channel(gateway.local_addr());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut client = InventoryServiceClient::new(edge.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..CALLS / 8 {
+                client
+                    .get_stock(GetStockRequest { product_id: 7 })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let calls = fleet.inventory_calls();
+    let total: u64 = calls.iter().sum();
+    let slow_share = calls[0] as f64 / total as f64;
+    println!(
+        "RESILIENCE balancing: {total} pass-through calls over 3 endpoints, one 25 ms slower: \
+         calls per endpoint {calls:?}; the slow one took {:.1} % (an even share is 33.3 %)",
+        slow_share * 100.0
+    );
+    assert_eq!(total, CALLS as u64 / 8 * 8);
+    assert!(slow_share < 0.10, "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_deadline_bounds_every_downstream_call() {
+    let fleet = Fleet::start(1).await;
+    let faults = fleet.inventory[0].faults();
+    faults
+        .set(FaultConfig {
+            latency: Latency::Fixed(Duration::from_millis(400)),
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let gateway = start_gateway(&fleet.config(&fleet.inventory_endpoints(), ""))
+        .await
+        .unwrap();
+    let edge = channel(gateway.local_addr());
+    faults.start_journal();
+    // One at a time, so each downstream call belongs to the edge call sent last before it.
+    let mut edges = Vec::new();
+    let mut client = StorefrontClient::new(edge.clone());
+    for i in 0..20u64 {
+        let timeout = Duration::from_millis(50 + 10 * i);
+        let mut request = tonic::Request::new(CheckAvailabilityRequest {
+            product_id: 7,
+            quantity: 1000,
+        });
+        request.set_timeout(timeout);
+        let sent = Instant::now();
+        let status = client.check_availability(request).await.unwrap_err();
+        edges.push((sent, timeout, Instant::now(), status));
+    }
+    // Let the downstream see the cancellations.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let journal = faults.take_journal();
+
+    assert_eq!(journal.len(), 20, "{journal:?}");
+    let mut worst_slack = Duration::MAX;
+    let mut worst_overrun = Duration::ZERO;
+    for (sent, timeout, answered, status) in &edges {
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+        assert!(*answered - *sent < *timeout + Duration::from_millis(50));
+    }
+    for record in &journal {
+        // Match each downstream call to the edge call it served: the one sent last before it.
+        let (sent, timeout, answered, _) = edges
+            .iter()
+            .filter(|(sent, ..)| *sent <= record.received)
+            .max_by_key(|(sent, ..)| *sent)
+            .unwrap();
+        let header = record
+            .grpc_timeout
+            .expect("every downstream call carries grpc-timeout");
+        let remaining = (*sent + *timeout).saturating_duration_since(record.received);
+        assert!(
+            header <= remaining,
+            "downstream saw {header:?} with {remaining:?} left at the edge"
+        );
+        worst_slack = worst_slack.min(remaining - header);
+        assert!(
+            !record.answered,
+            "the downstream call was cancelled, not answered"
+        );
+        worst_overrun = worst_overrun.max(record.ended.saturating_duration_since(*answered));
+    }
+    println!(
+        "RESILIENCE deadline: 20 edge calls with 50–240 ms deadlines over a 400 ms downstream: all \
+         DEADLINE_EXCEEDED; every downstream grpc-timeout ≤ the edge's remaining time (smallest \
+         margin {}); every downstream call cancelled, at most {} after its edge call ended",
+        ms(worst_slack),
+        ms(worst_overrun)
+    );
+    assert!(
+        worst_overrun < Duration::from_millis(50),
+        "{worst_overrun:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_at_twice_capacity_sheds_quickly() {
+    const LIMIT: usize = 8;
+    const SERVICE_TIME: Duration = Duration::from_millis(20);
+    let fleet = Fleet::start(1).await;
+    let faults = fleet.inventory[0].faults();
+    faults
+        .set(FaultConfig {
+            latency: Latency::Fixed(SERVICE_TIME),
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let gateway = start_gateway(&fleet.config(
+        &fleet.inventory_endpoints(),
+        &format!("max_concurrent = {LIMIT}\n"),
+    ))
+    .await
+    .unwrap();
+    let edge = channel(gateway.local_addr());
+    InventoryServiceClient::new(edge.clone())
+        .get_stock(GetStockRequest { product_id: 7 })
+        .await
+        .unwrap();
+
+    // Capacity is LIMIT / SERVICE_TIME = 400 calls/s; offer 800/s, open loop, for 2 s.
+    let rss_before = rss_kib();
+    faults.start_journal();
+    let interval = SERVICE_TIME / (2 * LIMIT as u32);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        ticker.tick().await;
+        let mut client = InventoryServiceClient::new(edge.clone());
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let result = client.get_stock(GetStockRequest { product_id: 7 }).await;
+            (sent.elapsed(), result.map(|_| ()))
+        }));
+    }
+    let mut admitted = Vec::new();
+    let mut shed = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (latency, Ok(())) => admitted.push(latency),
+            (latency, Err(status)) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert_eq!(
+                    status.message(),
+                    "upstream `inventory` is at its limit of 8 concurrent calls; call shed"
+                );
+                shed.push(latency);
+            }
+        }
+    }
+    let rss_after = rss_kib();
+    let journal = faults.take_journal();
+    admitted.sort();
+    shed.sort();
+    // The most calls the downstream ever had in flight at once.
+    let mut events: Vec<(Instant, i32)> = journal
+        .iter()
+        .flat_map(|r| [(r.received, 1), (r.ended, -1)])
+        .collect();
+    events.sort_by_key(|&(at, delta)| (at, delta));
+    let peak = events
+        .iter()
+        .scan(0, |open, &(_, delta)| {
+            *open += delta;
+            Some(*open)
+        })
+        .max()
+        .unwrap_or(0);
+    let offered = admitted.len() + shed.len();
+    println!(
+        "RESILIENCE overload: {offered} calls offered at 2× capacity (limit {LIMIT}, 20 ms each): \
+         {} admitted (p50 {}, p99 {}), {} shed with RESOURCE_EXHAUSTED (p50 {}, p99 {}); peak \
+         downstream concurrency {peak}; gateway process RSS {rss_before:?} → {rss_after:?} KiB",
+        admitted.len(),
+        ms(quantile(&admitted, 0.5)),
+        ms(quantile(&admitted, 0.99)),
+        shed.len(),
+        ms(quantile(&shed, 0.5)),
+        ms(quantile(&shed, 0.99)),
+    );
+    assert!(peak <= LIMIT as i32, "no queue past the limit: peak {peak}");
+    assert!(
+        shed.len() > offered / 4,
+        "excess was shed: {} of {offered}",
+        shed.len()
+    );
+    assert!(
+        quantile(&shed, 0.99) < Duration::from_millis(10),
+        "shedding is quick"
+    );
+    assert!(
+        quantile(&admitted, 0.99) < SERVICE_TIME * 4,
+        "admitted calls keep a bounded p99: {:?}",
+        quantile(&admitted, 0.99)
+    );
+}
+
+/// This process's resident memory, from `/proc/self/status` (Linux); `None` elsewhere.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
