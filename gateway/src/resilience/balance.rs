@@ -533,3 +533,178 @@ fn outcome_of(headers: &HeaderMap) -> Option<Outcome> {
         _ => Outcome::Success,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resilience::breaker::BreakerPolicy;
+    use crate::resilience::endpoint::EndpointAddr;
+
+    fn balancer(endpoints: usize, policy: UpstreamPolicy) -> Arc<Balancer> {
+        let endpoints = (0..endpoints)
+            .map(|i| {
+                let authority: http::uri::Authority =
+                    format!("127.0.0.1:{}", 1 + i).parse().expect("authority");
+                Endpoint::new(
+                    EndpointAddr {
+                        connect: authority.to_string(),
+                        authority,
+                    },
+                    1,
+                    Duration::from_millis(100),
+                    &policy.breaker,
+                )
+            })
+            .collect();
+        Arc::new(Balancer::new("users".into(), Arc::new(policy), endpoints))
+    }
+
+    fn policy() -> UpstreamPolicy {
+        UpstreamPolicy {
+            ready_timeout: Duration::from_millis(200),
+            breaker: BreakerPolicy {
+                consecutive_failures: 2,
+                failure_rate: None,
+                backoff_min: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(4),
+            },
+            ..UpstreamPolicy::default()
+        }
+    }
+
+    fn port(endpoint: &Endpoint) -> u16 {
+        endpoint.addr().authority.port_u16().unwrap_or_default()
+    }
+
+    fn fail(balancer: &Balancer, index: usize, times: usize) {
+        let endpoint = Arc::clone(&balancer.endpoints()[index]);
+        for _ in 0..times {
+            let ticket = endpoint.health().breaker.acquire(Instant::now());
+            if let Some(ticket) = ticket {
+                balancer.record(&endpoint, ticket, Outcome::Failure);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_choices_take_the_cheaper_endpoint() {
+        let balancer = balancer(2, policy());
+        let now = Instant::now();
+        let endpoints = balancer.endpoints();
+        endpoints[0]
+            .health()
+            .ewma
+            .observe(Duration::from_millis(100), now);
+        endpoints[1]
+            .health()
+            .ewma
+            .observe(Duration::from_millis(1), now);
+        for _ in 0..50 {
+            let (endpoint, _) = balancer.pick(now).expect("ready");
+            assert_eq!(port(&endpoint), 2, "the fast endpoint");
+        }
+        // Enough calls outstanding make the fast one the more expensive.
+        endpoints[1].in_flight.store(200, Ordering::Relaxed);
+        let (endpoint, _) = balancer.pick(now).expect("ready");
+        assert_eq!(port(&endpoint), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_endpoints_are_skipped_and_ejection_is_capped() {
+        let balancer = balancer(3, policy());
+        fail(&balancer, 0, 2);
+        assert!(balancer.endpoints()[0].open.load(Ordering::Relaxed));
+        // One of three may be ejected: the second bad endpoint stays in rotation.
+        fail(&balancer, 1, 5);
+        assert!(!balancer.endpoints()[1].open.load(Ordering::Relaxed));
+        assert_eq!(balancer.ejected.load(Ordering::Relaxed), 1);
+        for _ in 0..100 {
+            let (endpoint, _) = balancer.pick(Instant::now()).expect("ready");
+            assert_ne!(port(&endpoint), 1, "the open endpoint is never picked");
+        }
+        assert!(balancer.has_ready_endpoint());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_every_endpoint_open_calls_wait_boundedly_then_fail_fast() {
+        let balancer = balancer(1, policy());
+        fail(&balancer, 0, 2);
+        assert!(!balancer.has_ready_endpoint());
+
+        let start = Instant::now();
+        let error = balancer.ready(None).await.expect_err("nothing ready");
+        assert_eq!(start.elapsed(), Duration::from_millis(200), "ready_timeout");
+        assert_eq!(error.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            error.to_string(),
+            "upstream `users` has no ready endpoint (1 of 1 ejected by circuit breakers; waited 200ms)"
+        );
+
+        // The upstream has now been unready for a whole ready_timeout: no more waiting.
+        let again = Instant::now();
+        balancer.ready(None).await.expect_err("still nothing");
+        assert_eq!(again.elapsed(), Duration::ZERO, "fail fast");
+
+        // The probe comes due at 1 s; one caller gets it, the others keep failing fast.
+        tokio::time::advance(Duration::from_millis(800)).await;
+        assert!(balancer.has_ready_endpoint());
+        let (_, ticket) = balancer.ready(None).await.expect("the probe");
+        assert_eq!(ticket, Ticket::Probe);
+        balancer.ready(None).await.expect_err("one probe at a time");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_never_outlasts_the_call_deadline_and_a_probe_due_ends_the_wait() {
+        let first = balancer(1, policy());
+        fail(&first, 0, 2);
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(50);
+        first
+            .ready(Some(deadline))
+            .await
+            .expect_err("nothing ready");
+        assert_eq!(start.elapsed(), Duration::from_millis(50));
+
+        // A fresh upstream whose probe is due in 100 ms: a waiting call gets it then.
+        let policy = UpstreamPolicy {
+            ready_timeout: Duration::from_secs(5),
+            ..policy()
+        };
+        let balancer = balancer(1, policy);
+        fail(&balancer, 0, 2);
+        tokio::time::advance(Duration::from_millis(900)).await;
+        let start = Instant::now();
+        let (_, ticket) = balancer.ready(None).await.expect("the probe");
+        assert_eq!(ticket, Ticket::Probe);
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_successful_probe_closes_the_breaker_and_returns_the_slot() {
+        let balancer = balancer(1, policy());
+        fail(&balancer, 0, 2);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (endpoint, ticket) = balancer.ready(None).await.expect("the probe");
+        balancer.record(&endpoint, ticket, Outcome::Success);
+        assert!(!endpoint.open.load(Ordering::Relaxed));
+        assert_eq!(balancer.ejected.load(Ordering::Relaxed), 0);
+        let (_, ticket) = balancer.ready(None).await.expect("closed");
+        assert_eq!(ticket, Ticket::Regular);
+    }
+
+    #[test]
+    fn grpc_status_is_classified_by_what_it_says_about_the_endpoint() {
+        let headers = |code: &str| {
+            let mut map = HeaderMap::new();
+            map.insert("grpc-status", code.parse().expect("ascii"));
+            map
+        };
+        for code in ["14", "13", "2", "15"] {
+            assert_eq!(outcome_of(&headers(code)), Some(Outcome::Failure), "{code}");
+        }
+        for code in ["0", "5", "3", "4", "8"] {
+            assert_eq!(outcome_of(&headers(code)), Some(Outcome::Success), "{code}");
+        }
+        assert_eq!(outcome_of(&HeaderMap::new()), None);
+    }
+}
