@@ -1050,4 +1050,138 @@ mod tests {
         assert!(!is_service_name("demo.1x"));
         assert!(!is_service_name("demo/x.Y"));
     }
+
+    #[test]
+    fn resilience_policy_has_safe_defaults_and_reads_every_key() {
+        let config = GatewayConfig::from_toml_str(GOOD, "test.toml").expect("valid config");
+        assert_eq!(config.upstreams[0].policy, UpstreamPolicy::default());
+
+        let text = format!(
+            "{GOOD}{}",
+            r#"
+            [upstreams.inventory]
+            endpoints = ["http://127.0.0.1:50054"]
+            services = ["demo.inventory.v1.InventoryService"]
+            max_concurrent = 64
+            connections_per_endpoint = 4
+            ready_timeout = "250ms"
+            max_ejection_percent = 50
+            dns_refresh = "5s"
+            [upstreams.inventory.breaker]
+            consecutive_failures = 7
+            failure_rate = 0.25
+            failure_rate_window = "30s"
+            failure_rate_min_requests = 50
+            backoff_min = "2s"
+            backoff_max = "1m"
+            [upstreams.inventory.retry]
+            max_attempts = 4
+            initial_backoff = "10ms"
+            max_backoff = "200ms"
+            multiplier = 1.5
+            retryable_codes = ["DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"]
+            [upstreams.inventory.budget]
+            percent = 10
+            min_per_second = 2
+            ttl = "20s"
+            [upstreams.inventory.hedge]
+            delay = "30ms"
+            max_attempts = 3
+            [upstreams.inventory.methods."demo.inventory.v1.InventoryService/GetStock"]
+            timeout = "150ms"
+            idempotent = true
+            retry = { max_attempts = 5 }
+            hedge = { enabled = false }
+            "#
+        );
+        let config = GatewayConfig::from_toml_str(&text, "test.toml").expect("valid config");
+        let policy = &config.upstreams[1].policy;
+        assert_eq!(config.upstreams[1].name, "inventory");
+        assert_eq!(policy.max_concurrent, 64);
+        assert_eq!(policy.connections_per_endpoint, 4);
+        assert_eq!(policy.ready_timeout, Duration::from_millis(250));
+        assert_eq!(policy.max_ejection_percent, 50);
+        assert_eq!(policy.dns_refresh, Duration::from_secs(5));
+        assert_eq!(policy.breaker.consecutive_failures, 7);
+        let rate = policy.breaker.failure_rate.as_ref().expect("rate mode");
+        assert_eq!(
+            (rate.threshold, rate.window, rate.min_requests),
+            (0.25, Duration::from_secs(30), 50)
+        );
+        assert_eq!(policy.breaker.backoff_max, Duration::from_secs(60));
+        assert_eq!(policy.retry.max_attempts, 4);
+        assert_eq!(policy.retry.multiplier, 1.5);
+        assert_eq!(
+            policy.retry.retryable_codes,
+            [Code::DeadlineExceeded, Code::ResourceExhausted]
+        );
+        assert_eq!(policy.budget.percent, 0.1);
+        assert_eq!(policy.budget.ttl, Duration::from_secs(20));
+        assert_eq!(
+            policy.hedge,
+            Some(HedgePolicy {
+                delay: Duration::from_millis(30),
+                max_attempts: 3
+            })
+        );
+        let method = &policy.methods["demo.inventory.v1.InventoryService/GetStock"];
+        assert_eq!(method.timeout, Some(Duration::from_millis(150)));
+        assert_eq!(method.idempotent, Some(true));
+        let retry = method.retry.as_ref().expect("retry override");
+        assert_eq!(retry.max_attempts, 5);
+        assert_eq!(
+            retry.initial_backoff,
+            Duration::from_millis(10),
+            "unset fields come from the upstream's retry"
+        );
+        assert_eq!(method.hedge, Some(None), "hedging turned off for this method");
+    }
+
+    #[test]
+    fn bad_resilience_settings_are_reported_with_their_keys() {
+        let text = r#"
+            [listener]
+            address = "127.0.0.1:8080"
+            [upstreams.users]
+            endpoints = ["http://127.0.0.1:50051"]
+            services = ["demo.users.v1.UserService"]
+            max_concurrent = 0
+            [upstreams.users.breaker]
+            failure_rate = 1.5
+            backoff_min = "10s"
+            backoff_max = "1s"
+            [upstreams.users.retry]
+            max_attempts = 6
+            retryable_codes = ["UNAVAILABLE", "SLOW", "OK"]
+            [upstreams.users.budget]
+            ttl = "2m"
+            [upstreams.users.hedge]
+            max_attempts = 2
+            [upstreams.users.methods."demo.catalog.v1.CatalogService/GetProduct"]
+            timeout = "1s"
+            [upstreams.users.methods.GetUser]
+            idempotent = true
+        "#;
+        let found = problems(text);
+        let keys: Vec<&str> = found.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "upstreams.users.max_concurrent",
+                "upstreams.users.breaker.failure_rate",
+                "upstreams.users.breaker.backoff_max",
+                "upstreams.users.retry.max_attempts",
+                "upstreams.users.retry.retryable_codes[1]",
+                "upstreams.users.retry.retryable_codes[2]",
+                "upstreams.users.budget.ttl",
+                "upstreams.users.hedge.delay",
+                "upstreams.users.methods.\"GetUser\"",
+                "upstreams.users.methods.\"demo.catalog.v1.CatalogService/GetProduct\"",
+            ],
+            "{found:#?}"
+        );
+        assert!(found[3].1.contains("expected 1 to 5"), "{:?}", found[3]);
+        assert!(found[4].1.contains("`SLOW` is not a gRPC status code name"));
+        assert!(found[9].1.contains("not one of this upstream's services"));
+    }
 }
