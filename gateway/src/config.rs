@@ -75,6 +75,9 @@ use crate::resilience::policy::{
 
 /// Default time given to in-flight calls to finish once shutdown starts.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest duration any setting takes; longer ones are surely typos, and capping them keeps
+/// every deadline computed from them far from the clock's limits.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Default bound on establishing a TCP connection to an upstream endpoint.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -333,6 +336,10 @@ impl Problems {
     fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
         let Some(value) = value else { return default };
         match humantime::parse_duration(value) {
+            Ok(duration) if duration > MAX_DURATION => {
+                self.push(key, "must be at most 24h");
+                default
+            }
             Ok(duration) if !duration.is_zero() => duration,
             Ok(_) => {
                 self.push(key, "must be longer than zero");
@@ -453,6 +460,7 @@ impl Problems {
             breaker,
             retry,
             hedge,
+            hedge_off: raw.hedge.as_ref().is_some_and(|h| h.enabled == Some(false)),
             budget,
             dns_refresh,
             methods,
@@ -1134,7 +1142,11 @@ mod tests {
             Duration::from_millis(10),
             "unset fields come from the upstream's retry"
         );
-        assert_eq!(method.hedge, Some(None), "hedging turned off for this method");
+        assert_eq!(
+            method.hedge,
+            Some(None),
+            "hedging turned off for this method"
+        );
     }
 
     #[test]

@@ -70,9 +70,10 @@ pub fn step_failed(step: &str, method: &str, status: Status) -> Status {
 /// Makes one downstream call for a step through the upstream serving `service`: each attempt
 /// gets the edge call's deadline slice (see
 /// [`EdgeCall::downstream_request`](super::EdgeCall::downstream_request)), failed attempts are
-/// retried or hedged as the upstream's policy says (`compose::retry`), and a failure names the
-/// step and method, the deadline having passed before sending included. `send` performs one
-/// attempt with a typed client built on the channel it is given.
+/// retried or hedged as the upstream's policy says (`compose::retry`), and a failure of the call
+/// names the step and method, the deadline having passed before sending included. A `service`
+/// no upstream serves is a configuration error and is reported as such (naming the service).
+/// `send` performs one attempt with a typed client built on the channel it is given.
 pub async fn call_downstream<M, R, F, Fut>(
     call: &super::EdgeCall,
     downstreams: &super::Downstreams,

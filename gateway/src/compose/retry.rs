@@ -119,6 +119,9 @@ where
                     .metadata_mut()
                     .insert(PREVIOUS_ATTEMPTS, MetadataValue::from(number));
             }
+            // The attempt's timeout (its slice of the edge deadline, less the margin) is enforced
+            // here, so the gateway answers with the downstream's name before the caller's own
+            // deadline passes; the gateway's transport has no tonic timeout layer to do it.
             let timeout = request_timeout(&request);
             (timeout, send(channel, request))
         });
@@ -178,7 +181,7 @@ where
     running.push(attempt(0));
     let mut sent = 1;
     let mut more_allowed = true;
-    let mut next_at = Instant::now() + hedge.delay;
+    let mut next_at = later(hedge.delay);
     let mut last: Option<Status> = None;
     loop {
         let may_send = more_allowed && sent < hedge.max_attempts;
@@ -189,7 +192,11 @@ where
                     Ok(response) => return Ok(response),
                     Err(status) => status,
                 };
-                if !retryable(policy, &status) {
+                if local_rejection(&status) {
+                    // This attempt was refused by the gateway itself (shed, nothing ready): send
+                    // no more, but an attempt still running may yet answer.
+                    more_allowed = false;
+                } else if !retryable(policy, &status) {
                     return Err(status);
                 }
                 if pushback(&status) == Some(None) {
@@ -219,7 +226,7 @@ where
                 tracing::debug!(upstream = %upstream.name(), attempt = sent + 1, "sending hedged attempt");
                 running.push(attempt(sent));
                 sent += 1;
-                next_at = Instant::now() + hedge.delay;
+                next_at = later(hedge.delay);
             }
             else => break,
         }
@@ -230,14 +237,26 @@ where
 /// Whether a failed attempt may be retried (or, when hedging, whether the other attempts
 /// should continue).
 fn retryable(policy: &Effective<'_>, status: &Status) -> bool {
-    let local_rejection = std::error::Error::source(status)
-        .and_then(|source| source.downcast_ref::<LocalError>())
-        .is_some_and(LocalError::is_local_rejection);
-    if local_rejection {
+    if local_rejection(status) {
         return false;
     }
     status.code() == Code::Unavailable
         || (policy.idempotent && policy.retry.retryable_codes.contains(&status.code()))
+}
+
+/// Whether the gateway refused this attempt itself (see [`LocalError::is_local_rejection`]).
+fn local_rejection(status: &Status) -> bool {
+    std::error::Error::source(status)
+        .and_then(|source| source.downcast_ref::<LocalError>())
+        .is_some_and(LocalError::is_local_rejection)
+}
+
+/// `delay` from now; a delay too long for the clock means "never" in practice (a year).
+fn later(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// The delay before retry number `retry` (1 for the first retry), or `None` when the call must
@@ -311,6 +330,8 @@ fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
     };
     let hedge = match method.and_then(|m| m.hedge.clone()) {
         Some(hedge) => hedge,
+        // `enabled = false` on the upstream is the deployment's switch over the annotations.
+        None if policy.hedge_off => None,
         None => spec
             .defaults
             .hedge_delay

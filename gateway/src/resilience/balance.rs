@@ -64,8 +64,12 @@ pub struct Balancer {
     upstream: Arc<str>,
     policy: Arc<UpstreamPolicy>,
     endpoints: RwLock<Arc<[Arc<Endpoint>]>>,
-    /// Endpoints whose breaker is open or probing.
+    /// Endpoints of the current set whose breaker is open or probing. Changed only under
+    /// `ejection`, read without it (a hint for `pick`).
     ejected: AtomicUsize,
+    /// Serializes every change of `ejected` with the breaker change that causes it, and with
+    /// endpoint-set updates, so the count never drifts from the breakers.
+    ejection: Mutex<()>,
     /// Since when no endpoint has been ready, while that lasts.
     unready_since: Mutex<Option<Instant>>,
     /// Woken when a breaker closes, for calls waiting for a ready endpoint.
@@ -91,8 +95,21 @@ struct CallGuard {
     balancer: Arc<Balancer>,
     endpoint: Arc<Endpoint>,
     ticket: Ticket,
+    /// The call's deadline: a call dropped at (or just before) it timed out at the endpoint.
+    deadline: Option<Instant>,
     finished: bool,
 }
+
+/// The latency recorded for an endpoint that failed to take a call: high enough that
+/// two-choice picking avoids it while the estimate decays, as Finagle's failure penalty does.
+const FAILURE_PENALTY: Duration = Duration::from_secs(1);
+
+/// A call dropped this close to its deadline is taken to have timed out at the endpoint (the
+/// typed-call timer and the deadline layer measure from slightly different instants).
+const DEADLINE_SLACK: Duration = Duration::from_millis(10);
+
+/// How many times `pick` tries again when the endpoint it chose opened before it could claim it.
+const CLAIM_TRIES: usize = 3;
 
 pin_project! {
     /// An upstream response body that reports the call's outcome to the endpoint's breaker
@@ -116,6 +133,7 @@ impl Balancer {
             policy,
             endpoints: RwLock::new(endpoints.into_iter().map(Arc::new).collect()),
             ejected: AtomicUsize::new(0),
+            ejection: Mutex::new(()),
             unready_since: Mutex::new(None),
             recovered: Notify::new(),
         }
@@ -139,25 +157,28 @@ impl Balancer {
         make: impl Fn(&super::endpoint::EndpointAddr) -> Endpoint,
     ) {
         let current = self.endpoints();
-        let next: Arc<[Arc<Endpoint>]> = addrs
-            .iter()
-            .map(|addr| {
-                current
-                    .iter()
-                    .find(|endpoint| endpoint.addr() == addr)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(make(addr)))
-            })
-            .collect();
+        let mut next: Vec<Arc<Endpoint>> = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            if next.iter().any(|endpoint| endpoint.addr() == addr) {
+                continue;
+            }
+            let endpoint = current
+                .iter()
+                .find(|endpoint| endpoint.addr() == addr)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(make(addr)));
+            next.push(endpoint);
+        }
+        let _ejection = self.ejection.lock().unwrap_or_else(PoisonError::into_inner);
         let ejected = next
             .iter()
-            .filter(|endpoint| endpoint.open.load(Ordering::Relaxed))
+            .filter(|endpoint| endpoint.open.load(Ordering::Acquire))
             .count();
         *self
             .endpoints
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = next;
-        self.ejected.store(ejected, Ordering::Relaxed);
+            .unwrap_or_else(PoisonError::into_inner) = next.into();
+        self.ejected.store(ejected, Ordering::Release);
         self.recovered.notify_waiters();
     }
 
@@ -166,7 +187,7 @@ impl Balancer {
     pub fn has_ready_endpoint(&self) -> bool {
         let now = Instant::now();
         self.endpoints().iter().any(|endpoint| {
-            !endpoint.open.load(Ordering::Relaxed)
+            !endpoint.open.load(Ordering::Acquire)
                 || matches!(
                     endpoint.health().breaker.readiness(now),
                     super::breaker::Readiness::ProbeDue
@@ -174,14 +195,19 @@ impl Balancer {
         })
     }
 
-    /// Picks an endpoint and claims it for one call, or says when to look again.
-    fn pick(&self, now: Instant) -> Result<(Arc<Endpoint>, Ticket), NotReady> {
+    /// Picks an endpoint not in `tried` and claims it for one call, or says when to look again.
+    fn pick(
+        &self,
+        now: Instant,
+        tried: &[Arc<Endpoint>],
+    ) -> Result<(Arc<Endpoint>, Ticket), NotReady> {
         let endpoints = self.endpoints();
+        let untried = |endpoint: &&Arc<Endpoint>| !tried.iter().any(|t| Arc::ptr_eq(t, endpoint));
         // A due probe goes first, so a recovered endpoint is found as soon as allowed.
         let mut until: Option<Instant> = None;
-        if self.ejected.load(Ordering::Relaxed) > 0 {
-            for endpoint in endpoints.iter() {
-                if !endpoint.open.load(Ordering::Relaxed) {
+        if self.ejected.load(Ordering::Acquire) > 0 {
+            for endpoint in endpoints.iter().filter(untried) {
+                if !endpoint.open.load(Ordering::Acquire) {
                     continue;
                 }
                 let mut health = endpoint.health();
@@ -199,40 +225,45 @@ impl Balancer {
             }
         }
 
-        let chosen = {
-            let closed: Vec<&Arc<Endpoint>>;
-            let candidates: &[Arc<Endpoint>] = &endpoints;
-            let mut rng = rand::rng();
-            if self.ejected.load(Ordering::Relaxed) == 0 {
-                two_choices(candidates.iter(), candidates.len(), &mut rng, now)
+        let mut rng = rand::rng();
+        for _ in 0..CLAIM_TRIES {
+            let chosen = if tried.is_empty() && self.ejected.load(Ordering::Acquire) == 0 {
+                two_choices(endpoints.iter(), endpoints.len(), &mut rng, now)
             } else {
-                closed = candidates
+                let candidates: Vec<&Arc<Endpoint>> = endpoints
                     .iter()
-                    .filter(|endpoint| !endpoint.open.load(Ordering::Relaxed))
+                    .filter(untried)
+                    .filter(|endpoint| !endpoint.open.load(Ordering::Acquire))
                     .collect();
-                two_choices(closed.iter().copied(), closed.len(), &mut rng, now)
+                two_choices(candidates.iter().copied(), candidates.len(), &mut rng, now)
+            };
+            let Some(endpoint) = chosen else {
+                break;
+            };
+            let ticket = endpoint.health().breaker.acquire(now);
+            if let Some(ticket) = ticket {
+                return Ok((endpoint, ticket));
             }
-        };
-        let Some(endpoint) = chosen else {
-            return Err(NotReady { until });
-        };
-        let ticket = endpoint.health().breaker.acquire(now);
-        match ticket {
-            Some(ticket) => Ok((endpoint, ticket)),
-            // Opened between the check and the claim: look again later.
-            None => Err(NotReady { until }),
+            // It opened between the choice and the claim: choose again.
         }
+        Err(NotReady { until })
     }
 
     /// Waits for a ready endpoint as the module docs describe.
     async fn ready(
         self: &Arc<Self>,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
+        tried: &[Arc<Endpoint>],
     ) -> Result<(Arc<Endpoint>, Ticket), LocalError> {
         let started = Instant::now();
         loop {
+            // Registered before looking, so a breaker closing in between is not missed.
+            let recovered = self.recovered.notified();
+            tokio::pin!(recovered);
+            recovered.as_mut().enable();
+
             let now = Instant::now();
-            let not_ready = match self.pick(now) {
+            let not_ready = match self.pick(now, tried) {
                 Ok(picked) => {
                     if picked.1 == Ticket::Regular {
                         self.unready_since
@@ -244,21 +275,32 @@ impl Balancer {
                 }
                 Err(not_ready) => not_ready,
             };
+            if self.endpoints().len() <= tried.len() {
+                // Every endpoint was tried (or there are none): nothing to wait for.
+                return Err(self.no_ready_endpoint(now - started));
+            }
             let since = *self
                 .unready_since
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .get_or_insert(now);
-            let mut give_up = since + self.policy.ready_timeout;
-            if let Some(deadline) = deadline {
-                give_up = give_up.min(deadline);
+            let patience = since.checked_add(self.policy.ready_timeout).unwrap_or(now);
+            if let Some(deadline) = deadline
+                && deadline.at <= patience
+                && now >= deadline.at
+            {
+                return Err(LocalError::UpstreamDeadline {
+                    upstream: self.upstream.to_string(),
+                    timeout: deadline.timeout,
+                });
             }
-            if now >= give_up || self.endpoints().is_empty() {
+            let give_up = deadline.map_or(patience, |d| patience.min(d.at));
+            if now >= give_up {
                 return Err(self.no_ready_endpoint(now - started));
             }
             let wake = not_ready.until.map_or(give_up, |at| at.min(give_up));
             tokio::select! {
-                () = self.recovered.notified() => {}
+                () = recovered => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
@@ -273,50 +315,58 @@ impl Balancer {
         }
         LocalError::NoReadyEndpoint {
             upstream: self.upstream.to_string(),
-            open: self.ejected.load(Ordering::Relaxed),
+            open: self.ejected.load(Ordering::Acquire),
             total: endpoints.len(),
             waited,
         }
     }
 
     /// Feeds a call's outcome to its endpoint's breaker, within the ejection cap.
-    fn record(&self, endpoint: &Endpoint, ticket: Ticket, outcome: Outcome) {
+    fn record(&self, endpoint: &Arc<Endpoint>, ticket: Ticket, outcome: Outcome) {
         let now = Instant::now();
-        let total = self.endpoints().len();
-        let cap = self.policy.max_ejected(total);
+        let policy = &self.policy.breaker;
+        {
+            // The common case, a success on a closed breaker, cannot change what is ejected.
+            let mut health = endpoint.health();
+            if outcome == Outcome::Success && ticket == Ticket::Regular && !health.breaker.is_open()
+            {
+                health.breaker.record(policy, ticket, outcome, now, false);
+                return;
+            }
+        }
+        let _ejection = self.ejection.lock().unwrap_or_else(PoisonError::into_inner);
+        let endpoints = self.endpoints();
+        // An endpoint dropped from the set by discovery no longer counts toward the cap.
+        let member = endpoints.iter().any(|e| Arc::ptr_eq(e, endpoint));
+        let ejected = self.ejected.load(Ordering::Acquire);
+        let may_open = member && ejected < self.policy.max_ejected(endpoints.len());
         let mut health = endpoint.health();
-        // Reserve an ejection slot before a failure that might open the breaker, so two
-        // endpoints failing at once cannot both take the last slot.
-        let reserved = outcome == Outcome::Failure
-            && !health.breaker.is_open()
-            && self
-                .ejected
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| {
-                    (e < cap).then_some(e + 1)
-                })
-                .is_ok();
         let change = health
             .breaker
-            .record(&self.policy.breaker, ticket, outcome, now, reserved);
+            .record(policy, ticket, outcome, now, may_open);
         endpoint
             .open
-            .store(health.breaker.is_open(), Ordering::Relaxed);
+            .store(health.breaker.is_open(), Ordering::Release);
         drop(health);
-        let opened = matches!(change, Some(Change::Opened { .. }));
-        if reserved && !(opened && ticket == Ticket::Regular) {
-            self.ejected.fetch_sub(1, Ordering::AcqRel);
-        }
         let endpoint_name = &endpoint.addr().connect;
         match change {
-            Some(Change::Opened { backoff, cause }) => tracing::info!(
-                upstream = %self.upstream,
-                endpoint = %endpoint_name,
-                ?cause,
-                backoff = %humantime::format_duration(backoff),
-                "circuit breaker opened: endpoint ejected"
-            ),
+            Some(Change::Opened { backoff, cause }) => {
+                if member && ticket == Ticket::Regular {
+                    self.ejected.store(ejected + 1, Ordering::Release);
+                }
+                tracing::info!(
+                    upstream = %self.upstream,
+                    endpoint = %endpoint_name,
+                    ?cause,
+                    backoff = %humantime::format_duration(backoff),
+                    "circuit breaker opened: endpoint ejected"
+                );
+            }
             Some(Change::Closed) => {
-                self.ejected.fetch_sub(1, Ordering::AcqRel);
+                if member {
+                    self.ejected
+                        .store(ejected.saturating_sub(1), Ordering::Release);
+                }
                 tracing::info!(
                     upstream = %self.upstream,
                     endpoint = %endpoint_name,
@@ -333,17 +383,20 @@ impl Balancer {
         self: Arc<Self>,
         mut request: Request<RequestBody>,
     ) -> Result<Response<ResponseBody>, LocalError> {
-        let deadline = request.extensions().get::<Deadline>().map(|d| d.at);
+        let deadline = request.extensions().get::<Deadline>().copied();
         let attempts = self.endpoints().len().clamp(1, 4);
-        let mut attempt = 0;
+        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         loop {
-            attempt += 1;
-            let (endpoint, ticket) = self.ready(deadline).await?;
+            let (endpoint, ticket) = self.ready(deadline, &tried).await?;
+            if let Some(deadline) = deadline {
+                refresh_grpc_timeout(&mut request, deadline, &self.upstream)?;
+            }
             endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
             let mut guard = CallGuard {
                 balancer: Arc::clone(&self),
                 endpoint,
                 ticket,
+                deadline: deadline.map(|d| d.at),
                 finished: false,
             };
             let started = Instant::now();
@@ -353,6 +406,7 @@ impl Balancer {
                     return Ok(ResponseBody::wrap(response, guard));
                 }
                 Err(SendError::Failed(error)) => {
+                    guard.observe(FAILURE_PENALTY);
                     guard.finish(Outcome::Failure);
                     return Err(LocalError::UpstreamFailed {
                         upstream: self.upstream.to_string(),
@@ -362,8 +416,10 @@ impl Balancer {
                 Err(SendError::Connect { request, error }) => (request, error),
                 Err(SendError::NotSent { request, error }) => (request, error.into()),
             };
+            guard.observe(FAILURE_PENALTY);
             guard.finish(Outcome::Failure);
-            if attempt >= attempts {
+            tried.push(Arc::clone(&guard.endpoint));
+            if tried.len() >= attempts {
                 return Err(LocalError::Unreachable {
                     upstream: self.upstream.to_string(),
                     endpoint: format!("http://{}", guard.endpoint.addr().connect),
@@ -374,6 +430,31 @@ impl Balancer {
             request = returned;
         }
     }
+}
+
+/// Rewrites a request's `grpc-timeout` to what is left of its deadline when time was spent in
+/// the gateway (waiting for an endpoint, connecting), so the upstream never gets more time than
+/// the caller has; fails without sending when nothing is left.
+fn refresh_grpc_timeout(
+    request: &mut Request<RequestBody>,
+    deadline: Deadline,
+    upstream: &str,
+) -> Result<(), LocalError> {
+    let now = Instant::now();
+    let remaining = deadline.at.saturating_duration_since(now);
+    if remaining.is_zero() {
+        return Err(LocalError::UpstreamDeadline {
+            upstream: upstream.to_owned(),
+            timeout: deadline.timeout,
+        });
+    }
+    if deadline.timeout - remaining >= Duration::from_millis(1) {
+        request.headers_mut().insert(
+            "grpc-timeout",
+            super::deadline::grpc_timeout_value(remaining),
+        );
+    }
+    Ok(())
 }
 
 /// Power of two choices: two distinct random candidates, the cheaper wins.
@@ -443,6 +524,10 @@ impl CallGuard {
         self.endpoint.health().ewma.observe(rtt, Instant::now());
     }
 
+    fn observe_failure(&self) {
+        self.observe(FAILURE_PENALTY);
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         if !self.finished {
             self.finished = true;
@@ -454,9 +539,21 @@ impl CallGuard {
 impl Drop for CallGuard {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if !self.finished && self.ticket == Ticket::Probe {
-            // The probe's caller went away before an answer: hand the probe to the next call.
-            self.endpoint.health().breaker.release_probe(Instant::now());
+        if self.finished {
+            return;
+        }
+        let now = Instant::now();
+        let timed_out = self
+            .deadline
+            .is_some_and(|deadline| now + DEADLINE_SLACK >= deadline);
+        if timed_out {
+            // No answer by the deadline: the endpoint is slow or hung, which is what breakers
+            // are for (and a probe that times out must back off, not be retried at once).
+            self.observe_failure();
+            self.finish(Outcome::Failure);
+        } else if self.ticket == Ticket::Probe {
+            // The probe's caller went away early: hand the probe to the next call.
+            self.endpoint.health().breaker.release_probe(now);
         }
     }
 }
@@ -600,12 +697,12 @@ mod tests {
             .ewma
             .observe(Duration::from_millis(1), now);
         for _ in 0..50 {
-            let (endpoint, _) = balancer.pick(now).expect("ready");
+            let (endpoint, _) = balancer.pick(now, &[]).expect("ready");
             assert_eq!(port(&endpoint), 2, "the fast endpoint");
         }
         // Enough calls outstanding make the fast one the more expensive.
         endpoints[1].in_flight.store(200, Ordering::Relaxed);
-        let (endpoint, _) = balancer.pick(now).expect("ready");
+        let (endpoint, _) = balancer.pick(now, &[]).expect("ready");
         assert_eq!(port(&endpoint), 1);
     }
 
@@ -619,7 +716,7 @@ mod tests {
         assert!(!balancer.endpoints()[1].open.load(Ordering::Relaxed));
         assert_eq!(balancer.ejected.load(Ordering::Relaxed), 1);
         for _ in 0..100 {
-            let (endpoint, _) = balancer.pick(Instant::now()).expect("ready");
+            let (endpoint, _) = balancer.pick(Instant::now(), &[]).expect("ready");
             assert_ne!(port(&endpoint), 1, "the open endpoint is never picked");
         }
         assert!(balancer.has_ready_endpoint());
@@ -632,7 +729,7 @@ mod tests {
         assert!(!balancer.has_ready_endpoint());
 
         let start = Instant::now();
-        let error = balancer.ready(None).await.expect_err("nothing ready");
+        let error = balancer.ready(None, &[]).await.expect_err("nothing ready");
         assert_eq!(start.elapsed(), Duration::from_millis(200), "ready_timeout");
         assert_eq!(error.code(), tonic::Code::Unavailable);
         assert_eq!(
@@ -642,15 +739,18 @@ mod tests {
 
         // The upstream has now been unready for a whole ready_timeout: no more waiting.
         let again = Instant::now();
-        balancer.ready(None).await.expect_err("still nothing");
+        balancer.ready(None, &[]).await.expect_err("still nothing");
         assert_eq!(again.elapsed(), Duration::ZERO, "fail fast");
 
         // The probe comes due at 1 s; one caller gets it, the others keep failing fast.
         tokio::time::advance(Duration::from_millis(800)).await;
         assert!(balancer.has_ready_endpoint());
-        let (_, ticket) = balancer.ready(None).await.expect("the probe");
+        let (_, ticket) = balancer.ready(None, &[]).await.expect("the probe");
         assert_eq!(ticket, Ticket::Probe);
-        balancer.ready(None).await.expect_err("one probe at a time");
+        balancer
+            .ready(None, &[])
+            .await
+            .expect_err("one probe at a time");
     }
 
     #[tokio::test(start_paused = true)]
@@ -659,11 +759,22 @@ mod tests {
         fail(&first, 0, 2);
         let start = Instant::now();
         let deadline = start + Duration::from_millis(50);
-        first
-            .ready(Some(deadline))
+        let error = first
+            .ready(
+                Some(Deadline {
+                    at: deadline,
+                    timeout: Duration::from_millis(50),
+                }),
+                &[],
+            )
             .await
             .expect_err("nothing ready");
         assert_eq!(start.elapsed(), Duration::from_millis(50));
+        assert_eq!(
+            error.code(),
+            tonic::Code::DeadlineExceeded,
+            "the deadline, not the wait, ran out: {error}"
+        );
 
         // A fresh upstream whose probe is due in 100 ms: a waiting call gets it then.
         let policy = UpstreamPolicy {
@@ -674,7 +785,7 @@ mod tests {
         fail(&balancer, 0, 2);
         tokio::time::advance(Duration::from_millis(900)).await;
         let start = Instant::now();
-        let (_, ticket) = balancer.ready(None).await.expect("the probe");
+        let (_, ticket) = balancer.ready(None, &[]).await.expect("the probe");
         assert_eq!(ticket, Ticket::Probe);
         assert_eq!(start.elapsed(), Duration::from_millis(100));
     }
@@ -684,12 +795,57 @@ mod tests {
         let balancer = balancer(1, policy());
         fail(&balancer, 0, 2);
         tokio::time::advance(Duration::from_secs(1)).await;
-        let (endpoint, ticket) = balancer.ready(None).await.expect("the probe");
+        let (endpoint, ticket) = balancer.ready(None, &[]).await.expect("the probe");
         balancer.record(&endpoint, ticket, Outcome::Success);
         assert!(!endpoint.open.load(Ordering::Relaxed));
         assert_eq!(balancer.ejected.load(Ordering::Relaxed), 0);
-        let (_, ticket) = balancer.ready(None).await.expect("closed");
+        let (_, ticket) = balancer.ready(None, &[]).await.expect("closed");
         assert_eq!(ticket, Ticket::Regular);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn endpoints_already_tried_are_not_picked_again() {
+        let balancer = balancer(3, policy());
+        let endpoints = balancer.endpoints();
+        let tried = [Arc::clone(&endpoints[0]), Arc::clone(&endpoints[2])];
+        for _ in 0..20 {
+            let (endpoint, _) = balancer.pick(Instant::now(), &tried).expect("ready");
+            assert_eq!(port(&endpoint), 2);
+        }
+        let all: Vec<_> = endpoints.iter().cloned().collect();
+        let error = balancer.ready(None, &all).await.expect_err("all tried");
+        assert_eq!(error.code(), tonic::Code::Unavailable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_dropped_at_its_deadline_counts_as_a_failure_and_an_early_drop_does_not() {
+        let balancer = balancer(1, policy());
+        let endpoint = Arc::clone(&balancer.endpoints()[0]);
+        let guard = |deadline: Instant| {
+            endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+            CallGuard {
+                balancer: Arc::clone(&balancer),
+                endpoint: Arc::clone(&endpoint),
+                ticket: Ticket::Regular,
+                deadline: Some(deadline),
+                finished: false,
+            }
+        };
+        // Cancelled by its caller long before the deadline: says nothing about the endpoint.
+        for _ in 0..3 {
+            drop(guard(Instant::now() + Duration::from_secs(1)));
+        }
+        assert!(!endpoint.open.load(Ordering::Relaxed));
+        // Dropped at the deadline twice: a hung endpoint, ejected.
+        for _ in 0..2 {
+            drop(guard(Instant::now()));
+        }
+        assert!(endpoint.open.load(Ordering::Relaxed));
+        assert_eq!(endpoint.in_flight.load(Ordering::Relaxed), 0);
+        assert!(
+            endpoint.health().ewma.estimate_ns(Instant::now()) >= 1e9,
+            "the failure penalty steers picks away"
+        );
     }
 
     #[test]

@@ -36,6 +36,25 @@ pub const GRACE: Duration = Duration::from_millis(20);
 pub struct Deadline {
     /// When the call must be answered by.
     pub at: Instant,
+    /// The `grpc-timeout` it was computed from (so `at - timeout` is when the call arrived).
+    pub timeout: Duration,
+}
+
+/// Formats a `grpc-timeout` value (at most 8 digits and a unit), rounding down so the value
+/// never promises more time than `timeout`.
+pub fn grpc_timeout_value(timeout: Duration) -> http::HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let text = if timeout.as_micros() <= MAX {
+        format!("{}u", timeout.as_micros())
+    } else if timeout.as_millis() <= MAX {
+        format!("{}m", timeout.as_millis())
+    } else if u128::from(timeout.as_secs()) <= MAX {
+        format!("{}S", timeout.as_secs())
+    } else {
+        format!("{}H", (u128::from(timeout.as_secs()) / 3600).min(MAX))
+    };
+    // ASCII digits and a letter: always a valid header value.
+    http::HeaderValue::try_from(text).unwrap_or(http::HeaderValue::from_static("0u"))
 }
 
 /// Applies [`DeadlineService`] to a service.
@@ -107,7 +126,7 @@ where
             let at = Instant::now()
                 .checked_add(timeout)
                 .unwrap_or_else(Instant::now);
-            request.extensions_mut().insert(Deadline { at });
+            request.extensions_mut().insert(Deadline { at, timeout });
             tokio::time::sleep_until(at + GRACE)
         });
         ResponseFuture {
@@ -173,6 +192,23 @@ mod tests {
             local.to_string(),
             "upstream `users` did not answer within the call's deadline of 50ms"
         );
+    }
+
+    #[test]
+    fn grpc_timeout_values_round_down_and_fit_eight_digits() {
+        let cases = [
+            (Duration::from_micros(1_500), "1500u"),
+            (Duration::from_nanos(1_999), "1u"),
+            (Duration::from_secs(99), "99000000u"),
+            (Duration::from_secs(100), "100000m"),
+            (Duration::from_secs(200_000), "200000S"),
+            (Duration::from_secs(400_000_000), "111111H"),
+        ];
+        for (timeout, text) in cases {
+            assert_eq!(grpc_timeout_value(timeout), text, "{timeout:?}");
+            let parsed = parse_grpc_timeout(text).expect("parses");
+            assert!(parsed <= timeout);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -90,7 +90,12 @@ impl Discovery {
         balancer: Weak<Balancer>,
         make: Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync>,
     ) {
-        let mut last: Vec<Vec<EndpointAddr>> = vec![Vec::new(); self.targets.len()];
+        // Until a lookup succeeds, a name keeps its by-name endpoint.
+        let mut last: Vec<Vec<EndpointAddr>> = self
+            .targets
+            .iter()
+            .map(|target| vec![target.by_name()])
+            .collect();
         loop {
             for (target, previous) in self.targets.iter().zip(&mut last) {
                 if let Some(resolved) = target.resolve().await {
@@ -113,13 +118,18 @@ impl Discovery {
 // === impl Target ===
 
 impl Target {
+    /// The endpoint that connects by name (resolved at each connect).
+    fn by_name(&self) -> EndpointAddr {
+        EndpointAddr {
+            connect: format!("{}:{}", self.authority.host(), self.port),
+            authority: self.authority.clone(),
+        }
+    }
+
     /// The target's addresses; `None` when a lookup failed or found nothing.
     async fn resolve(&self) -> Option<Vec<EndpointAddr>> {
         if self.fixed {
-            return Some(vec![EndpointAddr {
-                connect: format!("{}:{}", self.authority.host(), self.port),
-                authority: self.authority.clone(),
-            }]);
+            return Some(vec![self.by_name()]);
         }
         match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
             Ok(addrs) => {

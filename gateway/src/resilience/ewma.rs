@@ -5,7 +5,9 @@
 //! on its next call; a latency below it is blended in with a weight that depends on how long
 //! ago the last observation was, so the estimate follows recovery smoothly. The estimate also
 //! decays toward zero while nothing is observed, so an endpoint that was once slow and has since
-//! received no calls is tried again eventually rather than starved forever.
+//! received no calls is tried again eventually rather than starved forever. The starting
+//! estimate stands only until the first observation, which replaces it: a history of one call
+//! says more about an endpoint than a guess does.
 //!
 //! tower's `PeakEwma` wraps a service and needs tower's `Balance` around it; our balancer is
 //! shared by every clone of an upstream and counts outstanding calls itself, so the estimate is
@@ -26,6 +28,7 @@ pub const DECAY: Duration = Duration::from_secs(10);
 pub struct PeakEwma {
     estimate_ns: f64,
     updated: Instant,
+    measured: bool,
 }
 
 // === impl PeakEwma ===
@@ -36,6 +39,7 @@ impl PeakEwma {
         Self {
             estimate_ns: DEFAULT_RTT.as_nanos() as f64,
             updated: now,
+            measured: false,
         }
     }
 
@@ -47,13 +51,14 @@ impl PeakEwma {
     /// Blends in one observed latency.
     pub fn observe(&mut self, rtt: Duration, now: Instant) {
         let rtt_ns = rtt.as_nanos() as f64;
-        let decayed = self.estimate_ns(now);
-        self.estimate_ns = if rtt_ns > decayed {
+        let weight = self.weight(now);
+        let decayed = self.estimate_ns * weight;
+        self.estimate_ns = if !self.measured || rtt_ns > decayed {
             rtt_ns
         } else {
-            let weight = self.weight(now);
-            decayed * weight + rtt_ns * (1.0 - weight)
+            decayed + rtt_ns * (1.0 - weight)
         };
+        self.measured = true;
         self.updated = now;
     }
 
@@ -74,13 +79,21 @@ mod tests {
         let start_ns = DEFAULT_RTT.as_nanos() as f64;
         assert_eq!(ewma.estimate_ns(Instant::now()), start_ns);
 
+        ewma.observe(Duration::from_millis(2), Instant::now());
+        assert_eq!(
+            ewma.estimate_ns(Instant::now()),
+            2e6,
+            "the first observation replaces the guess"
+        );
         ewma.observe(Duration::from_millis(200), Instant::now());
         assert_eq!(ewma.estimate_ns(Instant::now()), 200e6, "the peak wins");
 
         tokio::time::advance(Duration::from_secs(1)).await;
         ewma.observe(Duration::from_millis(1), Instant::now());
         let after = ewma.estimate_ns(Instant::now());
-        assert!(after < 200e6 && after > 1e6, "{after}");
+        let weight = (-0.1f64).exp();
+        let expected = 200e6 * weight + 1e6 * (1.0 - weight);
+        assert!((after - expected).abs() < 1.0, "{after} vs {expected}");
 
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(

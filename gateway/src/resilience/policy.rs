@@ -34,6 +34,9 @@ pub struct UpstreamPolicy {
     pub retry: RetryPolicy,
     /// Hedging of idempotent typed calls; off unless configured.
     pub hedge: Option<HedgePolicy>,
+    /// `hedge.enabled = false`: no hedging on this upstream, whatever the protos ask for
+    /// (a method's own `gateway.toml` override still applies).
+    pub hedge_off: bool,
     /// The retry budget shared by every call to this upstream.
     pub budget: BudgetPolicy,
     /// How often endpoint host names are resolved again.
@@ -105,6 +108,7 @@ impl Default for UpstreamPolicy {
             breaker: BreakerPolicy::default(),
             retry: RetryPolicy::default(),
             hedge: None,
+            hedge_off: false,
             budget: BudgetPolicy::default(),
             dns_refresh: Duration::from_secs(30),
             methods: BTreeMap::new(),

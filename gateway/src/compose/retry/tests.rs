@@ -361,3 +361,73 @@ async fn a_fatal_answer_ends_hedging_and_retryable_ones_let_the_others_run() {
         "no third attempt after a fatal answer"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shed_hedge_does_not_cancel_the_attempt_still_running() {
+    let mut policy = generous();
+    policy.hedge = Some(HedgePolicy {
+        delay: Duration::from_millis(20),
+        max_attempts: 3,
+    });
+    let upstream = upstream(policy);
+    let count = AtomicU32::new(0);
+    let start = Instant::now();
+    let result = call_with_retries(&edge(), &upstream, &spec(true), (), |_, _| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Response::new(0))
+            } else {
+                Err(LocalError::Overloaded {
+                    upstream: "users".into(),
+                    limit: 1,
+                }
+                .into_status())
+            }
+        }
+    })
+    .await;
+    assert_eq!(result.unwrap(), 0, "the first attempt's answer");
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "no more hedges after a local rejection"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_upstream_switch_turns_off_hedging_asked_for_by_the_proto() {
+    let upstream = upstream(UpstreamPolicy {
+        hedge_off: true,
+        ..generous()
+    });
+    let mut hedged = spec(true);
+    hedged.defaults.hedge_delay = Some(Duration::from_millis(10));
+    let count = AtomicU32::new(0);
+    let result = call_with_retries(&edge(), &upstream, &hedged, (), |_, _| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, Status>(Response::new(1))
+        }
+    })
+    .await;
+    assert_eq!(result.unwrap(), 1);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // Without the switch the annotation's hedge applies.
+    let upstream = self::upstream(generous());
+    let count = AtomicU32::new(0);
+    call_with_retries(&edge(), &upstream, &hedged, (), |_, _| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, Status>(Response::new(1))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
