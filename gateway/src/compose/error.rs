@@ -41,8 +41,9 @@ pub use crate::status::ComposeError;
 /// not the edge's. The original status stays reachable as the [`source`](std::error::Error::source)
 /// for logs.
 ///
-/// One code is corrected: a call that tonic's client gave up on because its `grpc-timeout`
-/// expired comes back as `CANCELLED` ("Timeout expired"); here it becomes `DEADLINE_EXCEEDED`,
+/// One code is corrected: a call whose `grpc-timeout` expired comes back from tonic (its
+/// client, or a tonic downstream server) as `CANCELLED` ("Timeout expired"); here it becomes
+/// `DEADLINE_EXCEEDED`,
 /// because the caller did not cancel anything, the deadline passed. An empty `step` name (a
 /// step kept for its effect only) gives "call to `method` failed: …".
 pub fn step_failed(step: &str, method: &str, status: Status) -> Status {
@@ -93,10 +94,15 @@ where
         .map_err(|status| step_failed(spec.step, spec.method, status))
 }
 
-/// Whether tonic's client ended the call itself because the request's timeout expired.
+/// Whether the call's timeout expired: tonic's client ended it itself (a `TimeoutExpired`
+/// source), or the downstream is a tonic server, which answers an expired `grpc-timeout` with
+/// `CANCELLED` and exactly the message "Timeout expired" where gRPC says `DEADLINE_EXCEEDED`.
 fn expired_locally(status: &Status) -> bool {
     if status.code() != Code::Cancelled {
         return false;
+    }
+    if status.message() == "Timeout expired" {
+        return true;
     }
     let mut cause = status.source();
     while let Some(error) = cause {
@@ -164,6 +170,13 @@ mod tests {
 
         let cancelled = step_failed("p", GET_PRODUCT, Status::cancelled("client went away"));
         assert_eq!(cancelled.code(), Code::Cancelled, "real cancellations stay");
+
+        let tonic_server = step_failed("p", GET_PRODUCT, Status::cancelled("Timeout expired"));
+        assert_eq!(
+            tonic_server.code(),
+            Code::DeadlineExceeded,
+            "a tonic downstream's expired deadline"
+        );
     }
 
     #[test]

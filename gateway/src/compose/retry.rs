@@ -119,24 +119,11 @@ where
                     .metadata_mut()
                     .insert(PREVIOUS_ATTEMPTS, MetadataValue::from(number));
             }
-            // The attempt's timeout (its slice of the edge deadline, less the margin) is enforced
-            // here, so the gateway answers with the downstream's name before the caller's own
-            // deadline passes; the gateway's transport has no tonic timeout layer to do it.
-            let timeout = request_timeout(&request);
-            (timeout, send(channel, request))
+            // The attempt's `grpc-timeout` (its slice of the edge deadline, less the margin) is
+            // enforced exactly by the upstream's deadline layer (`ExactDeadline`).
+            send(channel, request)
         });
-        let name = upstream.name();
-        async move {
-            let (timeout, response) = sent?;
-            match tokio::time::timeout(timeout, response).await {
-                Ok(result) => result.map(Response::into_inner),
-                Err(_) => Err(LocalError::UpstreamDeadline {
-                    upstream: name.to_string(),
-                    timeout,
-                }
-                .into_status()),
-            }
-        }
+        async move { sent?.await.map(Response::into_inner) }
     };
     match &policy.hedge {
         Some(hedge) if policy.idempotent => hedged(call, upstream, &policy, hedge, attempt).await,
@@ -347,17 +334,6 @@ fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
         retry,
         hedge,
     }
-}
-
-/// The timeout tonic will write as `grpc-timeout` for `request`; enforced locally too, since
-/// the gateway's transport is not a tonic `Channel` with its own timeout layer.
-fn request_timeout<M>(request: &Request<M>) -> Duration {
-    request
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|value| value.to_str().ok())
-        .and_then(super::parse_grpc_timeout)
-        .unwrap_or(super::DEFAULT_EDGE_TIMEOUT)
 }
 
 #[cfg(test)]

@@ -475,7 +475,17 @@ fn two_choices<'a>(
             }
             let first = candidates.clone().nth(a)?;
             let second = candidates.nth(b)?;
-            let chosen = if second.cost(now) < first.cost(now) {
+            let (one, two) = (first.load(now), second.load(now));
+            // An endpoint not measured yet is assumed as fast as the one it is compared with,
+            // so it competes on outstanding calls alone: a new endpoint is neither starved by a
+            // guess slower than the others nor flooded by one faster.
+            let (one_ns, two_ns) = match (one.measured, two.measured) {
+                (true, false) => (one.estimate_ns, one.estimate_ns),
+                (false, true) => (two.estimate_ns, two.estimate_ns),
+                _ => (one.estimate_ns, two.estimate_ns),
+            };
+            let cost = |ns: f64, pending: usize| ns * (pending as f64 + 1.0);
+            let chosen = if cost(two_ns, two.pending) < cost(one_ns, one.pending) {
                 second
             } else {
                 first
@@ -704,6 +714,25 @@ mod tests {
         endpoints[1].in_flight.store(200, Ordering::Relaxed);
         let (endpoint, _) = balancer.pick(now, &[]).expect("ready");
         assert_eq!(port(&endpoint), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_endpoint_competes_on_outstanding_calls_until_measured() {
+        let balancer = balancer(2, policy());
+        let now = Instant::now();
+        let endpoints = balancer.endpoints();
+        // A fast, measured endpoint and a new one still at the 30 ms starting guess.
+        endpoints[0]
+            .health()
+            .ewma
+            .observe(Duration::from_micros(200), now);
+        endpoints[0].in_flight.store(3, Ordering::Relaxed);
+        let (endpoint, _) = balancer.pick(now, &[]).expect("ready");
+        assert_eq!(port(&endpoint), 2, "not starved by its guess");
+        endpoints[0].in_flight.store(0, Ordering::Relaxed);
+        endpoints[1].in_flight.store(1, Ordering::Relaxed);
+        let (endpoint, _) = balancer.pick(now, &[]).expect("ready");
+        assert_eq!(port(&endpoint), 1, "nor flooded");
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,10 +5,11 @@
 //! that waiting for a ready endpoint never outlasts the call) and fails the call with
 //! `DEADLINE_EXCEEDED` naming the upstream if no response head arrived in time.
 //!
-//! The layer is a backstop, so it waits [`GRACE`] past the deadline: an upstream that enforces
-//! deadlines itself (every gRPC server does) answers first, and a pass-through caller then gets
-//! exactly the answer a direct call would have given. Typed calls do not rely on it: each
-//! attempt is bounded precisely by the composition runtime. Dropping the
+//! For pass-through calls the layer is a backstop, so it waits [`GRACE`] past the deadline: an
+//! upstream that enforces deadlines itself (every gRPC server does) answers first, and the
+//! caller then gets exactly the answer a direct call would have given. Typed calls mark their
+//! requests [`ExactDeadline`]: their `grpc-timeout` is already the edge's remaining time less a
+//! margin, and the gateway must answer before the caller's own deadline passes. Dropping the
 //! future (the caller went away) drops the upstream call, which resets its HTTP/2 stream, so a
 //! cancelled edge call cancels its downstream call.
 //!
@@ -30,6 +31,12 @@ use crate::status::LocalError;
 
 /// How long past a call's deadline the layer waits for the upstream's own answer.
 pub const GRACE: Duration = Duration::from_millis(20);
+
+/// Request extension asking for the deadline to be enforced exactly, without [`GRACE`]: typed
+/// calls set it, since their `grpc-timeout` already keeps a margin before the edge deadline and
+/// the gateway must answer (naming the step) before the caller's own deadline passes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExactDeadline;
 
 /// The absolute deadline of a call, in its request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,12 +129,16 @@ where
             .get("grpc-timeout")
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout);
+        let grace = if request.extensions().get::<ExactDeadline>().is_some() {
+            Duration::ZERO
+        } else {
+            GRACE
+        };
         let sleep = timeout.map(|timeout| {
-            let at = Instant::now()
-                .checked_add(timeout)
-                .unwrap_or_else(Instant::now);
+            let now = Instant::now();
+            let at = now.checked_add(timeout).unwrap_or(now);
             request.extensions_mut().insert(Deadline { at, timeout });
-            tokio::time::sleep_until(at + GRACE)
+            tokio::time::sleep_until(at.checked_add(grace).unwrap_or(at))
         });
         ResponseFuture {
             inner: self.inner.call(request),
@@ -209,6 +220,22 @@ mod tests {
             let parsed = parse_grpc_timeout(text).expect("parses");
             assert!(parsed <= timeout);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn typed_calls_get_no_grace() {
+        let (service, mut handle) = mock::pair::<Request<()>, &'static str>();
+        let service = DeadlineLayer::new("users".into()).layer(service.map_err(Into::into));
+        let mut request = Request::builder()
+            .header("grpc-timeout", "50m")
+            .body(())
+            .expect("request");
+        request.extensions_mut().insert(ExactDeadline);
+        let start = Instant::now();
+        let call = tokio::spawn(service.oneshot(request));
+        let _pending = handle.next_request().await.expect("forwarded");
+        call.await.expect("task").expect_err("timed out");
+        assert_eq!(start.elapsed(), Duration::from_millis(50));
     }
 
     #[tokio::test(start_paused = true)]

@@ -63,6 +63,14 @@ pub struct Endpoint {
     pub(crate) health: Mutex<Health>,
 }
 
+/// An endpoint's load as the balancer sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Load {
+    pub(crate) estimate_ns: f64,
+    pub(crate) measured: bool,
+    pub(crate) pending: usize,
+}
+
 /// The load and breaker state, updated together under one lock.
 #[derive(Debug)]
 pub struct Health {
@@ -135,11 +143,15 @@ impl Endpoint {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The balancer's cost of sending one more call here: the latency estimate weighted by the
-    /// calls already outstanding.
-    pub(crate) fn cost(&self, now: Instant) -> f64 {
-        let pending = self.in_flight.load(Ordering::Relaxed) as f64;
-        self.health().ewma.estimate_ns(now) * (pending + 1.0)
+    /// What the balancer weighs: the latency estimate (and whether it was measured or is the
+    /// starting guess) and the calls outstanding.
+    pub(crate) fn load(&self, now: Instant) -> Load {
+        let health = self.health();
+        Load {
+            estimate_ns: health.ewma.estimate_ns(now),
+            measured: health.ewma.measured(),
+            pending: self.in_flight.load(Ordering::Relaxed),
+        }
     }
 
     /// Sends one request on one of the endpoint's connections, connecting first if needed.

@@ -48,6 +48,11 @@ impl PeakEwma {
         self.estimate_ns * self.weight(now)
     }
 
+    /// Whether any latency was observed yet (before that the estimate is only a guess).
+    pub fn measured(&self) -> bool {
+        self.measured
+    }
+
     /// Blends in one observed latency.
     pub fn observe(&mut self, rtt: Duration, now: Instant) {
         let rtt_ns = rtt.as_nanos() as f64;
