@@ -133,7 +133,7 @@ impl Upstream {
     /// A clone of the upstream's stack, for one call. Starts endpoint discovery the first time
     /// it is asked for from inside a runtime.
     pub fn service(&self) -> UpstreamService {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if self.discovery.pending() {
             self.discovery
                 .start_once(&self.balancer, Arc::clone(&self.make_endpoint));
         }

@@ -92,7 +92,7 @@ impl Downstreams {
                 .ok_or_else(|| ComposeError::NoUpstream {
                     service: grpc_service.to_owned(),
                 })?;
-        if upstream.balancer().endpoints().is_empty() {
+        if upstream.balancer().endpoint_count() == 0 {
             return Err(ComposeError::NoEndpoints {
                 upstream: upstream.name().to_string(),
                 service: grpc_service.to_owned(),
@@ -191,7 +191,7 @@ mod tests {
         let catalog = downstreams
             .get("demo.catalog.v1.CatalogService")
             .expect("catalog");
-        assert_eq!(catalog.balancer().endpoints().len(), 2);
+        assert_eq!(catalog.balancer().endpoint_count(), 2);
         assert!(downstreams.channel("demo.users.v1.UserService").is_ok());
     }
 

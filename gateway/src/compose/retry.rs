@@ -125,30 +125,49 @@ where
         });
         async move { sent?.await.map(Response::into_inner) }
     };
-    match &policy.hedge {
-        Some(hedge) if policy.idempotent => hedged(call, upstream, &policy, hedge, attempt).await,
-        _ => {
-            let mut number = 0;
-            loop {
-                let status = match attempt(number).await {
-                    Ok(response) => return Ok(response),
-                    Err(status) => status,
-                };
-                number += 1;
-                let Some(delay) = retry_delay(call, upstream, &policy, &status, number) else {
-                    return Err(status);
-                };
-                tracing::debug!(
-                    upstream = %upstream.name(),
-                    method = spec.method,
-                    attempt = number + 1,
-                    code = ?status.code(),
-                    delay_ms = delay.as_millis() as u64,
-                    "retrying downstream call"
-                );
-                tokio::time::sleep(delay).await;
-            }
-        }
+    // The rare paths (hedging, retrying) are boxed, so the future of the common case, one
+    // attempt that succeeds, stays small: no timers or attempt sets are carried in it.
+    if let Some(hedge) = policy.hedge.as_ref().filter(|_| policy.idempotent) {
+        return Box::pin(hedged(call, upstream, &policy, hedge, attempt)).await;
+    }
+    match attempt(0).await {
+        Ok(response) => Ok(response),
+        Err(status) => Box::pin(retry(call, upstream, spec, &policy, status, attempt)).await,
+    }
+}
+
+/// Retries after the first attempt failed with `status`, as the module docs describe.
+async fn retry<R, A, Fut>(
+    call: &EdgeCall,
+    upstream: &Upstream,
+    spec: &CallSpec,
+    policy: &Effective<'_>,
+    mut status: Status,
+    mut attempt: A,
+) -> Result<R, Status>
+where
+    A: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<R, Status>>,
+{
+    let mut number = 0;
+    loop {
+        number += 1;
+        let Some(delay) = retry_delay(call, upstream, policy, &status, number) else {
+            return Err(status);
+        };
+        tracing::debug!(
+            upstream = %upstream.name(),
+            method = spec.method,
+            attempt = number + 1,
+            code = ?status.code(),
+            delay_ms = delay.as_millis() as u64,
+            "retrying downstream call"
+        );
+        tokio::time::sleep(delay).await;
+        status = match attempt(number).await {
+            Ok(response) => return Ok(response),
+            Err(status) => status,
+        };
     }
 }
 

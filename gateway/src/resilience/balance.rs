@@ -64,6 +64,8 @@ pub struct Balancer {
     upstream: Arc<str>,
     policy: Arc<UpstreamPolicy>,
     endpoints: RwLock<Arc<[Arc<Endpoint>]>>,
+    /// How many endpoints there are, readable without the lock.
+    count: AtomicUsize,
     /// Endpoints of the current set whose breaker is open or probing. Changed only under
     /// `ejection`, read without it (a hint for `pick`).
     ejected: AtomicUsize,
@@ -131,6 +133,7 @@ impl Balancer {
         Self {
             upstream,
             policy,
+            count: AtomicUsize::new(endpoints.len()),
             endpoints: RwLock::new(endpoints.into_iter().map(Arc::new).collect()),
             ejected: AtomicUsize::new(0),
             ejection: Mutex::new(()),
@@ -174,12 +177,18 @@ impl Balancer {
             .iter()
             .filter(|endpoint| endpoint.open.load(Ordering::Acquire))
             .count();
+        self.count.store(next.len(), Ordering::Release);
         *self
             .endpoints
             .write()
             .unwrap_or_else(PoisonError::into_inner) = next.into();
         self.ejected.store(ejected, Ordering::Release);
         self.recovered.notify_waiters();
+    }
+
+    /// How many endpoints the upstream has now.
+    pub fn endpoint_count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
     }
 
     /// Whether some endpoint would take a call right now (closed, or a probe due). Retries

@@ -25,6 +25,7 @@ use super::endpoint::{Endpoint, EndpointAddr};
 pub(crate) struct Discovery {
     targets: Vec<Target>,
     refresh: Duration,
+    /// Set once the refresh task runs, or from the start when every endpoint is an IP address.
     started: AtomicBool,
 }
 
@@ -62,12 +63,18 @@ impl Discovery {
                 fixed,
             });
         }
+        let nothing_to_resolve = targets.iter().all(|t| t.fixed);
         let discovery = Self {
             targets,
             refresh,
-            started: AtomicBool::new(false),
+            started: AtomicBool::new(nothing_to_resolve),
         };
         (discovery, initial)
+    }
+
+    /// Whether the refresh task still has to be started (a cheap check for every call).
+    pub(crate) fn pending(&self) -> bool {
+        !self.started.load(Ordering::Acquire)
     }
 
     /// Starts the refresh task the first time it is called from a runtime, if any endpoint is
@@ -77,7 +84,9 @@ impl Discovery {
         balancer: &Arc<Balancer>,
         make: Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync>,
     ) {
-        if self.targets.iter().all(|t| t.fixed) || self.started.swap(true, Ordering::AcqRel) {
+        if tokio::runtime::Handle::try_current().is_err()
+            || self.started.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let discovery = Arc::clone(self);
