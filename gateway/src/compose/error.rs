@@ -85,7 +85,7 @@ pub async fn call_downstream<M, R, F, Fut>(
 ) -> Result<R, Status>
 where
     M: Clone,
-    F: FnMut(super::DownstreamChannel, tonic::Request<M>) -> Fut,
+    F: Fn(super::DownstreamChannel, tonic::Request<M>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
 {
     let upstream = downstreams.get(service)?;

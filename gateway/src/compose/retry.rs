@@ -101,39 +101,57 @@ pub(crate) async fn call_with_retries<M, R, F, Fut>(
     upstream: &Upstream,
     spec: &CallSpec,
     message: M,
-    mut send: F,
+    send: F,
 ) -> Result<R, Status>
 where
     M: Clone,
-    F: FnMut(DownstreamChannel, Request<M>) -> Fut,
+    F: Fn(DownstreamChannel, Request<M>) -> Fut,
     Fut: Future<Output = Result<Response<R>, Status>>,
 {
     let policy = effective(upstream, spec);
     upstream.budget().deposit();
-    let mut attempt = |number: u32| {
-        let request = call.downstream_request(message.clone(), policy.timeout);
-        let channel = DownstreamChannel::new(upstream);
-        let sent = request.map(|mut request| {
-            if number > 0 {
-                request
-                    .metadata_mut()
-                    .insert(PREVIOUS_ATTEMPTS, MetadataValue::from(number));
-            }
-            // The attempt's `grpc-timeout` (its slice of the edge deadline, less the margin) is
-            // enforced exactly by the upstream's deadline layer (`ExactDeadline`).
-            send(channel, request)
-        });
-        async move { sent?.await.map(Response::into_inner) }
-    };
-    // The rare paths (hedging, retrying) are boxed, so the future of the common case, one
-    // attempt that succeeds, stays small: no timers or attempt sets are carried in it.
+    // The rare paths (hedging, retrying) are boxed, and the first attempt is made inline, so
+    // the future of the common case, one attempt that succeeds, is the attempt itself: no
+    // timers, closures or attempt sets are carried in it.
     if let Some(hedge) = policy.hedge.as_ref().filter(|_| policy.idempotent) {
+        let attempt = |n| self::attempt(call, upstream, policy.timeout, &message, n, &send);
         return Box::pin(hedged(call, upstream, &policy, hedge, attempt)).await;
     }
-    match attempt(0).await {
-        Ok(response) => Ok(response),
-        Err(status) => Box::pin(retry(call, upstream, spec, &policy, status, attempt)).await,
+    let first = call.downstream_request(message.clone(), policy.timeout)?;
+    let status = match send(DownstreamChannel::new(upstream), first).await {
+        Ok(response) => return Ok(response.into_inner()),
+        Err(status) => status,
+    };
+    let attempt = |n| self::attempt(call, upstream, policy.timeout, &message, n, &send);
+    Box::pin(retry(call, upstream, spec, &policy, status, attempt)).await
+}
+
+/// Attempt number `number` of a call: a fresh request from `message` with the time left and
+/// the `grpc-previous-rpc-attempts` header, sent on a fresh channel. Its `grpc-timeout` (the
+/// attempt's slice of the edge deadline, less the margin) is enforced exactly by the
+/// upstream's deadline layer (`ExactDeadline`).
+async fn attempt<M, R, F, Fut>(
+    call: &EdgeCall,
+    upstream: &Upstream,
+    timeout: Option<Duration>,
+    message: &M,
+    number: u32,
+    send: &F,
+) -> Result<R, Status>
+where
+    M: Clone,
+    F: Fn(DownstreamChannel, Request<M>) -> Fut,
+    Fut: Future<Output = Result<Response<R>, Status>>,
+{
+    let mut request = call.downstream_request(message.clone(), timeout)?;
+    if number > 0 {
+        request
+            .metadata_mut()
+            .insert(PREVIOUS_ATTEMPTS, MetadataValue::from(number));
     }
+    send(DownstreamChannel::new(upstream), request)
+        .await
+        .map(Response::into_inner)
 }
 
 /// Retries after the first attempt failed with `status`, as the module docs describe.
