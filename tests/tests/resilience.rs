@@ -303,7 +303,10 @@ async fn retries_lift_success_within_the_budget() {
     // The budget: 20 % of calls, plus 10 retries/s over its 10 s window (100 retries), and
     // 10/s more for any time the run took beyond one window.
     let floor = 10 * elapsed.as_secs().max(10);
-    let allowed_calls = CALLS as u64 + CALLS as u64 / 5 + floor;
+    // tower's TpsBudget checks the balance and then withdraws, so callers racing for the last
+    // tokens can overdraw it by at most one retry each: 8 workers here.
+    let racing = 8;
+    let allowed_calls = CALLS as u64 + CALLS as u64 / 5 + floor + racing;
     let (plain_load, retry_load) = (
         plain_calls as f64 / CALLS as f64,
         retry_calls as f64 / CALLS as f64,
