@@ -34,12 +34,14 @@
 //! built and the call fails with `DEADLINE_EXCEEDED` without reaching the network.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::{Request, Status};
 
 use super::error::ComposeError;
+use crate::resilience::deadline::EdgeCallId;
 
 /// The edge budget of a method with no `timeout` annotation.
 pub const DEFAULT_EDGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,7 +64,12 @@ pub struct EdgeCall {
     method: &'static str,
     deadline: Instant,
     budget: Duration,
+    /// Tags every downstream request, so breakers count one expiry per edge call.
+    id: EdgeCallId,
 }
+
+/// Source of edge call ids: unique within the process, which is all the breakers need.
+static NEXT_EDGE_CALL: AtomicU64 = AtomicU64::new(1);
 
 // === impl EdgeCall ===
 
@@ -105,6 +112,7 @@ impl EdgeCall {
             method,
             deadline,
             budget,
+            id: EdgeCallId(NEXT_EDGE_CALL.fetch_add(1, Ordering::Relaxed)),
         }
     }
 
@@ -157,6 +165,7 @@ impl EdgeCall {
         // tonic writes the header rounded down to its unit, so it never exceeds `timeout`, and
         // its client enforces the same timeout locally.
         request.set_timeout(timeout);
+        request.extensions_mut().insert(self.id);
         Ok(request)
     }
 

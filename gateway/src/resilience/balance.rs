@@ -23,6 +23,28 @@
 //! waiting and fail at once with `UNAVAILABLE`, as linkerd's fail-fast does: a dead upstream
 //! then costs its callers microseconds, not a timeout each, and nothing queues without bound.
 //!
+//! # What counts against an endpoint
+//!
+//! - An answer whose `grpc-status` says the endpoint is the problem (`UNAVAILABLE`,
+//!   `INTERNAL`, `UNKNOWN`, `DATA_LOSS`), a transport failure, a 5xx head: a failure.
+//! - A call that ran out of time at the endpoint: a failure, as Envoy counts its gateway
+//!   timeouts per host, since a slow or hung endpoint is what breakers are for; but the calls
+//!   of one composed edge call share its deadline, so when a fan-out of twenty calls expires
+//!   together it counts once per endpoint. A caller's own short deadline therefore counts
+//!   once per edge call, and a transient slowdown seen by a few edge calls stays below the
+//!   threshold.
+//! - A call cancelled before its deadline (the client went away, a sibling step failed, a
+//!   hedge lost): nothing, as linkerd counts no cancellation. A cancelled probe is handed
+//!   back and the next call takes it.
+//!
+//! # Probes under fan-out
+//!
+//! While an endpoint's probe is in flight, calls that find no ready endpoint wait for the
+//! probe's outcome (bounded by their deadline and `ready_timeout`) instead of failing fast: a
+//! composed call's other steps would otherwise fail at once, and failing the edge call would
+//! cancel the very probe that was about to close the breaker, round after round. A probe
+//! that succeeds wakes them into the closed endpoint; one that fails lets them fail at once.
+//!
 //! # Requests that never left
 //!
 //! A request that could not be sent (connection refused, connection closed before it was
@@ -53,7 +75,7 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use super::breaker::{Change, Outcome, Ticket};
-use super::deadline::Deadline;
+use super::deadline::{Deadline, EdgeCallId};
 use super::endpoint::{Endpoint, RequestBody, SendError};
 use super::policy::UpstreamPolicy;
 use crate::status::LocalError;
@@ -74,8 +96,9 @@ pub struct Balancer {
     ejection: Mutex<()>,
     /// Since when no endpoint has been ready, while that lasts.
     unready_since: Mutex<Option<Instant>>,
-    /// Woken when a breaker closes, for calls waiting for a ready endpoint.
-    recovered: Notify,
+    /// Woken on every breaker transition a waiting call cares about (closed, reopened after a
+    /// failed probe, a probe handed back) and on endpoint-set updates.
+    changed: Notify,
 }
 
 /// The balancer as a tower service: cheap to clone, every clone shares the endpoints.
@@ -89,6 +112,8 @@ pub struct Balance {
 struct NotReady {
     /// When the earliest probe is due, if one is.
     until: Option<Instant>,
+    /// Whether some endpoint has a probe in flight, whose outcome is worth waiting for.
+    probing: bool,
 }
 
 /// Accounts for one call on one endpoint: its in-flight slot, its latency, its outcome.
@@ -99,6 +124,8 @@ struct CallGuard {
     ticket: Ticket,
     /// The call's deadline: a call dropped at (or just before) it timed out at the endpoint.
     deadline: Option<Instant>,
+    /// The edge call this call is made for, if any: its fan-out counts one timeout at most.
+    origin: Option<EdgeCallId>,
     finished: bool,
 }
 
@@ -138,7 +165,7 @@ impl Balancer {
             ejected: AtomicUsize::new(0),
             ejection: Mutex::new(()),
             unready_since: Mutex::new(None),
-            recovered: Notify::new(),
+            changed: Notify::new(),
         }
     }
 
@@ -183,7 +210,7 @@ impl Balancer {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = next.into();
         self.ejected.store(ejected, Ordering::Release);
-        self.recovered.notify_waiters();
+        self.changed.notify_waiters();
     }
 
     /// How many endpoints the upstream has now.
@@ -214,6 +241,7 @@ impl Balancer {
         let untried = |endpoint: &&Arc<Endpoint>| !tried.iter().any(|t| Arc::ptr_eq(t, endpoint));
         // A due probe goes first, so a recovered endpoint is found as soon as allowed.
         let mut until: Option<Instant> = None;
+        let mut probing = false;
         if self.ejected.load(Ordering::Acquire) > 0 {
             for endpoint in endpoints.iter().filter(untried) {
                 if !endpoint.open.load(Ordering::Acquire) {
@@ -229,7 +257,8 @@ impl Balancer {
                     super::breaker::Readiness::NotReady { until: Some(at) } => {
                         until = Some(until.map_or(at, |u| u.min(at)));
                     }
-                    _ => {}
+                    super::breaker::Readiness::NotReady { until: None } => probing = true,
+                    super::breaker::Readiness::Ready => {}
                 }
             }
         }
@@ -255,7 +284,7 @@ impl Balancer {
             }
             // It opened between the choice and the claim: choose again.
         }
-        Err(NotReady { until })
+        Err(NotReady { until, probing })
     }
 
     /// Waits for a ready endpoint as the module docs describe.
@@ -265,11 +294,12 @@ impl Balancer {
         tried: &[Arc<Endpoint>],
     ) -> Result<(Arc<Endpoint>, Ticket), LocalError> {
         let started = Instant::now();
+        let mut awaited_probe = false;
         loop {
-            // Registered before looking, so a breaker closing in between is not missed.
-            let recovered = self.recovered.notified();
-            tokio::pin!(recovered);
-            recovered.as_mut().enable();
+            // Registered before looking, so a breaker changing in between is not missed.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
 
             let now = Instant::now();
             let not_ready = match self.pick(now, tried) {
@@ -284,16 +314,27 @@ impl Balancer {
                 }
                 Err(not_ready) => not_ready,
             };
-            if self.endpoints().len() <= tried.len() {
-                // Every endpoint was tried (or there are none): nothing to wait for.
+            if self.endpoints().len() <= tried.len() || (awaited_probe && !not_ready.probing) {
+                // Every endpoint was tried (or there are none), or the probe this call waited
+                // for failed: nothing (more) to wait for.
                 return Err(self.no_ready_endpoint(now - started));
             }
+            awaited_probe = not_ready.probing;
             let since = *self
                 .unready_since
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .get_or_insert(now);
-            let patience = since.checked_add(self.policy.ready_timeout).unwrap_or(now);
+            // A probe in flight answers within one round trip, so a call waits for its outcome
+            // (up to its own `ready_timeout`) rather than failing fast: a composed call's
+            // sibling calls must not fail, and so cancel the probe with the edge call, while the
+            // probe that would close the breaker is on its way.
+            let patience = if not_ready.probing {
+                started.checked_add(self.policy.ready_timeout)
+            } else {
+                since.checked_add(self.policy.ready_timeout)
+            }
+            .unwrap_or(now);
             if let Some(deadline) = deadline
                 && deadline.at <= patience
                 && now >= deadline.at
@@ -309,7 +350,7 @@ impl Balancer {
             }
             let wake = not_ready.until.map_or(give_up, |at| at.min(give_up));
             tokio::select! {
-                () = recovered => {}
+                () = changed => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
@@ -381,10 +422,12 @@ impl Balancer {
                     endpoint = %endpoint_name,
                     "circuit breaker closed: endpoint back in rotation"
                 );
-                self.recovered.notify_waiters();
             }
-            None => {}
+            None => return,
         }
+        // Waiting calls re-read the state: a closed endpoint takes them, a failed probe lets
+        // them fail at once instead of waiting out their patience.
+        self.changed.notify_waiters();
     }
 
     /// Sends `request` to a ready endpoint, moving on to another when it could not be sent.
@@ -393,21 +436,29 @@ impl Balancer {
         mut request: Request<RequestBody>,
     ) -> Result<Response<ResponseBody>, LocalError> {
         let deadline = request.extensions().get::<Deadline>().copied();
+        let origin = request.extensions().get::<EdgeCallId>().copied();
         let attempts = self.endpoints().len().clamp(1, 4);
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         loop {
             let (endpoint, ticket) = self.ready(deadline, &tried).await?;
-            if let Some(deadline) = deadline {
-                refresh_grpc_timeout(&mut request, deadline, &self.upstream)?;
-            }
+            // The guard exists from the claim on, so every way out (the early return below
+            // included) hands a claimed probe back.
             endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
             let mut guard = CallGuard {
                 balancer: Arc::clone(&self),
                 endpoint,
                 ticket,
                 deadline: deadline.map(|d| d.at),
+                origin,
                 finished: false,
             };
+            if let Some(deadline) = deadline
+                && let Err(error) = refresh_grpc_timeout(&mut request, deadline, &self.upstream)
+            {
+                // Never sent: says nothing about the endpoint.
+                guard.abandon();
+                return Err(error);
+            }
             let started = Instant::now();
             let (returned, error) = match guard.endpoint.send(request).await {
                 Ok(response) => {
@@ -553,6 +604,40 @@ impl CallGuard {
             self.balancer.record(&self.endpoint, self.ticket, outcome);
         }
     }
+
+    /// Ends the call without an outcome (never sent, or cancelled by its caller): a claimed
+    /// probe goes back, and calls waiting for it are woken so the next one takes it.
+    fn abandon(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if self.ticket == Ticket::Probe {
+            self.endpoint.health().breaker.release_probe(Instant::now());
+            self.balancer.changed.notify_waiters();
+        }
+    }
+
+    /// The call ran out of time at the endpoint. That is what breakers are for (a slow or hung
+    /// endpoint), but the calls of one edge call share its deadline: a fan-out of twenty calls
+    /// that all expire together says one thing about the endpoint, not twenty, so an edge call
+    /// counts at most one expiry per endpoint. A probe that expires always counts (it must back
+    /// off, not be retried at once).
+    fn expire(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.observe_failure();
+        let first = self.ticket == Ticket::Probe
+            || self
+                .origin
+                .is_none_or(|origin| self.endpoint.health().first_expiry_of(origin));
+        if first {
+            self.finish(Outcome::Failure);
+        } else {
+            self.abandon();
+        }
+    }
 }
 
 impl Drop for CallGuard {
@@ -561,18 +646,15 @@ impl Drop for CallGuard {
         if self.finished {
             return;
         }
-        let now = Instant::now();
         let timed_out = self
             .deadline
-            .is_some_and(|deadline| now + DEADLINE_SLACK >= deadline);
+            .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline);
         if timed_out {
-            // No answer by the deadline: the endpoint is slow or hung, which is what breakers
-            // are for (and a probe that times out must back off, not be retried at once).
-            self.observe_failure();
-            self.finish(Outcome::Failure);
-        } else if self.ticket == Ticket::Probe {
-            // The probe's caller went away early: hand the probe to the next call.
-            self.endpoint.health().breaker.release_probe(now);
+            self.expire();
+        } else {
+            // The caller went away early (a sibling failed, the client cancelled): nothing is
+            // learnt about the endpoint, as linkerd counts no cancellation.
+            self.abandon();
         }
     }
 }
@@ -866,6 +948,7 @@ mod tests {
                 endpoint: Arc::clone(&endpoint),
                 ticket: Ticket::Regular,
                 deadline: Some(deadline),
+                origin: None,
                 finished: false,
             }
         };
@@ -884,6 +967,159 @@ mod tests {
             endpoint.health().ewma.estimate_ns(Instant::now()) >= 1e9,
             "the failure penalty steers picks away"
         );
+    }
+
+    /// An open single-endpoint upstream whose probe is due now.
+    async fn probe_due() -> Arc<Balancer> {
+        let balancer = balancer(1, policy());
+        fail(&balancer, 0, 2);
+        // Unready for a whole ready_timeout: calls fail fast from here on.
+        balancer.ready(None, &[]).await.expect_err("nothing ready");
+        tokio::time::advance(Duration::from_millis(800)).await;
+        balancer
+    }
+
+    fn guard_for(balancer: &Arc<Balancer>, ticket: Ticket, deadline: Instant) -> CallGuard {
+        let endpoint = Arc::clone(&balancer.endpoints()[0]);
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        CallGuard {
+            balancer: Arc::clone(balancer),
+            endpoint,
+            ticket,
+            deadline: Some(deadline),
+            origin: None,
+            finished: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_wait_for_a_probe_in_flight_and_proceed_when_it_succeeds() {
+        let balancer = probe_due().await;
+        let (endpoint, ticket) = balancer.ready(None, &[]).await.expect("the probe");
+        assert_eq!(ticket, Ticket::Probe);
+        // The upstream has had no ready endpoint for longer than ready_timeout, yet a sibling
+        // call arriving while the probe is out waits for it instead of failing fast.
+        let start = Instant::now();
+        let sibling = tokio::spawn({
+            let balancer = Arc::clone(&balancer);
+            async move {
+                let picked = balancer.ready(None, &[]).await;
+                (picked.map(|(_, ticket)| ticket), start.elapsed())
+            }
+        });
+        tokio::time::advance(Duration::from_millis(30)).await;
+        assert!(!sibling.is_finished(), "waits for the probe's outcome");
+        balancer.record(&endpoint, ticket, Outcome::Success);
+        let (picked, waited) = sibling.await.expect("task");
+        assert_eq!(picked.expect("closed"), Ticket::Regular);
+        assert_eq!(
+            waited,
+            Duration::from_millis(30),
+            "woken by the probe's success"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_lets_waiting_calls_fail_at_once() {
+        let balancer = probe_due().await;
+        let (endpoint, ticket) = balancer.ready(None, &[]).await.expect("the probe");
+        let start = Instant::now();
+        let sibling = tokio::spawn({
+            let balancer = Arc::clone(&balancer);
+            async move {
+                let picked = balancer.ready(None, &[]).await;
+                (picked.map(|(_, ticket)| ticket), start.elapsed())
+            }
+        });
+        tokio::time::advance(Duration::from_millis(30)).await;
+        balancer.record(&endpoint, ticket, Outcome::Failure);
+        let (picked, waited) = sibling.await.expect("task");
+        let error = picked.expect_err("reopened");
+        assert_eq!(error.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            waited,
+            Duration::from_millis(30),
+            "no wait past the failed probe"
+        );
+        // The failed probe doubled the backoff: the next one is due 2 s later.
+        assert_eq!(
+            endpoint.health().breaker.readiness(Instant::now()),
+            super::super::breaker::Readiness::NotReady {
+                until: Some(Instant::now() + Duration::from_secs(2))
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_cancelled_early_goes_to_a_waiting_call_at_once() {
+        let balancer = probe_due().await;
+        let (_, ticket) = balancer.ready(None, &[]).await.expect("the probe");
+        let probe = guard_for(&balancer, ticket, Instant::now() + Duration::from_secs(5));
+        let sibling = tokio::spawn({
+            let balancer = Arc::clone(&balancer);
+            async move { balancer.ready(None, &[]).await.map(|(_, ticket)| ticket) }
+        });
+        tokio::time::advance(Duration::from_millis(5)).await;
+        assert!(!sibling.is_finished());
+        // The probe's edge call failed for another reason and dropped it before any answer.
+        drop(probe);
+        let ticket = sibling.await.expect("task").expect("the probe, handed on");
+        assert_eq!(ticket, Ticket::Probe);
+        assert!(balancer.endpoints()[0].open.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_claimed_after_its_deadline_passed_is_handed_back_unsent() {
+        let balancer = probe_due().await;
+        let mut request = Request::new(RequestBody::empty());
+        request.extensions_mut().insert(Deadline {
+            at: Instant::now(),
+            timeout: Duration::from_millis(50),
+        });
+        let error = Arc::clone(&balancer)
+            .send(request)
+            .await
+            .expect_err("no time left");
+        assert_eq!(error.code(), tonic::Code::DeadlineExceeded);
+        // Neither lost (stuck probing) nor counted as a failed probe: still due, at once.
+        let (_, ticket) = balancer.ready(None, &[]).await.expect("probe still due");
+        assert_eq!(ticket, Ticket::Probe);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_expires_counts_and_backs_off() {
+        let balancer = probe_due().await;
+        let (endpoint, ticket) = balancer.ready(None, &[]).await.expect("the probe");
+        drop(guard_for(&balancer, ticket, Instant::now()));
+        assert_eq!(
+            endpoint.health().breaker.readiness(Instant::now()),
+            super::super::breaker::Readiness::NotReady {
+                until: Some(Instant::now() + Duration::from_secs(2))
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_calls_of_one_edge_call_that_expire_together_count_once() {
+        let balancer = balancer(1, policy());
+        let endpoint = Arc::clone(&balancer.endpoints()[0]);
+        let expire = |origin: u64| {
+            let mut guard = guard_for(&balancer, Ticket::Regular, Instant::now());
+            guard.origin = Some(EdgeCallId(origin));
+            drop(guard);
+        };
+        // One edge call's fan-out of twenty calls all expire: one failure (threshold 2).
+        for _ in 0..20 {
+            expire(7);
+        }
+        assert!(
+            !endpoint.open.load(Ordering::Relaxed),
+            "one edge call, one failure"
+        );
+        // A second edge call expiring makes two in a row: the endpoint is slow, ejected.
+        expire(8);
+        assert!(endpoint.open.load(Ordering::Relaxed));
+        assert_eq!(endpoint.in_flight.load(Ordering::Relaxed), 0);
     }
 
     #[test]

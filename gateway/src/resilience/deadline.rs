@@ -38,6 +38,12 @@ pub const GRACE: Duration = Duration::from_millis(20);
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExactDeadline;
 
+/// Request extension naming the edge call a downstream call is made for: the calls of one
+/// composed edge call share its deadline, so when they run out of time together the endpoint's
+/// breaker counts one failure, not one per call (see `balance.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EdgeCallId(pub u64);
+
 /// The absolute deadline of a call, in its request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline {

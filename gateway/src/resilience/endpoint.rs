@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::breaker::{Breaker, BreakerPolicy};
+use super::deadline::EdgeCallId;
 use super::ewma::PeakEwma;
 
 /// The request body every upstream call carries: tonic's for typed calls, the caller's
@@ -78,7 +79,13 @@ pub struct Health {
     pub ewma: PeakEwma,
     /// Circuit breaker.
     pub breaker: Breaker,
+    /// The edge calls whose expiry on this endpoint was last counted (a small ring: the
+    /// calls of one edge call expire together, so the last few suffice).
+    expired: [Option<EdgeCallId>; RECENT_EXPIRIES],
+    next_expired: usize,
 }
+
+const RECENT_EXPIRIES: usize = 8;
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -129,6 +136,8 @@ impl Endpoint {
             health: Mutex::new(Health {
                 ewma: PeakEwma::new(now),
                 breaker: Breaker::new(breaker, now),
+                expired: [None; RECENT_EXPIRIES],
+                next_expired: 0,
             }),
         }
     }
@@ -233,6 +242,21 @@ impl Endpoint {
         });
         tracing::debug!(endpoint = %self.addr.connect, "upstream connection established");
         Ok(sender)
+    }
+}
+
+// === impl Health ===
+
+impl Health {
+    /// Whether this is the first expiry on this endpoint of a call made for `origin`; records
+    /// it, so the edge call's other calls that expire with it are not counted again.
+    pub(crate) fn first_expiry_of(&mut self, origin: EdgeCallId) -> bool {
+        if self.expired.contains(&Some(origin)) {
+            return false;
+        }
+        self.expired[self.next_expired] = Some(origin);
+        self.next_expired = (self.next_expired + 1) % RECENT_EXPIRIES;
+        true
     }
 }
 
