@@ -11,10 +11,12 @@
 //! server ([`start`], [`start_on`]) also serves gRPC health, gRPC reflection (v1 and v1alpha)
 //! and the `demo.faults.v1.FaultControl` service on the same port; injected faults only touch
 //! the demo service's own methods, so health checks and reflection keep answering while the
-//! service misbehaves.
+//! service misbehaves. Every method of every server ends at its caller's `grpc-timeout` with
+//! DEADLINE_EXCEEDED, as a real gRPC server's would, injected latency and hangs included.
 
 mod catalog;
 mod data;
+mod deadline;
 mod demo_service;
 mod faults;
 mod inventory;

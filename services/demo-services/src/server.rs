@@ -6,6 +6,10 @@
 //! could not tell "the gateway handled a failing downstream" from "the downstream vanished",
 //! and could not turn the faults off again.
 //!
+//! Around all of it, health and reflection included, sits the deadline layer: every call ends
+//! at its caller's `grpc-timeout` with DEADLINE_EXCEEDED, as a real gRPC server's would, rather
+//! than with tonic's CANCELLED "Timeout expired" (`deadline.rs` says why and how it wins).
+//!
 //! Servers run on a spawned task and are owned by a [`ServiceHandle`]; stopping is graceful but
 //! bounded, and dropping the handle aborts the server, so tests never leak servers or ports.
 
@@ -23,9 +27,11 @@ use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 use tower::Layer as _;
+use tower::layer::util::{Identity, Stack};
 
 use crate::catalog::ProductCatalog;
 use crate::data::Dataset;
+use crate::deadline::DeadlineLayer;
 use crate::demo_service::DemoService;
 use crate::faults::{FaultConfig, FaultControlService, FaultHandle, FaultInjectionLayer};
 use crate::inventory::StockLedger;
@@ -94,13 +100,17 @@ pub async fn start_on(
     })
 }
 
-/// Builds the router: the demo service behind the fault layer, the rest beside it.
+/// The server's routes, all behind the deadline layer.
+type DemoRouter = Router<Stack<DeadlineLayer, Identity>>;
+
+/// Builds the router: the demo service behind the fault layer, the rest beside it, and all of
+/// it behind the deadline layer.
 async fn assemble(
     service: DemoService,
     faults: &FaultHandle,
     health: &HealthReporter,
     stop_signal: watch::Receiver<bool>,
-) -> anyhow::Result<Router> {
+) -> anyhow::Result<DemoRouter> {
     health.set_service_status("", ServingStatus::Serving).await;
     health
         .set_service_status(service.grpc_service(), ServingStatus::Serving)
@@ -114,7 +124,10 @@ async fn assemble(
         .context("building reflection v1alpha")?;
     let control = FaultControlServer::new(FaultControlService::new(faults.clone()));
 
+    // `Server::layer`, not a layer per route: only there does the deadline layer sit directly
+    // inside tonic's own timeout middleware, which its ordering argument relies on.
     let router = Server::builder()
+        .layer(DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

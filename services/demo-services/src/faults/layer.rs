@@ -5,9 +5,10 @@
 //! FaultControl traffic. An injected failure is a trailers-only gRPC response built from a
 //! `tonic::Status`, exactly what a real failing server sends.
 //!
-//! A hung call waits for the server to stop rather than forever: the client's deadline or
-//! cancellation still ends it first (hyper drops the future when the stream is reset), but a
-//! stopping server must not be held open by calls nobody will ever answer.
+//! A hung call waits for the server to stop rather than forever: the caller's deadline (enforced
+//! around every route by the server's deadline layer) or cancellation still ends it first, by
+//! dropping this future, but a stopping server must not be held open by calls nobody will ever
+//! answer.
 
 use std::task::{Context, Poll};
 
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use super::codes::error_code_name;
 use super::config::{FaultAction, FaultPlan};
 use super::handle::{CallRecord, FaultHandle};
+use crate::deadline::grpc_timeout;
 
 /// Wraps a service in [`FaultInjection`].
 #[derive(Clone, Debug)]
@@ -86,11 +88,7 @@ where
             let journal = JournalEntry {
                 handle: self.handle.clone(),
                 received: Instant::now(),
-                grpc_timeout: request
-                    .headers()
-                    .get("grpc-timeout")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(parse_grpc_timeout),
+                grpc_timeout: grpc_timeout(&request),
                 answered: false,
             };
             let call = self.call_planned(plan, request);
@@ -122,25 +120,6 @@ impl Drop for JournalEntry {
             answered: self.answered,
         });
     }
-}
-
-/// Parses a `grpc-timeout` value (1 to 8 digits and a unit).
-fn parse_grpc_timeout(value: &str) -> Option<std::time::Duration> {
-    use std::time::Duration;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount * 3600),
-        "M" => Duration::from_secs(amount * 60),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
 }
 
 impl<S> FaultInjection<S> {

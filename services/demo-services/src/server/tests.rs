@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_health::pb::HealthCheckRequest;
@@ -44,6 +46,67 @@ async fn connect(server: &ServiceHandle) -> Channel {
 
 fn get_user(id: i64) -> GetUserRequest {
     GetUserRequest { id }
+}
+
+/// A transport for the generated clients over one bare HTTP/2 connection. Unlike tonic's
+/// `Channel`, it does not act on `grpc-timeout`, so any status it returns is the server's.
+#[derive(Clone)]
+struct BareHttp2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+impl tower::Service<http::Request<tonic::body::Body>> for BareHttp2 {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.0.send_request(request))
+    }
+}
+
+async fn connect_bare(server: &ServiceHandle) -> (BareHttp2, http::Uri) {
+    let stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connects");
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let origin = server.endpoint().parse().expect("valid origin");
+    (BareHttp2(sender), origin)
+}
+
+/// `message` with a `grpc-timeout` header set by hand. Not `Request::set_timeout`: that only
+/// writes the same header, but tonic's `Channel` would also time the call out by itself.
+fn with_grpc_timeout<T>(message: T, timeout: &'static str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", MetadataValue::from_static(timeout));
+    request
+}
+
+/// Asserts that `status` is the server's DEADLINE_EXCEEDED for `method` after 50 ms, answered
+/// in about that time.
+fn assert_deadline_exceeded(status: &tonic::Status, method: &str, elapsed: Duration) {
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        status.message(),
+        format!("deadline of 50ms exceeded while serving {method}")
+    );
+    assert!(
+        (Duration::from_millis(40)..Duration::from_millis(300)).contains(&elapsed),
+        "answered after {elapsed:?}"
+    );
 }
 
 #[tokio::test]
@@ -194,6 +257,122 @@ async fn hung_calls_end_at_the_client_deadline() {
     .await;
     assert!(gave_up.is_err());
     assert_eq!(server.faults().stats().calls_hung, 2);
+}
+
+#[tokio::test]
+async fn slow_calls_answer_deadline_exceeded_from_the_server_at_the_deadline() {
+    let server = serve(
+        DemoService::Users,
+        FaultConfig {
+            latency: Latency::Fixed(Duration::from_millis(400)),
+            ..FaultConfig::default()
+        },
+    )
+    .await;
+    server.faults().start_journal();
+    let (transport, origin) = connect_bare(&server).await;
+    let mut users = UserServiceClient::with_origin(transport, origin);
+
+    let started = Instant::now();
+    let status = users
+        .get_user(with_grpc_timeout(get_user(1), "50m"))
+        .await
+        .expect_err("past its deadline");
+    assert_deadline_exceeded(
+        &status,
+        "demo.users.v1.UserService/GetUser",
+        started.elapsed(),
+    );
+
+    // The call did reach the service, and its handler was dropped at the deadline rather
+    // than left to finish the injected latency.
+    assert_eq!(server.faults().stats().calls_total, 1);
+    let journal = server.faults().take_journal();
+    let [call] = journal.as_slice() else {
+        panic!("one call expected, got {journal:?}");
+    };
+    assert_eq!(call.grpc_timeout, Some(Duration::from_millis(50)));
+    assert!(!call.answered, "{call:?}");
+    let served = call.ended - call.received;
+    assert!(
+        (Duration::from_millis(40)..Duration::from_millis(300)).contains(&served),
+        "{served:?}"
+    );
+
+    // Within its deadline the same method answers as usual.
+    server.faults().set(FaultConfig::default()).expect("valid");
+    let user = users
+        .get_user(with_grpc_timeout(get_user(1), "5S"))
+        .await
+        .expect("in time")
+        .into_inner()
+        .user;
+    assert_eq!(user.as_ref(), Dataset::shared().user(1));
+}
+
+#[tokio::test]
+async fn hung_calls_and_open_streams_end_at_the_deadline_too() {
+    let catalog = serve(
+        DemoService::Catalog,
+        FaultConfig {
+            hang_rate: 1.0,
+            ..FaultConfig::default()
+        },
+    )
+    .await;
+    let (transport, origin) = connect_bare(&catalog).await;
+    let mut products = CatalogServiceClient::with_origin(transport.clone(), origin.clone());
+    let started = Instant::now();
+    let status = products
+        .get_product(with_grpc_timeout(GetProductRequest { id: 1 }, "50m"))
+        .await
+        .expect_err("hung");
+    assert_deadline_exceeded(
+        &status,
+        "demo.catalog.v1.CatalogService/GetProduct",
+        started.elapsed(),
+    );
+    assert_eq!(catalog.faults().stats().calls_hung, 1);
+
+    // Health is outside the fault layer but not outside the deadline: a watch ends at it,
+    // after its first answer.
+    let mut health = HealthClient::with_origin(transport, origin);
+    let started = Instant::now();
+    let mut watch = health
+        .watch(with_grpc_timeout(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            "50m",
+        ))
+        .await
+        .expect("watch starts")
+        .into_inner();
+    let first = watch.message().await.expect("first answer").expect("one");
+    assert_eq!(first.status, HealthStatus::Serving as i32);
+    let ended = watch.message().await.expect_err("ends at the deadline");
+    assert_deadline_exceeded(&ended, "grpc.health.v1.Health/Watch", started.elapsed());
+
+    // A demo service's stream, open on both sides, ends at the deadline after its headers.
+    let inventory = serve(DemoService::Inventory, FaultConfig::default()).await;
+    let (transport, origin) = connect_bare(&inventory).await;
+    let mut stock = InventoryServiceClient::with_origin(transport, origin);
+    let started = Instant::now();
+    let never_done = futures_util::stream::iter([GetStockRequest { product_id: 1 }])
+        .chain(futures_util::stream::pending());
+    let mut replies = stock
+        .watch_stock(with_grpc_timeout(never_done, "50m"))
+        .await
+        .expect("watch starts")
+        .into_inner();
+    let reply = replies.message().await.expect("a reply").expect("one");
+    assert_eq!(reply.product_id, 1);
+    let ended = replies.message().await.expect_err("ends at the deadline");
+    assert_deadline_exceeded(
+        &ended,
+        "demo.inventory.v1.InventoryService/WatchStock",
+        started.elapsed(),
+    );
 }
 
 #[tokio::test]
