@@ -91,7 +91,7 @@ impl Body for GatewayBody {
             GatewayBodyProj::Text { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             GatewayBodyProj::Local { body } => body.poll_frame(cx),
             GatewayBodyProj::Upstream {
-                body,
+                mut body,
                 upstream,
                 finished,
                 log,
@@ -99,7 +99,7 @@ impl Body for GatewayBody {
                 if *finished {
                     return Poll::Ready(None);
                 }
-                match ready!(body.poll_frame(cx)) {
+                match ready!(body.as_mut().poll_frame(cx)) {
                     Some(Ok(frame)) => {
                         if let (Some(trailers), Some(log)) = (frame.trailers_ref(), log.take()) {
                             log_call_end(&log, upstream, Some(trailers));
@@ -117,6 +117,7 @@ impl Body for GatewayBody {
                         *finished = true;
                         let error = LocalError::StreamBroken {
                             upstream: upstream.to_string(),
+                            endpoint: body.endpoint(),
                             source: err.into(),
                         };
                         let trailers = status::trailers(&error.to_status());

@@ -26,6 +26,7 @@
 //! ready_timeout = "1s"             # bounded wait for a ready endpoint
 //! max_ejection_percent = 10
 //! dns_refresh = "30s"
+//! max_replay_bytes = 65536         # pass-through requests kept for a retry after a reset
 //!
 //! [upstreams.users.breaker]        # per endpoint
 //! consecutive_failures = 5
@@ -255,6 +256,7 @@ struct RawUpstream {
     ready_timeout: Option<String>,
     max_ejection_percent: Option<u32>,
     dns_refresh: Option<String>,
+    max_replay_bytes: Option<u32>,
     breaker: Option<RawBreaker>,
     retry: Option<RawRetry>,
     budget: Option<RawBudget>,
@@ -390,6 +392,12 @@ impl Problems {
             raw.dns_refresh.as_deref(),
             defaults.dns_refresh,
         );
+        let max_replay_bytes = self.bounded(
+            &format!("{key}.max_replay_bytes"),
+            raw.max_replay_bytes,
+            0..=16 * 1024 * 1024,
+            defaults.max_replay_bytes as u32,
+        ) as usize;
         let breaker = match &raw.breaker {
             None => defaults.breaker,
             Some(b) => self.breaker(&format!("{key}.breaker"), b),
@@ -463,6 +471,7 @@ impl Problems {
             hedge_off: raw.hedge.as_ref().is_some_and(|h| h.enabled == Some(false)),
             budget,
             dns_refresh,
+            max_replay_bytes,
             methods,
         }
     }
@@ -1075,6 +1084,7 @@ mod tests {
             ready_timeout = "250ms"
             max_ejection_percent = 50
             dns_refresh = "5s"
+            max_replay_bytes = 1024
             [upstreams.inventory.breaker]
             consecutive_failures = 7
             failure_rate = 0.25
@@ -1110,6 +1120,7 @@ mod tests {
         assert_eq!(policy.ready_timeout, Duration::from_millis(250));
         assert_eq!(policy.max_ejection_percent, 50);
         assert_eq!(policy.dns_refresh, Duration::from_secs(5));
+        assert_eq!(policy.max_replay_bytes, 1024);
         assert_eq!(policy.breaker.consecutive_failures, 7);
         let rate = policy.breaker.failure_rate.as_ref().expect("rate mode");
         assert_eq!(

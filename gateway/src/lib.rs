@@ -22,6 +22,7 @@ mod body;
 pub mod compose;
 pub mod config;
 mod listener;
+mod replay;
 pub mod resilience;
 mod router;
 mod server;

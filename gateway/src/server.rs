@@ -194,6 +194,10 @@ impl GatewayBuilder {
             self = self.descriptor_set(&path.display().to_string(), &encoded)?;
         }
 
+        for (config, upstream) in self.config.upstreams.iter().zip(&self.upstreams) {
+            upstream.learn_methods(&self.descriptor_sets, &config.services);
+        }
+
         let mut routes = RouteClaims::default();
         for (name, service) in self.local {
             routes.claim(

@@ -14,7 +14,8 @@
 //! | upstream broke a response stream midway     | `UNAVAILABLE`   |
 //! | no endpoint ready (every breaker open)       | `UNAVAILABLE`   |
 //! | upstream at its concurrency limit (shed)     | `RESOURCE_EXHAUSTED` |
-//! | no response head within the call's deadline  | `DEADLINE_EXCEEDED` |
+//! | no complete answer by the call's deadline    | `DEADLINE_EXCEEDED` |
+//! | the caller's request stream broke off        | `CANCELLED`     |
 //!
 //! `UNAVAILABLE` answers decided here (shed, open breakers, no endpoint) are never retried by
 //! the gateway itself: the condition that caused them is local and retrying at the same hop
@@ -75,10 +76,12 @@ pub enum LocalError {
         upstream: String,
     },
     /// The upstream connection failed before a response arrived.
-    #[error("upstream `{upstream}` failed before answering: {source}")]
+    #[error("upstream `{upstream}` failed before answering{}: {source}", at(.endpoint))]
     UpstreamFailed {
         /// Upstream name from `gateway.toml`.
         upstream: String,
+        /// The endpoint, `http://host:port`, when one was chosen.
+        endpoint: Option<String>,
         /// The transport error.
         #[source]
         source: tower::BoxError,
@@ -118,11 +121,20 @@ pub enum LocalError {
         /// The call's timeout.
         timeout: Duration,
     },
+    /// The caller's request stream broke off while the gateway read it.
+    #[error("the request stream broke off before the gateway could forward it: {source}")]
+    RequestBroken {
+        /// The transport error.
+        #[source]
+        source: tower::BoxError,
+    },
     /// The upstream's response stream ended with a transport error.
-    #[error("upstream `{upstream}` broke off the response stream: {source}")]
+    #[error("upstream `{upstream}` broke off the response stream{}: {source}", at(.endpoint))]
     StreamBroken {
         /// Upstream name from `gateway.toml`.
         upstream: String,
+        /// The endpoint, `http://host:port`, when known.
+        endpoint: Option<String>,
         /// The transport error.
         #[source]
         source: tower::BoxError,
@@ -141,6 +153,7 @@ impl LocalError {
             | Self::StreamBroken { .. }
             | Self::NoReadyEndpoint { .. } => Code::Unavailable,
             Self::Overloaded { .. } => Code::ResourceExhausted,
+            Self::RequestBroken { .. } => Code::Cancelled,
             Self::UpstreamDeadline { .. } => Code::DeadlineExceeded,
         }
     }
@@ -161,6 +174,7 @@ impl LocalError {
             Ok(local) => *local,
             Err(source) => LocalError::UpstreamFailed {
                 upstream: upstream.to_owned(),
+                endpoint: None,
                 source,
             },
         }
@@ -259,6 +273,14 @@ impl From<ComposeError> for Status {
     }
 }
 
+/// ` at http://host:port` when the endpoint is known, for messages.
+fn at(endpoint: &Option<String>) -> String {
+    endpoint
+        .as_deref()
+        .map(|endpoint| format!(" at {endpoint}"))
+        .unwrap_or_default()
+}
+
 /// The trailers that end a gRPC response with `status`.
 pub(crate) fn trailers(status: &Status) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(2);
@@ -295,11 +317,13 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let err = LocalError::UpstreamFailed {
             upstream: "catalog".into(),
+            endpoint: Some("http://127.0.0.1:7".into()),
             source: Outer(std::io::Error::other("reset by peer")).into(),
         };
         assert_eq!(
             err.to_status().message(),
-            "upstream `catalog` failed before answering: connect failed: reset by peer"
+            "upstream `catalog` failed before answering at http://127.0.0.1:7: connect failed: \
+             reset by peer"
         );
     }
 

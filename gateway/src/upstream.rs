@@ -9,19 +9,28 @@
 //! A pass-through call is forwarded as raw HTTP/2: headers, message frames and trailers go
 //! through as they are, and the messages are never decoded. That keeps the sidecar path lean
 //! and makes it correct for any method, streaming of any kind included, without knowing its
-//! types.
+//! types. Calls to methods safe to repeat are the one exception to streaming the request: a
+//! small request is read whole first, so the call can be retried on another endpoint when the
+//! one it went to drops it (`replay.rs` says which methods, and when).
+
+use std::sync::OnceLock;
 
 use std::sync::Arc;
 
-use http::{Request, Response, header};
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::Full;
 use hyper::body::Incoming;
+use tokio::time::Instant;
+use tower::retry::budget::Budget;
 use tower::retry::budget::TpsBudget;
 use tower::{Layer, Service, ServiceExt};
 
+use crate::compose::parse_grpc_timeout;
 use crate::config::UpstreamConfig;
+use crate::replay::{self, Buffered, ReplayableMethods};
 use crate::resilience::Discovery;
-use crate::resilience::balance::{Balance, Balancer, ResponseBody};
-use crate::resilience::deadline::{DeadlineLayer, DeadlineService};
+use crate::resilience::balance::{AvoidEndpoints, Balance, Balancer, ResponseBody};
+use crate::resilience::deadline::{Deadline, DeadlineLayer, DeadlineService, GRPC_TIMEOUT};
 use crate::resilience::endpoint::{Endpoint, EndpointAddr, RequestBody};
 use crate::resilience::limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
 use crate::resilience::policy::UpstreamPolicy;
@@ -40,7 +49,13 @@ pub struct Upstream {
     limit: ConcurrencyLimitLayer,
     stack: UpstreamService,
     budget: TpsBudget,
+    /// Pass-through methods whose calls may be retried after a reset; set once the descriptor
+    /// sets are known (`GatewayBuilder::bind`).
+    replayable: OnceLock<ReplayableMethods>,
 }
+
+/// Header telling the upstream how many attempts came before this one (gRFC A6).
+const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
 
 /// Headers that describe one HTTP/1 connection rather than the request; never forwarded.
 const HOP_BY_HOP: [header::HeaderName; 4] = [
@@ -101,7 +116,23 @@ impl Upstream {
             limit,
             stack,
             budget,
+            replayable: OnceLock::new(),
         }
+    }
+
+    /// Decides, from the descriptor sets the gateway serves and this upstream's policy, which
+    /// pass-through methods may be retried after a reset (see `replay.rs`). Only the first call
+    /// counts: the set never changes while serving.
+    pub(crate) fn learn_methods(
+        &self,
+        sets: &[prost_types::FileDescriptorSet],
+        services: &[String],
+    ) {
+        let methods = replay::replayable_methods(sets, services, &self.policy);
+        if !methods.is_empty() {
+            tracing::debug!(upstream = %self.name, methods = methods.len(), "pass-through methods retried after resets");
+        }
+        let _ = self.replayable.set(methods);
     }
 
     /// The upstream's name from `gateway.toml`.
@@ -151,7 +182,21 @@ impl Upstream {
         }
         // HTTP/1 callers name the host in `Host`; HTTP/2 carries it as `:authority`.
         headers.remove(header::HOST);
-        let request: Request<RequestBody> = request.map(RequestBody::new);
+        let replayable = self
+            .replayable
+            .get()
+            .is_some_and(|methods| !methods.is_empty() && methods.contains(request.uri().path()));
+        if replayable {
+            return self.forward_replayable(request).await;
+        }
+        self.send(request.map(RequestBody::new)).await
+    }
+
+    /// One attempt through the stack.
+    async fn send(
+        &self,
+        request: Request<RequestBody>,
+    ) -> Result<Response<ResponseBody>, LocalError> {
         let mut service = self.service();
         let ready = service.ready().await;
         let result = match ready {
@@ -159,6 +204,113 @@ impl Upstream {
             Err(error) => Err(error),
         };
         result.map_err(|error| LocalError::from_stack(&self.name, error))
+    }
+
+    /// Forwards a call to a replayable method: reads the request whole (within the limit) and
+    /// retries it on another endpoint when an attempt fails before answering (`replay.rs`).
+    async fn forward_replayable(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, LocalError> {
+        let (mut parts, body) = request.into_parts();
+        // The deadline is fixed before reading the body: reading and every attempt share it
+        // (the deadline layer keeps a `Deadline` it finds).
+        let deadline = parts
+            .headers
+            .get(GRPC_TIMEOUT)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|timeout| {
+                let now = Instant::now();
+                Deadline {
+                    at: now.checked_add(timeout).unwrap_or(now),
+                    timeout,
+                }
+            });
+        if let Some(deadline) = deadline {
+            parts.extensions.insert(deadline);
+        }
+        let reading = replay::buffer(body, self.policy.max_replay_bytes);
+        let buffered = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.at, reading).await {
+                Ok(read) => read,
+                Err(_elapsed) => {
+                    return Err(LocalError::UpstreamDeadline {
+                        upstream: self.name.to_string(),
+                        timeout: deadline.timeout,
+                    });
+                }
+            },
+            None => reading.await,
+        }
+        .map_err(|error| LocalError::RequestBroken {
+            source: error.into(),
+        })?;
+        let message = match buffered {
+            Buffered::Whole(message) => message,
+            Buffered::Partial(body) => {
+                return self
+                    .send(Request::from_parts(parts, RequestBody::new(body)))
+                    .await;
+            }
+        };
+
+        self.budget.deposit();
+        let max_attempts = self
+            .policy
+            .methods
+            .get(parts.uri.path().trim_start_matches('/'))
+            .and_then(|method| method.retry.as_ref())
+            .unwrap_or(&self.policy.retry)
+            .max_attempts;
+        let (method, uri, version, headers) = (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+            parts.headers.clone(),
+        );
+        let mut request = Request::from_parts(parts, RequestBody::new(Full::new(message.clone())));
+        let mut avoid = AvoidEndpoints::default();
+        let mut attempt: u32 = 1;
+        loop {
+            let error = match self.send(request).await {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            // Only a transport failure before any answer (a reset, a refused stream, a lost
+            // connection) is retried: nothing of the response has reached the caller yet.
+            let LocalError::UpstreamFailed {
+                endpoint: Some(endpoint),
+                ..
+            } = &error
+            else {
+                return Err(error);
+            };
+            let time_left = deadline.is_none_or(|deadline| Instant::now() < deadline.at);
+            if attempt >= max_attempts
+                || !time_left
+                || !self.balancer.has_ready_endpoint()
+                || !self.budget.withdraw()
+            {
+                return Err(error);
+            }
+            tracing::debug!(upstream = %self.name, %endpoint, %error, attempt = attempt + 1, "retrying a pass-through call after a transport failure");
+            avoid.0.push(endpoint.clone());
+            let mut retry = Request::new(RequestBody::new(Full::new(message.clone())));
+            *retry.method_mut() = method.clone();
+            *retry.uri_mut() = uri.clone();
+            *retry.version_mut() = version;
+            *retry.headers_mut() = headers.clone();
+            retry
+                .headers_mut()
+                .insert(PREVIOUS_ATTEMPTS, HeaderValue::from(attempt));
+            if let Some(deadline) = deadline {
+                retry.extensions_mut().insert(deadline);
+            }
+            retry.extensions_mut().insert(avoid.clone());
+            request = retry;
+            attempt += 1;
+        }
     }
 }
 

@@ -29,7 +29,6 @@ use tower::Service;
 use super::error::ComposeError;
 use crate::config::UpstreamConfig;
 use crate::resilience::balance::ResponseBody;
-use crate::resilience::deadline::ExactDeadline;
 use crate::status::LocalError;
 use crate::upstream::{Upstream, UpstreamService};
 
@@ -133,8 +132,7 @@ impl Service<Request<tonic::body::Body>> for DownstreamChannel {
             .map_err(|error| LocalError::from_stack(upstream, error).into_status())
     }
 
-    fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
-        request.extensions_mut().insert(ExactDeadline);
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let upstream = Arc::clone(&self.upstream);
         let call = self.inner.call(request);
         Box::pin(async move {

@@ -128,8 +128,8 @@ where
 
 /// Attempt number `number` of a call: a fresh request from `message` with the time left and
 /// the `grpc-previous-rpc-attempts` header, sent on a fresh channel. Its `grpc-timeout` (the
-/// attempt's slice of the edge deadline, less the margin) is enforced exactly by the
-/// upstream's deadline layer (`ExactDeadline`).
+/// attempt's slice of the edge deadline, less the margin) is enforced by the upstream's
+/// deadline layer.
 async fn attempt<M, R, F, Fut>(
     call: &EdgeCall,
     upstream: &Upstream,

@@ -68,14 +68,13 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use pin_project_lite::pin_project;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::Code;
 
 use super::breaker::{Change, Outcome, Ticket};
-use super::deadline::{Deadline, EdgeCallId};
+use super::deadline::{BodyDeadline, Deadline, EdgeCallId, ExpiresAt};
 use super::endpoint::{Endpoint, RequestBody, SendError};
 use super::policy::UpstreamPolicy;
 use crate::status::LocalError;
@@ -105,6 +104,19 @@ pub struct Balancer {
 #[derive(Clone, Debug)]
 pub struct Balance {
     inner: Arc<Balancer>,
+}
+
+/// Request extension naming endpoints (`http://host:port`) a retried call already failed on,
+/// so that its next attempt goes elsewhere while another endpoint is left.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AvoidEndpoints(pub(crate) Vec<String>);
+
+impl AvoidEndpoints {
+    fn contains(&self, endpoint: &Endpoint) -> bool {
+        self.0
+            .iter()
+            .any(|name| name.strip_prefix("http://") == Some(endpoint.addr().connect.as_str()))
+    }
 }
 
 /// Why no endpoint was picked.
@@ -140,16 +152,15 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(10);
 /// How many times `pick` tries again when the endpoint it chose opened before it could claim it.
 const CLAIM_TRIES: usize = 3;
 
-pin_project! {
-    /// An upstream response body that reports the call's outcome to the endpoint's breaker
-    /// when the `grpc-status` arrives, and frees the endpoint's in-flight slot when it ends or
-    /// is dropped.
-    #[derive(Debug)]
-    pub struct ResponseBody {
-        #[pin]
-        inner: Incoming,
-        guard: Option<CallGuard>,
-    }
+/// An upstream response body that reports the call's outcome to the endpoint's breaker when
+/// the `grpc-status` arrives, frees the endpoint's in-flight slot when it ends or is dropped,
+/// and ends with the gateway's `DEADLINE_EXCEEDED` when the call's deadline passes first.
+#[derive(Debug)]
+pub struct ResponseBody {
+    /// `None` once the deadline passed: dropping it resets the upstream stream.
+    inner: Option<Incoming>,
+    guard: Option<CallGuard>,
+    deadline: Option<BodyDeadline>,
 }
 
 // === impl Balancer ===
@@ -438,7 +449,24 @@ impl Balancer {
         let deadline = request.extensions().get::<Deadline>().copied();
         let origin = request.extensions().get::<EdgeCallId>().copied();
         let attempts = self.endpoints().len().clamp(1, 4);
-        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+        let mut tried: Vec<Arc<Endpoint>> = match request.extensions().get::<AvoidEndpoints>() {
+            Some(avoid) => {
+                let endpoints = self.endpoints();
+                let avoided: Vec<_> = endpoints
+                    .iter()
+                    .filter(|endpoint| avoid.contains(endpoint))
+                    .cloned()
+                    .collect();
+                // With every endpoint avoided, any may take the call again.
+                if avoided.len() < endpoints.len() {
+                    avoided
+                } else {
+                    Vec::new()
+                }
+            }
+            None => Vec::new(),
+        };
+        let mut sent = 0;
         loop {
             let (endpoint, ticket) = self.ready(deadline, &tried).await?;
             // The guard exists from the claim on, so every way out (the early return below
@@ -470,6 +498,7 @@ impl Balancer {
                     guard.finish(Outcome::Failure);
                     return Err(LocalError::UpstreamFailed {
                         upstream: self.upstream.to_string(),
+                        endpoint: Some(format!("http://{}", guard.endpoint.addr().connect)),
                         source: error.into(),
                     });
                 }
@@ -479,7 +508,8 @@ impl Balancer {
             guard.observe(FAILURE_PENALTY);
             guard.finish(Outcome::Failure);
             tried.push(Arc::clone(&guard.endpoint));
-            if tried.len() >= attempts {
+            sent += 1;
+            if sent >= attempts || tried.len() >= self.endpoint_count() {
                 return Err(LocalError::Unreachable {
                     upstream: self.upstream.to_string(),
                     endpoint: format!("http://{}", guard.endpoint.addr().connect),
@@ -673,9 +703,45 @@ impl ResponseBody {
             guard.finish(Outcome::Success);
         }
         response.map(|inner| Self {
-            inner,
+            inner: Some(inner),
             guard: Some(guard),
+            deadline: None,
         })
+    }
+
+    /// The endpoint the response comes from, `http://host:port`.
+    pub fn endpoint(&self) -> Option<String> {
+        self.guard
+            .as_ref()
+            .map(|guard| format!("http://{}", guard.endpoint.addr().connect))
+    }
+
+    /// The deadline passed before the body ended: drop the upstream stream (which cancels the
+    /// downstream's work), count the expiry, and end with the gateway's answer.
+    fn expire(&mut self) -> Frame<Bytes> {
+        self.inner = None;
+        if let Some(guard) = self.guard.as_mut() {
+            guard.expire();
+        }
+        let status = self
+            .deadline
+            .take()
+            .map(|deadline| deadline.error().to_status())
+            .unwrap_or_else(|| tonic::Status::deadline_exceeded("deadline exceeded"));
+        Frame::trailers(crate::status::trailers(&status))
+    }
+}
+
+impl ExpiresAt for Response<ResponseBody> {
+    fn expires_at(&mut self, deadline: BodyDeadline) {
+        let body = self.body_mut();
+        if body
+            .inner
+            .as_ref()
+            .is_some_and(|inner| !inner.is_end_stream())
+        {
+            body.deadline = Some(deadline);
+        }
     }
 }
 
@@ -687,20 +753,39 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Some(deadline) = &mut this.deadline
+            && deadline.sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Ok(this.expire())));
+        }
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
+        // Anything the upstream sends at or past the deadline is not relayed (see
+        // `deadline.rs`): the caller gets the gateway's answer.
+        if let Some(deadline) = &this.deadline
+            && Instant::now() >= deadline.deadline.at
+        {
+            return Poll::Ready(Some(Ok(this.expire())));
+        }
+        if matches!(&frame, Some(Ok(frame)) if frame.is_trailers()) || frame.is_none() {
+            this.deadline = None;
+        }
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(trailers) = frame.trailers_ref() {
                     let outcome = outcome_of(trailers).unwrap_or(Outcome::Failure);
-                    if let Some(mut guard) = this.guard.take() {
+                    if let Some(guard) = this.guard.as_mut() {
                         guard.finish(outcome);
                     }
                 }
             }
             // A broken stream, or a gRPC response that ended without its status.
             Some(Err(_)) | None => {
-                if let Some(mut guard) = this.guard.take() {
+                this.deadline = None;
+                if let Some(guard) = this.guard.as_mut() {
                     guard.finish(Outcome::Failure);
                 }
             }
@@ -709,11 +794,13 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 

@@ -2,19 +2,26 @@
 //!
 //! gRPC carries a call's deadline as the `grpc-timeout` request header. This layer reads it
 //! once, stores the absolute [`Deadline`] in the request's extensions (the balancer reads it so
-//! that waiting for a ready endpoint never outlasts the call) and fails the call with
-//! `DEADLINE_EXCEEDED` naming the upstream if no response head arrived in time.
+//! that waiting for a ready endpoint never outlasts the call, and rewrites the header when time
+//! was spent in the gateway) and answers `DEADLINE_EXCEEDED` itself, naming the upstream, at the
+//! deadline: before the response head, by failing the call; after it (a stream, or a unary
+//! answer still on its way), by ending the response body with `DEADLINE_EXCEEDED` trailers.
+//! Either way the upstream call is dropped, which resets its HTTP/2 stream and so cancels the
+//! downstream's work.
 //!
-//! For pass-through calls the layer is a backstop, so it waits [`GRACE`] past the deadline: an
-//! upstream that enforces deadlines itself (every gRPC server does) answers first, and the
-//! caller then gets exactly the answer a direct call would have given. Typed calls mark their
-//! requests [`ExactDeadline`]: their `grpc-timeout` is already the edge's remaining time less a
-//! margin, and the gateway must answer before the caller's own deadline passes. Dropping the
-//! future (the caller went away) drops the upstream call, which resets its HTTP/2 stream, so a
-//! cancelled edge call cancels its downstream call.
+//! The gateway does not wait for the upstream's own reaction to the deadline. Every gRPC
+//! server enforces `grpc-timeout`, but not the same way (tonic answers `CANCELLED "Timeout
+//! expired"`), and its answer would reach the caller after the caller's deadline anyway. So the
+//! gateway's answer is the one the caller gets: any frame of the upstream's that arrives at or
+//! after the deadline instant is replaced by it, which also settles the race between the two
+//! timers (the upstream's starts later, on receipt, but timer wheels round to whole
+//! milliseconds).
 //!
-//! The header itself is forwarded: for a pass-through call it is at most microseconds stale, and
-//! typed calls write a fresh one for every attempt (`EdgeCall::downstream_request`).
+//! A request that already carries a [`Deadline`] keeps it: a pass-through call retried after a
+//! reset goes through the stack again and must not get a fresh budget. The header itself is
+//! forwarded: for a pass-through call it is at most microseconds stale (the balancer rewrites it
+//! when a millisecond or more was spent), and typed calls write a fresh one for every attempt
+//! (`EdgeCall::downstream_request`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,16 +34,10 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::compose::parse_grpc_timeout;
+
+/// The request header carrying a call's timeout.
+pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 use crate::status::LocalError;
-
-/// How long past a call's deadline the layer waits for the upstream's own answer.
-pub const GRACE: Duration = Duration::from_millis(20);
-
-/// Request extension asking for the deadline to be enforced exactly, without [`GRACE`]: typed
-/// calls set it, since their `grpc-timeout` already keeps a margin before the edge deadline and
-/// the gateway must answer (naming the step) before the caller's own deadline passes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ExactDeadline;
 
 /// Request extension naming the edge call a downstream call is made for: the calls of one
 /// composed edge call share its deadline, so when they run out of time together the endpoint's
@@ -70,6 +71,35 @@ pub fn grpc_timeout_value(timeout: Duration) -> http::HeaderValue {
     http::HeaderValue::try_from(text).unwrap_or(http::HeaderValue::from_static("0u"))
 }
 
+/// The rest of a call's deadline, handed to its response once the head has arrived in time.
+#[derive(Debug)]
+pub struct BodyDeadline {
+    /// Fires at the deadline; boxed so it moves from the response future into the body and the
+    /// call registers one timer, not two.
+    pub sleep: Pin<Box<Sleep>>,
+    /// The deadline and the timeout it came from.
+    pub deadline: Deadline,
+    /// The upstream, for the error message.
+    pub upstream: Arc<str>,
+}
+
+impl BodyDeadline {
+    /// The gateway's answer at the deadline.
+    pub fn error(&self) -> LocalError {
+        LocalError::UpstreamDeadline {
+            upstream: self.upstream.to_string(),
+            timeout: self.deadline.timeout,
+        }
+    }
+}
+
+/// A response that can be bounded by the rest of its call's deadline (its body ends with
+/// `DEADLINE_EXCEEDED` trailers when the deadline passes first).
+pub trait ExpiresAt {
+    /// Bounds the response by `deadline`.
+    fn expires_at(&mut self, deadline: BodyDeadline);
+}
+
 /// Applies [`DeadlineService`] to a service.
 #[derive(Clone, Debug)]
 pub struct DeadlineLayer {
@@ -88,9 +118,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Option<Sleep>,
-        timeout: Duration,
+        deadline: Option<(Deadline, Pin<Box<Sleep>>)>,
         upstream: Arc<str>,
     }
 }
@@ -120,6 +148,7 @@ impl<S> tower::Layer<S> for DeadlineLayer {
 impl<S, B> tower::Service<Request<B>> for DeadlineService<S>
 where
     S: tower::Service<Request<B>, Error = tower::BoxError>,
+    S::Response: ExpiresAt,
 {
     type Response = S::Response;
     type Error = tower::BoxError;
@@ -130,26 +159,27 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let timeout = request
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        let grace = if request.extensions().get::<ExactDeadline>().is_some() {
-            Duration::ZERO
-        } else {
-            GRACE
+        let deadline = match request.extensions().get::<Deadline>() {
+            Some(deadline) => Some(*deadline),
+            None => request
+                .headers()
+                .get(GRPC_TIMEOUT)
+                .and_then(|value| value.to_str().ok())
+                .and_then(parse_grpc_timeout)
+                .map(|timeout| {
+                    let now = Instant::now();
+                    let deadline = Deadline {
+                        at: now.checked_add(timeout).unwrap_or(now),
+                        timeout,
+                    };
+                    request.extensions_mut().insert(deadline);
+                    deadline
+                }),
         };
-        let sleep = timeout.map(|timeout| {
-            let now = Instant::now();
-            let at = now.checked_add(timeout).unwrap_or(now);
-            request.extensions_mut().insert(Deadline { at, timeout });
-            tokio::time::sleep_until(at.checked_add(grace).unwrap_or(at))
-        });
         ResponseFuture {
             inner: self.inner.call(request),
-            sleep,
-            timeout: timeout.unwrap_or_default(),
+            deadline: deadline
+                .map(|deadline| (deadline, Box::pin(tokio::time::sleep_until(deadline.at)))),
             upstream: Arc::clone(&self.upstream),
         }
     }
@@ -158,22 +188,42 @@ where
 impl<F, T> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<T, tower::BoxError>>,
+    T: ExpiresAt,
 {
     type Output = Result<T, tower::BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.inner.poll(cx) {
-            return Poll::Ready(result);
-        }
-        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(LocalError::UpstreamDeadline {
-                upstream: this.upstream.to_string(),
-                timeout: *this.timeout,
+        let expired = |deadline: &Deadline, upstream: &Arc<str>| {
+            Poll::Ready(Err(LocalError::UpstreamDeadline {
+                upstream: upstream.to_string(),
+                timeout: deadline.timeout,
             }
-            .into())),
-            _ => Poll::Pending,
+            .into()))
+        };
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            let Some((deadline, sleep)) = this.deadline.take() else {
+                return Poll::Ready(result);
+            };
+            // An answer at or past the deadline is not relayed (see the module docs).
+            if Instant::now() >= deadline.at {
+                return expired(&deadline, this.upstream);
+            }
+            return Poll::Ready(result.map(|mut response| {
+                response.expires_at(BodyDeadline {
+                    sleep,
+                    deadline,
+                    upstream: Arc::clone(this.upstream),
+                });
+                response
+            }));
         }
+        if let Some((deadline, sleep)) = this.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return expired(deadline, this.upstream);
+        }
+        Poll::Pending
     }
 }
 
@@ -183,6 +233,10 @@ mod tests {
     use tower_test::mock;
 
     use super::*;
+
+    impl ExpiresAt for &'static str {
+        fn expires_at(&mut self, _deadline: BodyDeadline) {}
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_call_without_an_answer_in_time_fails_naming_the_upstream() {
@@ -202,7 +256,11 @@ mod tests {
         assert_eq!(deadline.at, start + Duration::from_millis(50));
 
         let error = call.await.expect("task").expect_err("timed out");
-        assert_eq!(start.elapsed(), Duration::from_millis(50) + GRACE);
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(50),
+            "at the deadline, no grace"
+        );
         let local = error.downcast_ref::<LocalError>().expect("a LocalError");
         assert_eq!(local.code(), tonic::Code::DeadlineExceeded);
         assert_eq!(
@@ -229,19 +287,45 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn typed_calls_get_no_grace() {
+    async fn an_answer_at_the_deadline_is_replaced_by_the_gateways() {
         let (service, mut handle) = mock::pair::<Request<()>, &'static str>();
         let service = DeadlineLayer::new("users".into()).layer(service.map_err(Into::into));
+        let request = Request::builder()
+            .header("grpc-timeout", "50m")
+            .body(())
+            .expect("request");
+        let call = service.oneshot(request);
+        tokio::pin!(call);
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx).is_pending()));
+        assert!(first.await, "waiting for the upstream");
+        let (_, respond) = handle.next_request().await.expect("forwarded");
+        // The upstream's own timer fired first (tonic's "Timeout expired"), racing ours.
+        tokio::time::advance(Duration::from_millis(50)).await;
+        respond.send_response("CANCELLED: Timeout expired");
+        let error = call.await.expect_err("the gateway's answer");
+        let local = error.downcast_ref::<LocalError>().expect("a LocalError");
+        assert_eq!(local.code(), tonic::Code::DeadlineExceeded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retried_request_keeps_its_first_deadline() {
+        let (service, mut handle) = mock::pair::<Request<()>, &'static str>();
+        let service = DeadlineLayer::new("users".into()).layer(service.map_err(Into::into));
+        let first = Deadline {
+            at: Instant::now() + Duration::from_millis(20),
+            timeout: Duration::from_millis(50),
+        };
         let mut request = Request::builder()
             .header("grpc-timeout", "50m")
             .body(())
             .expect("request");
-        request.extensions_mut().insert(ExactDeadline);
+        request.extensions_mut().insert(first);
         let start = Instant::now();
         let call = tokio::spawn(service.oneshot(request));
-        let _pending = handle.next_request().await.expect("forwarded");
+        let (request, _respond) = handle.next_request().await.expect("forwarded");
+        assert_eq!(request.extensions().get::<Deadline>(), Some(&first));
         call.await.expect("task").expect_err("timed out");
-        assert_eq!(start.elapsed(), Duration::from_millis(50));
+        assert_eq!(start.elapsed(), Duration::from_millis(20));
     }
 
     #[tokio::test(start_paused = true)]

@@ -162,7 +162,143 @@ impl Target {
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
+    use crate::resilience::breaker::BreakerPolicy;
+    use crate::resilience::policy::UpstreamPolicy;
+
+    type MakeEndpoint = Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync>;
+
+    fn make() -> MakeEndpoint {
+        Arc::new(|addr: &EndpointAddr| {
+            Endpoint::new(
+                addr.clone(),
+                1,
+                Duration::from_millis(100),
+                &BreakerPolicy::default(),
+            )
+        })
+    }
+
+    fn connects(balancer: &Balancer) -> Vec<String> {
+        balancer
+            .endpoints()
+            .iter()
+            .map(|endpoint| endpoint.addr().connect.clone())
+            .collect()
+    }
+
+    fn addr(connect: &str, authority: &str) -> EndpointAddr {
+        EndpointAddr {
+            connect: connect.to_owned(),
+            authority: authority.parse().expect("authority"),
+        }
+    }
+
+    /// Replaces the balancer's endpoints behind discovery's back, as if the name's addresses
+    /// had changed since the last lookup: `127.0.0.2` in place of what `localhost` resolves to,
+    /// beside the endpoint for `127.0.0.1:50053`, which stays (and must keep its state).
+    fn go_stale(balancer: &Balancer, make: &MakeEndpoint) -> Arc<Endpoint> {
+        let kept = balancer
+            .endpoints()
+            .iter()
+            .find(|endpoint| endpoint.addr().connect == "127.0.0.1:50053")
+            .cloned()
+            .expect("localhost resolved to 127.0.0.1");
+        balancer.update_endpoints(
+            &[
+                addr("127.0.0.2:50053", "localhost:50053"),
+                kept.addr().clone(),
+                addr("127.0.0.1:50054", "127.0.0.1:50054"),
+            ],
+            |addr| make(addr),
+        );
+        kept
+    }
+
+    /// Whether the balancer holds what a lookup of `localhost` gives (and not the stale set).
+    fn resolved(balancer: &Balancer) -> bool {
+        let connects = connects(balancer);
+        connects.iter().any(|c| c == "127.0.0.1:50053")
+            && connects.iter().any(|c| c == "127.0.0.1:50054")
+            && !connects
+                .iter()
+                .any(|c| c == "127.0.0.2:50053" || c == "localhost:50053")
+    }
+
+    // Paused time: lookups run on the blocking pool, and paused time does not auto-advance
+    // while one runs, so a refresh always completes at the virtual instant it started.
+    #[tokio::test(start_paused = true)]
+    async fn a_host_name_is_resolved_again_every_refresh_and_the_endpoints_follow() {
+        const REFRESH: Duration = Duration::from_secs(30);
+        const TICK: Duration = Duration::from_millis(1);
+        let authorities: Vec<Authority> = ["localhost:50053", "127.0.0.1:50054"]
+            .iter()
+            .map(|a| a.parse().expect("authority"))
+            .collect();
+        let (discovery, initial) = Discovery::new(&authorities, REFRESH);
+        let discovery = Arc::new(discovery);
+        let make = make();
+        let balancer = Arc::new(Balancer::new(
+            "users".into(),
+            Arc::new(UpstreamPolicy::default()),
+            initial.iter().map(|addr| make(addr)).collect(),
+        ));
+        // Until the first lookup, the name is one endpoint that connects by name.
+        assert_eq!(connects(&balancer), ["localhost:50053", "127.0.0.1:50054"]);
+        assert!(discovery.pending());
+
+        let began = Instant::now();
+        discovery.start_once(&balancer, Arc::clone(&make));
+        assert!(!discovery.pending());
+        discovery.start_once(&balancer, Arc::clone(&make));
+        assert_eq!(Arc::strong_count(&discovery), 2, "one refresh task");
+        tokio::time::sleep(TICK).await;
+        assert!(resolved(&balancer), "{:?}", connects(&balancer));
+        for endpoint in balancer.endpoints().iter() {
+            let expected = if endpoint.addr().connect.ends_with(":50053") {
+                "localhost:50053"
+            } else {
+                "127.0.0.1:50054"
+            };
+            assert_eq!(endpoint.addr().authority.as_str(), expected);
+        }
+
+        // Each refresh, and not before: the name is looked up again and the endpoint set
+        // replaced by its addresses; endpoints present before and after are kept as they are.
+        for refresh in 1..=3u32 {
+            let kept = go_stale(&balancer, &make);
+            assert!(!resolved(&balancer));
+            tokio::time::sleep_until(began + REFRESH * refresh - TICK).await;
+            assert!(
+                !resolved(&balancer),
+                "refresh {refresh}: looked up again before the interval: {:?}",
+                connects(&balancer)
+            );
+            tokio::time::sleep_until(began + REFRESH * refresh + TICK).await;
+            assert!(
+                resolved(&balancer),
+                "refresh {refresh}: not looked up again at the interval: {:?}",
+                connects(&balancer)
+            );
+            let now_kept = balancer
+                .endpoints()
+                .iter()
+                .find(|endpoint| endpoint.addr().connect == "127.0.0.1:50053")
+                .cloned()
+                .expect("resolved");
+            assert!(
+                Arc::ptr_eq(&kept, &now_kept),
+                "an endpoint that stays keeps its connections, load and breaker"
+            );
+        }
+
+        // The task ends at its next wake-up once the balancer is gone.
+        drop(balancer);
+        tokio::time::sleep_until(began + REFRESH * 4 + TICK).await;
+        assert_eq!(Arc::strong_count(&discovery), 1, "the refresh task ended");
+    }
 
     #[test]
     fn ip_literals_are_fixed_and_names_are_looked_up() {

@@ -41,6 +41,9 @@ pub struct UpstreamPolicy {
     pub budget: BudgetPolicy,
     /// How often endpoint host names are resolved again.
     pub dns_refresh: Duration,
+    /// The largest pass-through request body kept so that the call can be retried after a
+    /// connection reset (idempotent single-request methods only); `0` turns that off.
+    pub max_replay_bytes: usize,
     /// Per-method overrides by `package.Service/Method`.
     pub methods: BTreeMap<String, MethodPolicy>,
 }
@@ -111,6 +114,7 @@ impl Default for UpstreamPolicy {
             hedge_off: false,
             budget: BudgetPolicy::default(),
             dns_refresh: Duration::from_secs(30),
+            max_replay_bytes: 64 * 1024,
             methods: BTreeMap::new(),
         }
     }
