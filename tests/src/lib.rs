@@ -3,7 +3,8 @@
 //! [`Stack::start`] starts the four demo services on ephemeral ports, writes a `gateway.toml`
 //! routing to them, starts the gateway on another ephemeral port and hands out typed tonic
 //! clients for both paths: through the gateway and straight to a service. Tests compare the two.
-//! [`raw`] sends hand-framed gRPC requests over a bare HTTP/2 connection, for byte-level checks.
+//! [`raw`] sends hand-framed gRPC requests over a bare HTTP/2 connection, for byte-level checks;
+//! [`recorder`] is an upstream that records every request it receives, headers included.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub use mosaic_demo_services::pb;
 pub mod chaos;
 pub mod load;
 pub mod raw;
+pub mod recorder;
 
 /// The demo services and a gateway routing to them.
 pub struct Stack {
@@ -31,6 +33,13 @@ pub struct Stack {
 impl Stack {
     /// Starts all four demo services (no faults) and a gateway in front of them.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|config| config).await
+    }
+
+    /// Like [`Stack::start`], with the generated `gateway.toml` passed through `edit` first
+    /// (to shorten the drain timeout, or append policy tables such as
+    /// `[upstreams.users.breaker]`).
+    pub async fn start_with(edit: impl FnOnce(String) -> String) -> anyhow::Result<Self> {
         let mut services = HashMap::new();
         for service in DemoService::ALL {
             let handle = start_service(service).await?;
@@ -40,7 +49,7 @@ impl Stack {
             .iter()
             .map(|(service, handle)| (*service, handle.endpoint()))
             .collect();
-        let gateway = start_gateway(&gateway_toml(&endpoints)).await?;
+        let gateway = start_gateway(&edit(gateway_toml(&endpoints))).await?;
         Ok(Self {
             services,
             gateway: Some(gateway),
@@ -57,6 +66,20 @@ impl Stack {
         if let Some(handle) = self.services.remove(&service) {
             handle.stop().await;
         }
+    }
+
+    /// Starts `service` again on the address it had before [`Stack::stop_service`], as a
+    /// restarted process would: a new server, fresh fault knobs and counters, the same port.
+    pub async fn restart_service(
+        &mut self,
+        service: DemoService,
+        addr: SocketAddr,
+    ) -> anyhow::Result<()> {
+        let handle = mosaic_demo_services::start(service, addr, FaultConfig::default())
+            .await
+            .with_context(|| format!("restarting the {} service on {addr}", service.name()))?;
+        self.services.insert(service, handle);
+        Ok(())
     }
 
     /// The gateway's edge address.

@@ -8,6 +8,7 @@ use mosaic_gateway::GatewayConfig;
 use mosaic_tests::pb::users::v1::GetUserRequest;
 use mosaic_tests::pb::users::v1::user_service_client::UserServiceClient;
 use mosaic_tests::{Stack, channel, gateway_toml, start_gateway, start_passthrough_gateway};
+use tokio::time::Instant;
 use tonic::Code;
 
 #[tokio::test]
@@ -48,6 +49,96 @@ async fn a_dead_upstream_is_unavailable_and_named() {
         "{}",
         status.message()
     );
+}
+
+#[tokio::test]
+async fn a_restarted_upstream_on_the_same_port_is_reconnected() {
+    // Short breaker backoffs and ready wait, so the second outage (which opens the breaker)
+    // ends quickly and says so.
+    let mut stack = Stack::start_with(|config| {
+        let routed = "services = [\"demo.users.v1.UserService\"]\n";
+        assert!(config.contains(routed), "{config}");
+        config.replace(routed, &format!("{routed}ready_timeout = \"100ms\"\n"))
+            + "\n[upstreams.users.breaker]\nbackoff_min = \"300ms\"\nbackoff_max = \"300ms\"\n"
+    })
+    .await
+    .unwrap();
+    let mut client = UserServiceClient::new(stack.via_gateway());
+    let addr = stack.service(DemoService::Users).local_addr();
+    for id in [1, 2] {
+        client.get_user(GetUserRequest { id }).await.unwrap();
+    }
+    let unreachable = format!("upstream `users` is unreachable at http://{addr}");
+
+    // A short outage (fewer failures than the breaker's threshold of five): the first call
+    // after the restart succeeds, on a new connection to the new process.
+    stack.stop_service(DemoService::Users).await;
+    for _ in 0..2 {
+        let status = client.get_user(GetUserRequest { id: 1 }).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(status.message().starts_with(&unreachable), "{status:?}");
+    }
+    stack
+        .restart_service(DemoService::Users, addr)
+        .await
+        .unwrap();
+    for id in 1..=20 {
+        let response = client
+            .get_user(GetUserRequest { id })
+            .await
+            .unwrap_or_else(|status| panic!("call {id} after the restart: {status:?}"));
+        assert_eq!(response.into_inner().user.unwrap().id, id);
+    }
+    assert_eq!(
+        stack
+            .service(DemoService::Users)
+            .faults()
+            .stats()
+            .calls_total,
+        20,
+        "every call after the restart reached the new process"
+    );
+
+    // A longer outage opens the breaker; after the restart its next probe finds the new
+    // process and calls flow again.
+    stack.stop_service(DemoService::Users).await;
+    let mut opened = false;
+    for _ in 0..10 {
+        let status = client.get_user(GetUserRequest { id: 1 }).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        if status.message().contains("has no ready endpoint") {
+            opened = true;
+            break;
+        }
+        assert!(status.message().starts_with(&unreachable), "{status:?}");
+    }
+    assert!(opened, "the breaker opened during the outage");
+    stack
+        .restart_service(DemoService::Users, addr)
+        .await
+        .unwrap();
+    let restarted = Instant::now();
+    loop {
+        match client.get_user(GetUserRequest { id: 3 }).await {
+            Ok(response) => {
+                assert_eq!(response.into_inner().user.unwrap().id, 3);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(
+                    restarted.elapsed() < Duration::from_secs(3),
+                    "no call succeeded within 3 s of the restart (breaker backoff 300 ms): \
+                     {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    for id in 1..=20 {
+        client.get_user(GetUserRequest { id }).await.unwrap();
+    }
+    stack.shutdown_gateway().await;
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! service directly gives: same messages, same errors, same streams.
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use mosaic_demo_services::DemoService;
 use mosaic_tests::Stack;
@@ -18,6 +19,7 @@ use mosaic_tests::pb::reviews::v1::{
 use mosaic_tests::pb::users::v1::user_service_client::UserServiceClient;
 use mosaic_tests::pb::users::v1::{BatchGetUsersRequest, GetUserRequest};
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Response, Status};
 
 /// Asserts that a call answered the same through the gateway as directly, and returns the
@@ -306,4 +308,45 @@ async fn client_and_bidi_streaming_pass_through() {
         matches!(direct_items.last(), Some(Err((Code::NotFound, _)))),
         "{direct_items:?}"
     );
+}
+
+#[tokio::test]
+async fn bidi_streaming_is_forwarded_message_by_message() {
+    // Ping-pong: each request is sent only after the reply to the one before arrived. A proxy
+    // that buffered either direction (until the request stream ends, or until the response
+    // stream does) would leave the first round waiting forever.
+    const ROUND: Duration = Duration::from_secs(2);
+    let stack = Stack::start().await.unwrap();
+    let mut direct = InventoryServiceClient::new(stack.direct(DemoService::Inventory));
+    let mut via = InventoryServiceClient::new(stack.via_gateway());
+
+    let (requests, outbound) = tokio::sync::mpsc::channel(1);
+    let mut replies = tokio::time::timeout(ROUND, via.watch_stock(ReceiverStream::new(outbound)))
+        .await
+        .expect("the response head arrives before any message is sent")
+        .unwrap()
+        .into_inner();
+    for (round, product_id) in [7, 1, 500, 42, 7, 250].into_iter().enumerate() {
+        requests.send(GetStockRequest { product_id }).await.unwrap();
+        let reply = tokio::time::timeout(ROUND, replies.message())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("round {round}: no reply within {ROUND:?}; the gateway held a message back")
+            })
+            .unwrap()
+            .unwrap_or_else(|| panic!("round {round}: the stream ended early"));
+        let expected = direct
+            .get_stock(GetStockRequest { product_id })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply, expected, "round {round}");
+    }
+    // Closing the request side ends the reply stream cleanly, also through the gateway.
+    drop(requests);
+    let end = tokio::time::timeout(ROUND, replies.message())
+        .await
+        .expect("the stream ends once the caller's side is closed")
+        .unwrap();
+    assert_eq!(end, None);
 }

@@ -190,14 +190,19 @@ async fn one_of_three_endpoints_killed_mid_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_downstream_opens_its_breaker_fails_fast_and_recovers() {
+    const THRESHOLD: u64 = 5;
     let fleet = Fleet::start(1).await;
-    let policy = "ready_timeout = \"100ms\"\n[upstreams.inventory.breaker]\nconsecutive_failures = 5\nbackoff_min = \"300ms\"\nbackoff_max = \"600ms\"\n";
-    let gateway = start_gateway(&fleet.config(&fleet.inventory_endpoints(), policy))
+    let policy = format!(
+        "ready_timeout = \"100ms\"\n[upstreams.inventory.breaker]\nconsecutive_failures = \
+         {THRESHOLD}\nbackoff_min = \"300ms\"\nbackoff_max = \"600ms\"\n"
+    );
+    let gateway = start_gateway(&fleet.config(&fleet.inventory_endpoints(), &policy))
         .await
         .unwrap();
     let mut client = StorefrontClient::new(channel(gateway.local_addr()));
     check(&mut client).await.unwrap();
     let faults = fleet.inventory[0].faults();
+    faults.reset_stats();
     faults
         .set(FaultConfig {
             error_rate: 1.0,
@@ -214,8 +219,24 @@ async fn a_failing_downstream_opens_its_breaker_fails_fast_and_recovers() {
             opened_after = Some(call);
             break;
         }
+        assert!(
+            status.message().contains("injected"),
+            "until it opens, callers get the downstream's own failure: {status:?}"
+        );
     }
     let opened_after = opened_after.expect("the breaker opened");
+    // Each edge call's attempts (three, retried on UNAVAILABLE) go out one after another, so
+    // no call is in flight when a failure is counted: the breaker opens on exactly its
+    // threshold of downstream failures, not before and not later.
+    let failures_before_open = faults.stats();
+    assert_eq!(
+        failures_before_open.calls_failed_injected, THRESHOLD,
+        "downstream failures before the breaker opened: {failures_before_open:?}"
+    );
+    assert_eq!(
+        failures_before_open.calls_total, THRESHOLD,
+        "{failures_before_open:?}"
+    );
     // Past `ready_timeout` of having no ready endpoint, calls stop waiting at all.
     tokio::time::sleep(Duration::from_millis(150)).await;
 
@@ -374,6 +395,15 @@ async fn a_slow_endpoint_gets_a_small_share() {
     );
     assert_eq!(total, CALLS as u64 / 8 * 8);
     assert!(slow_share < 0.10, "{calls:?}");
+    // Avoided, not written off: the slow endpoint still takes some calls (it is tried until
+    // measured, and its estimate decays), and the two fast ones share the rest.
+    assert!(calls[0] > 0, "the slow endpoint was starved: {calls:?}");
+    for fast in &calls[1..] {
+        assert!(
+            *fast as f64 > total as f64 * 0.3,
+            "the fast endpoints share the rest: {calls:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,6 +451,102 @@ async fn a_hung_endpoint_is_avoided() {
     );
     assert!(hung_calls <= 12, "avoided: {hung_calls}");
     assert!(ok + 12 >= total, "{ok} of {total}");
+    // Avoided because it was tried and found hung, not by luck: it received calls, every one
+    // of them hung, and each failed edge call is one of them; the healthy endpoints carried
+    // every other call (one downstream call per edge call: deadlines are not retried).
+    let calls = fleet.inventory_calls();
+    let healthy = calls[1] + calls[2];
+    assert!(
+        hung_calls >= 1,
+        "the hung endpoint was never tried: {calls:?}"
+    );
+    assert_eq!(calls[0], hung_calls, "every call it took hung: {calls:?}");
+    assert_eq!(
+        total as u64 - ok as u64,
+        hung_calls,
+        "each failed edge call is one that hung: {calls:?}"
+    );
+    assert_eq!(
+        healthy, ok as u64,
+        "the healthy endpoints carried every successful call: {calls:?}"
+    );
+    assert!(
+        calls[1] > total as u64 / 4 && calls[2] > total as u64 / 4,
+        "both healthy endpoints took a share: {calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_use_the_edge_deadline_and_stop_before_it() {
+    const CALLS: usize = 5;
+    const DEADLINE: Duration = Duration::from_millis(300);
+    let fleet = Fleet::start(1).await;
+    // Backoffs of 40 ms, then 120 ms, then 360 ms (each ±20 %): within a 300 ms deadline the
+    // attempts start at about 0, 32–48 and 128–192 ms, and the fourth could start no earlier
+    // than 416 ms, so exactly three attempts fit, whatever the jitter draws. Breakers off:
+    // this is about retries alone.
+    let policy = "[upstreams.inventory.breaker]\nconsecutive_failures = 0\n\
+                  [upstreams.inventory.retry]\nmax_attempts = 5\ninitial_backoff = \"40ms\"\n\
+                  multiplier = 3.0\n";
+    let gateway = start_gateway(&fleet.config(&fleet.inventory_endpoints(), policy))
+        .await
+        .unwrap();
+    let mut client = StorefrontClient::new(channel(gateway.local_addr()));
+    check(&mut client).await.unwrap();
+    let faults = fleet.inventory[0].faults();
+    faults
+        .set(FaultConfig {
+            error_rate: 1.0,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    faults.start_journal();
+    let mut edges = Vec::new();
+    for _ in 0..CALLS {
+        let mut request = tonic::Request::new(CheckAvailabilityRequest {
+            product_id: 7,
+            quantity: 1000,
+        });
+        request.set_timeout(DEADLINE);
+        let sent = Instant::now();
+        let status = client.check_availability(request).await.unwrap_err();
+        edges.push((sent, sent.elapsed(), status));
+    }
+    let journal = faults.take_journal();
+    for (i, (sent, took, status)) in edges.iter().enumerate() {
+        let attempts: Vec<_> = journal
+            .iter()
+            .filter(|record| record.received >= *sent && record.received <= *sent + *took)
+            .collect();
+        let offsets: Vec<Duration> = attempts.iter().map(|r| r.received - *sent).collect();
+        assert_eq!(
+            attempts.len(),
+            3,
+            "edge call {i}: attempts at {offsets:?} (three fit in {DEADLINE:?})"
+        );
+        assert!(
+            offsets.iter().all(|at| *at < DEADLINE),
+            "edge call {i}: an attempt after the deadline: {offsets:?}"
+        );
+        // The last attempt's answer comes back as soon as no further retry fits, so the
+        // caller gets the downstream's status, not a deadline.
+        assert_eq!(
+            status.code(),
+            Code::Unavailable,
+            "edge call {i}: {status:?}"
+        );
+        assert!(
+            status.message().contains("injected"),
+            "edge call {i}: {status:?}"
+        );
+        assert!(*took < DEADLINE, "edge call {i} took {took:?}");
+    }
+    assert_eq!(journal.len(), 3 * CALLS, "{journal:?}");
+    println!(
+        "RESILIENCE retry deadline: {CALLS} edge calls with a {} deadline over a downstream \
+         failing every call: 3 attempts each (backoffs 40 ms, 120 ms), none after the deadline",
+        ms(DEADLINE)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
