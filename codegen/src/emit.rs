@@ -333,17 +333,18 @@ fn emit_service(service: &EdgeService, model: &Model, paths: &Paths) -> TokenStr
         }
 
         impl #composer {
-            /// Every downstream gRPC service these methods call; the gateway checks at start
-            /// that `gateway.toml` routes each of them.
-            pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &[#(#called),*];
-
             /// A composer calling downstream services through `downstreams`.
             pub fn new(downstreams: #c::Downstreams) -> Self {
                 Self { downstreams }
             }
+        }
 
-            /// The tonic service to serve.
-            pub fn into_server(self) -> #server_module::#server<Self> {
+        impl #c::Composer for #composer {
+            const DOWNSTREAM_SERVICES: &'static [&'static str] = &[#(#called),*];
+
+            type Server = #server_module::#server<Self>;
+
+            fn into_server(self) -> Self::Server {
                 #server_module::#server::new(self)
             }
         }

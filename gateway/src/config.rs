@@ -69,8 +69,10 @@ use http::Uri;
 use serde::Deserialize;
 use tonic::Code;
 
-use crate::resilience::policy::{
-    BreakerPolicy, BudgetPolicy, FailureRatePolicy, HedgePolicy, MAX_ATTEMPTS, MethodPolicy,
+use crate::resilience::policy::MAX_ATTEMPTS;
+/// The typed policy an upstream's section is validated into.
+pub use crate::resilience::policy::{
+    BreakerPolicy, BudgetPolicy, FailureRatePolicy, HedgePolicy, Hedging, MethodPolicy,
     RetryPolicy, UpstreamPolicy,
 };
 
@@ -411,8 +413,11 @@ impl Problems {
             Some(b) => self.budget(&format!("{key}.budget"), b),
         };
         let hedge = match &raw.hedge {
-            None => None,
-            Some(h) => self.hedge(&format!("{key}.hedge"), h, None),
+            None => Hedging::Unset,
+            Some(h) => match self.hedge(&format!("{key}.hedge"), h, None) {
+                Some(policy) => Hedging::On(policy),
+                None => Hedging::Off,
+            },
         };
         let mut methods = BTreeMap::new();
         for (method, raw_method) in &raw.methods {
@@ -449,7 +454,7 @@ impl Problems {
             let method_hedge = raw_method
                 .hedge
                 .as_ref()
-                .map(|h| self.hedge(&format!("{method_key}.hedge"), h, hedge.as_ref()));
+                .map(|h| self.hedge(&format!("{method_key}.hedge"), h, hedge.policy()));
             methods.insert(
                 method.clone(),
                 MethodPolicy {
@@ -468,7 +473,6 @@ impl Problems {
             breaker,
             retry,
             hedge,
-            hedge_off: raw.hedge.as_ref().is_some_and(|h| h.enabled == Some(false)),
             budget,
             dns_refresh,
             max_replay_bytes,
@@ -633,15 +637,15 @@ impl Problems {
 
     fn budget(&mut self, key: &str, raw: &RawBudget) -> BudgetPolicy {
         let defaults = BudgetPolicy::default();
-        let percent = match raw.percent {
-            None => defaults.percent,
+        let ratio = match raw.percent {
+            None => defaults.ratio,
             Some(p) if (0.0..=1000.0).contains(&p) => (p / 100.0) as f32,
             Some(p) => {
                 self.push(
                     format!("{key}.percent"),
                     format!("{p} is out of range; expected 0 to 1000 (percent of calls)"),
                 );
-                defaults.percent
+                defaults.ratio
             }
         };
         let min_per_second = self.bounded(
@@ -658,7 +662,7 @@ impl Problems {
             defaults.ttl
         };
         BudgetPolicy {
-            percent,
+            ratio,
             min_per_second,
             ttl,
         }
@@ -1134,11 +1138,11 @@ mod tests {
             policy.retry.retryable_codes,
             [Code::DeadlineExceeded, Code::ResourceExhausted]
         );
-        assert_eq!(policy.budget.percent, 0.1);
+        assert_eq!(policy.budget.ratio, 0.1);
         assert_eq!(policy.budget.ttl, Duration::from_secs(20));
         assert_eq!(
             policy.hedge,
-            Some(HedgePolicy {
+            Hedging::On(HedgePolicy {
                 delay: Duration::from_millis(30),
                 max_attempts: 3
             })

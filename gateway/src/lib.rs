@@ -15,24 +15,29 @@
 //! # }
 //! ```
 //!
+//! # Layers
+//!
+//! The modules form a one-way stack; each imports only from those below it:
+//!
+//! ```text
+//! server       listener, router, response bodies, health, admin, the builder   (server/)
+//! compose      the runtime of generated handlers: steps, map, expressions       (compose/)
+//! client       upstreams, typed calls with retries and hedging, pass-through    (client/)
+//! config       gateway.toml, validated into typed values                        (config.rs)
+//! resilience   the per-upstream stack: limit, deadline, balancer, breakers      (resilience/)
+//! grpc         grpc-timeout and deadlines, header names, local errors → status  (grpc/)
+//! ```
+//!
 //! See `ARCHITECTURE.md` at the repository root for the code map and the invariants.
 
-mod admin;
-mod body;
+mod client;
 pub mod compose;
 pub mod config;
-mod listener;
-mod replay;
-pub mod resilience;
-mod router;
+mod grpc;
+mod resilience;
 mod server;
-pub mod status;
 pub mod telemetry;
-mod upstream;
 
-pub use body::GatewayBody;
 pub use config::{ConfigError, GatewayConfig};
-pub use router::{LocalService, Route, Router};
+pub use grpc::status::LocalError;
 pub use server::{Gateway, GatewayBuilder, GatewayError, GatewayHandle, shutdown_signal};
-pub use status::LocalError;
-pub use upstream::{Upstream, UpstreamService};

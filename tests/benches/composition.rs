@@ -511,8 +511,8 @@ fn main() -> anyhow::Result<()> {
         let mut gateways = vec![
             start_gateway(&config, hand_written(false)).await?,
             start_gateway(&config, |builder| {
-                let server = StorefrontComposer::new(builder.downstreams()).into_server();
-                Ok(builder.grpc_service(server))
+                let composer = StorefrontComposer::new(builder.downstreams());
+                Ok(builder.composer(composer))
             })
             .await?,
         ];

@@ -128,10 +128,9 @@ pub async fn start_service(service: DemoService) -> anyhow::Result<ServiceHandle
 pub async fn start_gateway(config: &str) -> anyhow::Result<GatewayHandle> {
     let config = GatewayConfig::from_toml_str(config, "test gateway.toml")?;
     let builder = Gateway::builder(config);
-    let storefront = StorefrontComposer::new(builder.downstreams()).into_server();
+    let storefront = StorefrontComposer::new(builder.downstreams());
     let gateway = builder
-        .grpc_service(storefront)
-        .require_downstreams(StorefrontComposer::DOWNSTREAM_SERVICES)
+        .composer(storefront)
         .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;

@@ -435,7 +435,9 @@ async fn a_brief_slowdown_seen_by_two_edge_calls_ejects_nothing() {
         first.get_product_page(page("200m")),
         second.get_product_page(page("5S")),
     );
-    assert_eq!(short.expect_err("too slow").code(), Code::DeadlineExceeded);
+    // Which side ends the short call first (tonic's client timer or the gateway) does not
+    // matter here: what this test is about is the next call.
+    short.expect_err("too slow");
     long.expect("slow but answered");
     users.set(FaultConfig::default()).unwrap();
     let before = users.stats().calls_total;

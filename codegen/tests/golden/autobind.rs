@@ -136,18 +136,18 @@ pub struct ProductsComposer {
     downstreams: ::mosaic_gateway::compose::Downstreams,
 }
 impl ProductsComposer {
-    /// Every downstream gRPC service these methods call; the gateway checks at start
-    /// that `gateway.toml` routes each of them.
-    pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
-        "demo.catalog.v1.CatalogService",
-        "demo.inventory.v1.InventoryService",
-    ];
     /// A composer calling downstream services through `downstreams`.
     pub fn new(downstreams: ::mosaic_gateway::compose::Downstreams) -> Self {
         Self { downstreams }
     }
-    /// The tonic service to serve.
-    pub fn into_server(self) -> products_server::ProductsServer<Self> {
+}
+impl ::mosaic_gateway::compose::Composer for ProductsComposer {
+    const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
+        "demo.catalog.v1.CatalogService",
+        "demo.inventory.v1.InventoryService",
+    ];
+    type Server = products_server::ProductsServer<Self>;
+    fn into_server(self) -> Self::Server {
         products_server::ProductsServer::new(self)
     }
 }

@@ -286,19 +286,19 @@ pub struct ReviewsComposer {
     downstreams: ::mosaic_gateway::compose::Downstreams,
 }
 impl ReviewsComposer {
-    /// Every downstream gRPC service these methods call; the gateway checks at start
-    /// that `gateway.toml` routes each of them.
-    pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
-        "demo.catalog.v1.CatalogService",
-        "demo.reviews.v1.ReviewService",
-        "demo.users.v1.UserService",
-    ];
     /// A composer calling downstream services through `downstreams`.
     pub fn new(downstreams: ::mosaic_gateway::compose::Downstreams) -> Self {
         Self { downstreams }
     }
-    /// The tonic service to serve.
-    pub fn into_server(self) -> reviews_server::ReviewsServer<Self> {
+}
+impl ::mosaic_gateway::compose::Composer for ReviewsComposer {
+    const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
+        "demo.catalog.v1.CatalogService",
+        "demo.reviews.v1.ReviewService",
+        "demo.users.v1.UserService",
+    ];
+    type Server = reviews_server::ReviewsServer<Self>;
+    fn into_server(self) -> Self::Server {
         reviews_server::ReviewsServer::new(self)
     }
 }

@@ -153,17 +153,17 @@ pub struct CheckoutComposer {
     downstreams: ::mosaic_gateway::compose::Downstreams,
 }
 impl CheckoutComposer {
-    /// Every downstream gRPC service these methods call; the gateway checks at start
-    /// that `gateway.toml` routes each of them.
-    pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
-        "golden.resilience.v1.Prices",
-    ];
     /// A composer calling downstream services through `downstreams`.
     pub fn new(downstreams: ::mosaic_gateway::compose::Downstreams) -> Self {
         Self { downstreams }
     }
-    /// The tonic service to serve.
-    pub fn into_server(self) -> checkout_server::CheckoutServer<Self> {
+}
+impl ::mosaic_gateway::compose::Composer for CheckoutComposer {
+    const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
+        "golden.resilience.v1.Prices",
+    ];
+    type Server = checkout_server::CheckoutServer<Self>;
+    fn into_server(self) -> Self::Server {
         checkout_server::CheckoutServer::new(self)
     }
 }

@@ -89,17 +89,15 @@ pub struct ProfilesComposer {
     downstreams: ::mosaic_gateway::compose::Downstreams,
 }
 impl ProfilesComposer {
-    /// Every downstream gRPC service these methods call; the gateway checks at start
-    /// that `gateway.toml` routes each of them.
-    pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
-        "demo.users.v1.UserService",
-    ];
     /// A composer calling downstream services through `downstreams`.
     pub fn new(downstreams: ::mosaic_gateway::compose::Downstreams) -> Self {
         Self { downstreams }
     }
-    /// The tonic service to serve.
-    pub fn into_server(self) -> profiles_server::ProfilesServer<Self> {
+}
+impl ::mosaic_gateway::compose::Composer for ProfilesComposer {
+    const DOWNSTREAM_SERVICES: &'static [&'static str] = &["demo.users.v1.UserService"];
+    type Server = profiles_server::ProfilesServer<Self>;
+    fn into_server(self) -> Self::Server {
         profiles_server::ProfilesServer::new(self)
     }
 }

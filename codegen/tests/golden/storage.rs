@@ -192,15 +192,15 @@ pub struct EdgeComposer {
     downstreams: ::mosaic_gateway::compose::Downstreams,
 }
 impl EdgeComposer {
-    /// Every downstream gRPC service these methods call; the gateway checks at start
-    /// that `gateway.toml` routes each of them.
-    pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &["golden.storage.v1.Down"];
     /// A composer calling downstream services through `downstreams`.
     pub fn new(downstreams: ::mosaic_gateway::compose::Downstreams) -> Self {
         Self { downstreams }
     }
-    /// The tonic service to serve.
-    pub fn into_server(self) -> edge_server::EdgeServer<Self> {
+}
+impl ::mosaic_gateway::compose::Composer for EdgeComposer {
+    const DOWNSTREAM_SERVICES: &'static [&'static str] = &["golden.storage.v1.Down"];
+    type Server = edge_server::EdgeServer<Self>;
+    fn into_server(self) -> Self::Server {
         edge_server::EdgeServer::new(self)
     }
 }

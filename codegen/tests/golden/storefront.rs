@@ -713,20 +713,20 @@ pub struct StorefrontComposer {
     downstreams: ::mosaic_gateway::compose::Downstreams,
 }
 impl StorefrontComposer {
-    /// Every downstream gRPC service these methods call; the gateway checks at start
-    /// that `gateway.toml` routes each of them.
-    pub const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
+    /// A composer calling downstream services through `downstreams`.
+    pub fn new(downstreams: ::mosaic_gateway::compose::Downstreams) -> Self {
+        Self { downstreams }
+    }
+}
+impl ::mosaic_gateway::compose::Composer for StorefrontComposer {
+    const DOWNSTREAM_SERVICES: &'static [&'static str] = &[
         "demo.catalog.v1.CatalogService",
         "demo.inventory.v1.InventoryService",
         "demo.reviews.v1.ReviewService",
         "demo.users.v1.UserService",
     ];
-    /// A composer calling downstream services through `downstreams`.
-    pub fn new(downstreams: ::mosaic_gateway::compose::Downstreams) -> Self {
-        Self { downstreams }
-    }
-    /// The tonic service to serve.
-    pub fn into_server(self) -> storefront_server::StorefrontServer<Self> {
+    type Server = storefront_server::StorefrontServer<Self>;
+    fn into_server(self) -> Self::Server {
         storefront_server::StorefrontServer::new(self)
     }
 }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tonic::{Code, Status, TimeoutExpired};
 
-pub use crate::status::ComposeError;
+pub(super) use crate::grpc::status::ComposeError;
 
 /// Wraps a downstream failure so its message names the step and the downstream method:
 /// ``step `p` (demo.catalog.v1.CatalogService/GetProduct) failed: product 501 not found``.
@@ -89,7 +89,7 @@ where
     Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
 {
     let upstream = downstreams.get(service)?;
-    super::retry::call_with_retries(call, upstream, spec, message, send)
+    crate::client::call_with_retries(call, upstream, spec, message, send)
         .await
         .map_err(|status| step_failed(spec.step, spec.method, status))
 }

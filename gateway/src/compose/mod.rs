@@ -79,11 +79,9 @@
 //! ```
 
 pub mod cel;
-mod deadline;
-mod downstream;
+mod composer;
 mod error;
 mod map;
-mod retry;
 mod step;
 
 pub use std::sync::Arc;
@@ -95,10 +93,12 @@ pub use tokio::time::Instant;
 pub use tokio::try_join;
 pub use tonic::{Code, Request, Response, Status, async_trait};
 
-pub(crate) use self::deadline::parse_grpc_timeout;
-pub use self::deadline::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall};
-pub use self::downstream::{DownstreamChannel, Downstreams};
-pub use self::error::{ComposeError, call_downstream, step_failed};
+pub use self::composer::Composer;
+pub use self::error::{call_downstream, step_failed};
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
-pub use self::retry::{CallSpec, MethodDefaults};
 pub use self::step::{Step, step, step_if};
+pub use crate::client::{
+    CallSpec, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, DownstreamChannel, Downstreams, EdgeCall,
+    MethodDefaults,
+};
+pub use crate::grpc::status::ComposeError;

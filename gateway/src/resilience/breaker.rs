@@ -65,7 +65,7 @@ impl Default for BreakerPolicy {
 
 /// What a caller may do with the endpoint right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// Closed: send.
     Ready,
     /// The backoff has passed and no probe is out: this call may become the probe.
@@ -79,7 +79,7 @@ pub enum Readiness {
 
 /// A state change worth logging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// The breaker opened (or reopened after a failed probe) for `backoff`.
     Opened {
         /// How long until the next probe.
@@ -93,7 +93,7 @@ pub enum Change {
 
 /// Which mode opened the breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpenCause {
+pub(crate) enum OpenCause {
     /// `consecutive_failures` in a row.
     Consecutive,
     /// The failure-rate threshold over the window.
@@ -104,7 +104,7 @@ pub enum OpenCause {
 
 /// How a call ended, from the breaker's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The endpoint answered in a way that says it is healthy (any status but the failure ones).
     Success,
     /// The endpoint is the likely cause: transport error, `UNAVAILABLE`, `INTERNAL`, ….
@@ -113,7 +113,7 @@ pub enum Outcome {
 
 /// One endpoint's breaker.
 #[derive(Debug)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     state: State,
     consecutive: u32,
     window: RateWindow,
@@ -140,7 +140,7 @@ const BUCKETS: usize = 10;
 
 /// Ticket that says whether a call was the probe, so its outcome can be matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ticket {
+pub(crate) enum Ticket {
     /// A regular call made while the breaker was closed.
     Regular,
     /// The single probe call.
@@ -151,7 +151,7 @@ pub enum Ticket {
 
 impl Breaker {
     /// A closed breaker.
-    pub fn new(policy: &BreakerPolicy, now: Instant) -> Self {
+    pub(crate) fn new(policy: &BreakerPolicy, now: Instant) -> Self {
         Self {
             state: State::Closed,
             consecutive: 0,
@@ -161,12 +161,12 @@ impl Breaker {
     }
 
     /// Whether the breaker is open or probing (the endpoint is ejected).
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         !matches!(self.state, State::Closed)
     }
 
     /// What a caller may do now; never changes the state.
-    pub fn readiness(&self, now: Instant) -> Readiness {
+    pub(crate) fn readiness(&self, now: Instant) -> Readiness {
         match self.state {
             State::Closed => Readiness::Ready,
             State::Open { until } if now >= until => Readiness::ProbeDue,
@@ -177,7 +177,7 @@ impl Breaker {
 
     /// Takes the endpoint for one call. Returns `None` when it is not ready; a due probe is
     /// claimed here, so only one caller gets it.
-    pub fn acquire(&mut self, now: Instant) -> Option<Ticket> {
+    pub(crate) fn acquire(&mut self, now: Instant) -> Option<Ticket> {
         match self.readiness(now) {
             Readiness::Ready => Some(Ticket::Regular),
             Readiness::ProbeDue => {
@@ -190,7 +190,7 @@ impl Breaker {
 
     /// A claimed probe that ended without an outcome (cancelled by its caller) hands the probe
     /// back, so the next call can take it instead of the endpoint staying probing forever.
-    pub fn release_probe(&mut self, now: Instant) {
+    pub(crate) fn release_probe(&mut self, now: Instant) {
         if self.state == State::Probing {
             self.state = State::Open { until: now };
         }
@@ -198,7 +198,7 @@ impl Breaker {
 
     /// Records how a call ended. `may_open` is false when opening would eject more endpoints
     /// than the balancer allows; the breaker then stays closed (failures keep being counted).
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         policy: &BreakerPolicy,
         ticket: Ticket,

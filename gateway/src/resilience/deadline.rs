@@ -27,65 +27,36 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::Request;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::compose::parse_grpc_timeout;
+use crate::grpc::Deadline;
 
-/// The request header carrying a call's timeout.
-pub const GRPC_TIMEOUT: &str = "grpc-timeout";
-use crate::status::LocalError;
+use crate::grpc::status::LocalError;
 
 /// Request extension naming the edge call a downstream call is made for: the calls of one
 /// composed edge call share its deadline, so when they run out of time together the endpoint's
 /// breaker counts one failure, not one per call (see `balance.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct EdgeCallId(pub u64);
-
-/// The absolute deadline of a call, in its request's extensions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Deadline {
-    /// When the call must be answered by.
-    pub at: Instant,
-    /// The `grpc-timeout` it was computed from (so `at - timeout` is when the call arrived).
-    pub timeout: Duration,
-}
-
-/// Formats a `grpc-timeout` value (at most 8 digits and a unit), rounding down so the value
-/// never promises more time than `timeout`.
-pub fn grpc_timeout_value(timeout: Duration) -> http::HeaderValue {
-    const MAX: u128 = 99_999_999;
-    let text = if timeout.as_micros() <= MAX {
-        format!("{}u", timeout.as_micros())
-    } else if timeout.as_millis() <= MAX {
-        format!("{}m", timeout.as_millis())
-    } else if u128::from(timeout.as_secs()) <= MAX {
-        format!("{}S", timeout.as_secs())
-    } else {
-        format!("{}H", (u128::from(timeout.as_secs()) / 3600).min(MAX))
-    };
-    // ASCII digits and a letter: always a valid header value.
-    http::HeaderValue::try_from(text).unwrap_or(http::HeaderValue::from_static("0u"))
-}
+pub(crate) struct EdgeCallId(pub(crate) u64);
 
 /// The rest of a call's deadline, handed to its response once the head has arrived in time.
 #[derive(Debug)]
-pub struct BodyDeadline {
+pub(crate) struct BodyDeadline {
     /// Fires at the deadline; boxed so it moves from the response future into the body and the
     /// call registers one timer, not two.
-    pub sleep: Pin<Box<Sleep>>,
+    pub(crate) sleep: Pin<Box<Sleep>>,
     /// The deadline and the timeout it came from.
-    pub deadline: Deadline,
+    pub(crate) deadline: Deadline,
     /// The upstream, for the error message.
-    pub upstream: Arc<str>,
+    pub(crate) upstream: Arc<str>,
 }
 
 impl BodyDeadline {
     /// The gateway's answer at the deadline.
-    pub fn error(&self) -> LocalError {
+    pub(crate) fn error(&self) -> LocalError {
         LocalError::UpstreamDeadline {
             upstream: self.upstream.to_string(),
             timeout: self.deadline.timeout,
@@ -95,27 +66,27 @@ impl BodyDeadline {
 
 /// A response that can be bounded by the rest of its call's deadline (its body ends with
 /// `DEADLINE_EXCEEDED` trailers when the deadline passes first).
-pub trait ExpiresAt {
+pub(crate) trait ExpiresAt {
     /// Bounds the response by `deadline`.
     fn expires_at(&mut self, deadline: BodyDeadline);
 }
 
 /// Applies [`DeadlineService`] to a service.
 #[derive(Clone, Debug)]
-pub struct DeadlineLayer {
+pub(crate) struct DeadlineLayer {
     upstream: Arc<str>,
 }
 
 /// Enforces each request's `grpc-timeout` on the inner service (see the module docs).
 #[derive(Clone, Debug)]
-pub struct DeadlineService<S> {
+pub(crate) struct DeadlineService<S> {
     inner: S,
     upstream: Arc<str>,
 }
 
 pin_project! {
     /// The response future of [`DeadlineService`].
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         inner: F,
         deadline: Option<(Deadline, Pin<Box<Sleep>>)>,
@@ -127,7 +98,7 @@ pin_project! {
 
 impl DeadlineLayer {
     /// Deadlines for calls to `upstream` (named in errors).
-    pub fn new(upstream: Arc<str>) -> Self {
+    pub(crate) fn new(upstream: Arc<str>) -> Self {
         Self { upstream }
     }
 }
@@ -161,20 +132,13 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let deadline = match request.extensions().get::<Deadline>() {
             Some(deadline) => Some(*deadline),
-            None => request
-                .headers()
-                .get(GRPC_TIMEOUT)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_grpc_timeout)
-                .map(|timeout| {
-                    let now = Instant::now();
-                    let deadline = Deadline {
-                        at: now.checked_add(timeout).unwrap_or(now),
-                        timeout,
-                    };
+            None => {
+                let deadline = Deadline::from_headers(request.headers());
+                if let Some(deadline) = deadline {
                     request.extensions_mut().insert(deadline);
-                    deadline
-                }),
+                }
+                deadline
+            }
         };
         ResponseFuture {
             inner: self.inner.call(request),
@@ -229,6 +193,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use tower::{Layer, Service, ServiceExt};
     use tower_test::mock;
 
@@ -267,23 +233,6 @@ mod tests {
             local.to_string(),
             "upstream `users` did not answer within the call's deadline of 50ms"
         );
-    }
-
-    #[test]
-    fn grpc_timeout_values_round_down_and_fit_eight_digits() {
-        let cases = [
-            (Duration::from_micros(1_500), "1500u"),
-            (Duration::from_nanos(1_999), "1u"),
-            (Duration::from_secs(99), "99000000u"),
-            (Duration::from_secs(100), "100000m"),
-            (Duration::from_secs(200_000), "200000S"),
-            (Duration::from_secs(400_000_000), "111111H"),
-        ];
-        for (timeout, text) in cases {
-            assert_eq!(grpc_timeout_value(timeout), text, "{timeout:?}");
-            let parsed = parse_grpc_timeout(text).expect("parses");
-            assert!(parsed <= timeout);
-        }
     }
 
     #[tokio::test(start_paused = true)]

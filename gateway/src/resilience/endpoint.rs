@@ -34,7 +34,7 @@ use super::ewma::PeakEwma;
 
 /// The request body every upstream call carries: tonic's for typed calls, the caller's
 /// streamed body (boxed into tonic's type) for pass-through.
-pub type RequestBody = tonic::body::Body;
+pub(crate) type RequestBody = tonic::body::Body;
 
 /// How long an idle HTTP/2 connection waits between pings, and how long for the answer: dead
 /// peers (a host that vanished without closing its sockets) are found within half a minute.
@@ -74,7 +74,7 @@ pub(crate) struct Load {
 
 /// The load and breaker state, updated together under one lock.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     /// Latency estimate.
     pub ewma: PeakEwma,
     /// Circuit breaker.

@@ -18,14 +18,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The estimate a new endpoint starts with, before any call measured it.
-pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
+pub(super) const DEFAULT_RTT: Duration = Duration::from_millis(30);
 
 /// How fast old observations lose weight.
-pub const DECAY: Duration = Duration::from_secs(10);
+pub(super) const DECAY: Duration = Duration::from_secs(10);
 
 /// A peak-sensitive, exponentially weighted moving average of response latency.
 #[derive(Debug)]
-pub struct PeakEwma {
+pub(crate) struct PeakEwma {
     estimate_ns: f64,
     updated: Instant,
     measured: bool,
@@ -35,7 +35,7 @@ pub struct PeakEwma {
 
 impl PeakEwma {
     /// Starts at [`DEFAULT_RTT`].
-    pub fn new(now: Instant) -> Self {
+    pub(crate) fn new(now: Instant) -> Self {
         Self {
             estimate_ns: DEFAULT_RTT.as_nanos() as f64,
             updated: now,
@@ -44,17 +44,17 @@ impl PeakEwma {
     }
 
     /// The estimate at `now`, decayed for the time since the last observation.
-    pub fn estimate_ns(&self, now: Instant) -> f64 {
+    pub(crate) fn estimate_ns(&self, now: Instant) -> f64 {
         self.estimate_ns * self.weight(now)
     }
 
     /// Whether any latency was observed yet (before that the estimate is only a guess).
-    pub fn measured(&self) -> bool {
+    pub(crate) fn measured(&self) -> bool {
         self.measured
     }
 
     /// Blends in one observed latency.
-    pub fn observe(&mut self, rtt: Duration, now: Instant) {
+    pub(crate) fn observe(&mut self, rtt: Duration, now: Instant) {
         let rtt_ns = rtt.as_nanos() as f64;
         let weight = self.weight(now);
         let decayed = self.estimate_ns * weight;

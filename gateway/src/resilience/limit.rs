@@ -21,11 +21,11 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::status::LocalError;
+use crate::grpc::status::LocalError;
 
 /// Applies [`ConcurrencyLimit`] to a service; clones share one set of permits.
 #[derive(Clone, Debug)]
-pub struct ConcurrencyLimitLayer {
+pub(crate) struct ConcurrencyLimitLayer {
     permits: Arc<Semaphore>,
     max: usize,
     upstream: Arc<str>,
@@ -33,7 +33,7 @@ pub struct ConcurrencyLimitLayer {
 
 /// Sheds calls beyond the limit (see the module docs).
 #[derive(Clone, Debug)]
-pub struct ConcurrencyLimit<S> {
+pub(crate) struct ConcurrencyLimit<S> {
     inner: S,
     permits: Arc<Semaphore>,
     max: usize,
@@ -59,7 +59,7 @@ pin_project! {
 
 impl ConcurrencyLimitLayer {
     /// At most `max` calls in flight (at least one) to `upstream` (named in errors).
-    pub fn new(max: usize, upstream: Arc<str>) -> Self {
+    pub(crate) fn new(max: usize, upstream: Arc<str>) -> Self {
         let max = max.max(1);
         Self {
             permits: Arc::new(Semaphore::new(max)),
@@ -69,7 +69,7 @@ impl ConcurrencyLimitLayer {
     }
 
     /// Calls currently admitted.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.max - self.permits.available_permits()
     }
 }

@@ -32,11 +32,8 @@ pub struct UpstreamPolicy {
     pub breaker: BreakerPolicy,
     /// Retries of typed downstream calls.
     pub retry: RetryPolicy,
-    /// Hedging of idempotent typed calls; off unless configured.
-    pub hedge: Option<HedgePolicy>,
-    /// `hedge.enabled = false`: no hedging on this upstream, whatever the protos ask for
-    /// (a method's own `gateway.toml` override still applies).
-    pub hedge_off: bool,
+    /// Hedging of idempotent typed calls.
+    pub hedge: Hedging,
     /// The retry budget shared by every call to this upstream.
     pub budget: BudgetPolicy,
     /// How often endpoint host names are resolved again.
@@ -72,12 +69,37 @@ pub struct HedgePolicy {
     pub max_attempts: u32,
 }
 
-/// The retry budget: retries may add at most `percent` of the calls made over `ttl`, plus
+/// Hedging of an upstream's idempotent typed calls, as `[upstreams.NAME.hedge]` sets it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Hedging {
+    /// No section: a method hedges only when its proto annotation asks (`hedge_delay`).
+    #[default]
+    Unset,
+    /// `enabled = false`: no hedging on this upstream, whatever the protos ask for (a method's
+    /// own `gateway.toml` override still applies).
+    Off,
+    /// Every idempotent method is hedged with this policy (a proto's `hedge_delay` still sets
+    /// its method's own delay).
+    On(HedgePolicy),
+}
+
+impl Hedging {
+    /// The policy when hedging is on.
+    pub fn policy(&self) -> Option<&HedgePolicy> {
+        match self {
+            Self::On(policy) => Some(policy),
+            Self::Unset | Self::Off => None,
+        }
+    }
+}
+
+/// The retry budget: retries may add at most `ratio` of the calls made over `ttl`, plus
 /// `min_per_second` so that quiet upstreams can still retry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BudgetPolicy {
-    /// Retries allowed per original call, as a share (0.2 = 20 %).
-    pub percent: f32,
+    /// Retries allowed per original call, as a share (0.2 = 20 %; `percent = 20` in
+    /// `gateway.toml`).
+    pub ratio: f32,
     /// Retries per second allowed regardless of traffic.
     pub min_per_second: u32,
     /// How long a call's deposit counts.
@@ -99,7 +121,7 @@ pub struct MethodPolicy {
 }
 
 /// The hard cap on attempts from gRFC A6.
-pub const MAX_ATTEMPTS: u32 = 5;
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
 
 impl Default for UpstreamPolicy {
     fn default() -> Self {
@@ -110,8 +132,7 @@ impl Default for UpstreamPolicy {
             max_ejection_percent: 10,
             breaker: BreakerPolicy::default(),
             retry: RetryPolicy::default(),
-            hedge: None,
-            hedge_off: false,
+            hedge: Hedging::Unset,
             budget: BudgetPolicy::default(),
             dns_refresh: Duration::from_secs(30),
             max_replay_bytes: 64 * 1024,
@@ -137,7 +158,7 @@ impl Default for BudgetPolicy {
     /// 20 % over 10 s, plus 10 retries per second.
     fn default() -> Self {
         Self {
-            percent: 0.2,
+            ratio: 0.2,
             min_per_second: 10,
             ttl: Duration::from_secs(10),
         }

@@ -65,10 +65,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     let builder = Gateway::builder(config);
-    let storefront = StorefrontComposer::new(builder.downstreams()).into_server();
+    let storefront = StorefrontComposer::new(builder.downstreams());
     let gateway = builder
-        .grpc_service(storefront)
-        .require_downstreams(StorefrontComposer::DOWNSTREAM_SERVICES)
+        .composer(storefront)
         .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;

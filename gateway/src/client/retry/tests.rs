@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::config::UpstreamConfig;
-use crate::resilience::{BudgetPolicy, MethodPolicy, UpstreamPolicy};
+use crate::config::{BudgetPolicy, Hedging, MethodPolicy, UpstreamPolicy};
 
 const METHOD: &str = "demo.users.v1.UserService/GetUser";
 
@@ -26,7 +26,7 @@ fn upstream(policy: UpstreamPolicy) -> Upstream {
 fn generous() -> UpstreamPolicy {
     UpstreamPolicy {
         budget: BudgetPolicy {
-            percent: 1000.0,
+            ratio: 1000.0,
             min_per_second: 1000,
             ttl: Duration::from_secs(10),
         },
@@ -243,7 +243,7 @@ async fn retries_stop_at_the_edge_deadline() {
 async fn the_budget_caps_retries_at_its_share_of_calls() {
     let upstream = upstream(UpstreamPolicy {
         budget: BudgetPolicy {
-            percent: 0.2,
+            ratio: 0.2,
             min_per_second: 0,
             ttl: Duration::from_secs(10),
         },
@@ -270,7 +270,7 @@ async fn the_budget_caps_retries_at_its_share_of_calls() {
 #[tokio::test(start_paused = true)]
 async fn hedging_sends_a_second_attempt_after_the_delay_and_the_first_good_answer_wins() {
     let mut policy = generous();
-    policy.hedge = Some(HedgePolicy {
+    policy.hedge = Hedging::On(HedgePolicy {
         delay: Duration::from_millis(50),
         max_attempts: 2,
     });
@@ -325,7 +325,7 @@ async fn hedging_sends_a_second_attempt_after_the_delay_and_the_first_good_answe
 #[tokio::test(start_paused = true)]
 async fn a_fatal_answer_ends_hedging_and_retryable_ones_let_the_others_run() {
     let mut policy = generous();
-    policy.hedge = Some(HedgePolicy {
+    policy.hedge = Hedging::On(HedgePolicy {
         delay: Duration::from_millis(20),
         max_attempts: 3,
     });
@@ -365,7 +365,7 @@ async fn a_fatal_answer_ends_hedging_and_retryable_ones_let_the_others_run() {
 #[tokio::test(start_paused = true)]
 async fn a_shed_hedge_does_not_cancel_the_attempt_still_running() {
     let mut policy = generous();
-    policy.hedge = Some(HedgePolicy {
+    policy.hedge = Hedging::On(HedgePolicy {
         delay: Duration::from_millis(20),
         max_attempts: 3,
     });
@@ -400,7 +400,7 @@ async fn a_shed_hedge_does_not_cancel_the_attempt_still_running() {
 #[tokio::test(start_paused = true)]
 async fn the_upstream_switch_turns_off_hedging_asked_for_by_the_proto() {
     let upstream = upstream(UpstreamPolicy {
-        hedge_off: true,
+        hedge: Hedging::Off,
         ..generous()
     });
     let mut hedged = spec(true);

@@ -16,17 +16,17 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
-use crate::body::{CallLog, GatewayBody};
-use crate::status::LocalError;
-use crate::upstream::Upstream;
+use super::body::{CallLog, GatewayBody};
+use crate::client::Upstream;
+use crate::grpc::status::LocalError;
 
 /// A gRPC service hosted inside the gateway process.
-pub type LocalService =
+pub(super) type LocalService =
     BoxCloneSyncService<Request<tonic::body::Body>, Response<tonic::body::Body>, Infallible>;
 
 /// Where calls to one gRPC service go.
 #[derive(Clone)]
-pub enum Route {
+pub(super) enum Route {
     /// Served in process.
     Local(LocalService),
     /// Forwarded unchanged to an upstream.
@@ -35,7 +35,7 @@ pub enum Route {
 
 /// The routing table of one gateway.
 #[derive(Clone, Default)]
-pub struct Router {
+pub(super) struct Router {
     routes: HashMap<Box<str>, Route>,
 }
 
@@ -43,17 +43,12 @@ pub struct Router {
 
 impl Router {
     /// Adds a route; returns the route it replaced, if the service was already routed.
-    pub fn insert(&mut self, service: &str, route: Route) -> Option<Route> {
+    pub(super) fn insert(&mut self, service: &str, route: Route) -> Option<Route> {
         self.routes.insert(service.into(), route)
     }
 
-    /// Whether `service` has a route.
-    pub fn contains(&self, service: &str) -> bool {
-        self.routes.contains_key(service)
-    }
-
     /// Every routed service name, sorted.
-    pub fn services(&self) -> Vec<&str> {
+    pub(super) fn services(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.routes.keys().map(AsRef::as_ref).collect();
         names.sort_unstable();
         names

@@ -47,11 +47,12 @@ use tonic::{Code, Request, Response, Status};
 use tower::retry::budget::Budget;
 
 use super::EdgeCall;
-use super::downstream::DownstreamChannel;
+use super::downstreams::DownstreamChannel;
+use super::upstream::Upstream;
+use crate::grpc::headers::{PREVIOUS_ATTEMPTS, RETRY_PUSHBACK as PUSHBACK};
+use crate::grpc::status::LocalError;
 use crate::resilience::policy::MAX_ATTEMPTS;
-use crate::resilience::{HedgePolicy, RetryPolicy};
-use crate::status::LocalError;
-use crate::upstream::Upstream;
+use crate::resilience::policy::{HedgePolicy, Hedging, RetryPolicy};
 
 /// What the generated code knows about one downstream call.
 #[derive(Clone, Copy, Debug)]
@@ -88,11 +89,6 @@ struct Effective<'a> {
     retry: std::borrow::Cow<'a, RetryPolicy>,
     hedge: Option<HedgePolicy>,
 }
-
-/// Header telling the downstream how many attempts came before this one (gRFC A6).
-const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
-/// Header by which a downstream asks for a specific delay before a retry, or none.
-const PUSHBACK: &str = "grpc-retry-pushback-ms";
 
 /// Runs one downstream call with the upstream's retry and hedging policy; `send` performs one
 /// attempt on the channel it is given.
@@ -355,7 +351,7 @@ fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
     let hedge = match method.and_then(|m| m.hedge.clone()) {
         Some(hedge) => hedge,
         // `enabled = false` on the upstream is the deployment's switch over the annotations.
-        None if policy.hedge_off => None,
+        None if policy.hedge == Hedging::Off => None,
         None => spec
             .defaults
             .hedge_delay
@@ -363,7 +359,7 @@ fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
                 delay,
                 max_attempts: 2,
             })
-            .or_else(|| policy.hedge.clone()),
+            .or_else(|| policy.hedge.policy().cloned()),
     };
     Effective {
         idempotent,

@@ -25,19 +25,20 @@ use tower::retry::budget::Budget;
 use tower::retry::budget::TpsBudget;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::compose::parse_grpc_timeout;
+use super::replay::{self, Buffered, ReplayableMethods};
 use crate::config::UpstreamConfig;
-use crate::replay::{self, Buffered, ReplayableMethods};
+use crate::grpc::Deadline;
+use crate::grpc::headers::PREVIOUS_ATTEMPTS;
+use crate::grpc::status::LocalError;
 use crate::resilience::Discovery;
 use crate::resilience::balance::{AvoidEndpoints, Balance, Balancer, ResponseBody};
-use crate::resilience::deadline::{Deadline, DeadlineLayer, DeadlineService, GRPC_TIMEOUT};
+use crate::resilience::deadline::{DeadlineLayer, DeadlineService};
 use crate::resilience::endpoint::{Endpoint, EndpointAddr, RequestBody};
 use crate::resilience::limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
 use crate::resilience::policy::UpstreamPolicy;
-use crate::status::LocalError;
 
 /// The stack every call to an upstream goes through; cheap to clone.
-pub type UpstreamService = ConcurrencyLimit<DeadlineService<Balance>>;
+pub(crate) type UpstreamStack = ConcurrencyLimit<DeadlineService<Balance>>;
 
 /// A named downstream service with one or more endpoints and its resilience stack.
 pub struct Upstream {
@@ -47,15 +48,12 @@ pub struct Upstream {
     discovery: Arc<Discovery>,
     make_endpoint: Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync>,
     limit: ConcurrencyLimitLayer,
-    stack: UpstreamService,
+    stack: UpstreamStack,
     budget: TpsBudget,
     /// Pass-through methods whose calls may be retried after a reset; set once the descriptor
     /// sets are known (`GatewayBuilder::bind`).
     replayable: OnceLock<ReplayableMethods>,
 }
-
-/// Header telling the upstream how many attempts came before this one (gRFC A6).
-const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
 
 /// Headers that describe one HTTP/1 connection rather than the request; never forwarded.
 const HOP_BY_HOP: [header::HeaderName; 4] = [
@@ -105,7 +103,7 @@ impl Upstream {
         let budget = TpsBudget::new(
             policy.budget.ttl,
             policy.budget.min_per_second,
-            policy.budget.percent,
+            policy.budget.ratio,
         );
         Self {
             name,
@@ -163,7 +161,7 @@ impl Upstream {
 
     /// A clone of the upstream's stack, for one call. Starts endpoint discovery the first time
     /// it is asked for from inside a runtime.
-    pub fn service(&self) -> UpstreamService {
+    pub(crate) fn stack(&self) -> UpstreamStack {
         if self.discovery.pending() {
             self.discovery
                 .start_once(&self.balancer, Arc::clone(&self.make_endpoint));
@@ -197,7 +195,7 @@ impl Upstream {
         &self,
         request: Request<RequestBody>,
     ) -> Result<Response<ResponseBody>, LocalError> {
-        let mut service = self.service();
+        let mut service = self.stack();
         let ready = service.ready().await;
         let result = match ready {
             Ok(service) => service.call(request).await,
@@ -215,18 +213,7 @@ impl Upstream {
         let (mut parts, body) = request.into_parts();
         // The deadline is fixed before reading the body: reading and every attempt share it
         // (the deadline layer keeps a `Deadline` it finds).
-        let deadline = parts
-            .headers
-            .get(GRPC_TIMEOUT)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map(|timeout| {
-                let now = Instant::now();
-                Deadline {
-                    at: now.checked_add(timeout).unwrap_or(now),
-                    timeout,
-                }
-            });
+        let deadline = Deadline::from_headers(&parts.headers);
         if let Some(deadline) = deadline {
             parts.extensions.insert(deadline);
         }

@@ -26,11 +26,11 @@ use http::{Request, Response};
 use tonic::Status;
 use tower::Service;
 
-use super::error::ComposeError;
+use super::upstream::{Upstream, UpstreamStack};
 use crate::config::UpstreamConfig;
+use crate::grpc::status::ComposeError;
+use crate::grpc::status::LocalError;
 use crate::resilience::balance::ResponseBody;
-use crate::status::LocalError;
-use crate::upstream::{Upstream, UpstreamService};
 
 /// Upstreams by gRPC service name; cheap to clone (clones share everything).
 #[derive(Clone, Debug)]
@@ -41,7 +41,7 @@ pub struct Downstreams {
 /// The transport of a generated tonic client: one call through an upstream's stack.
 #[derive(Clone, Debug)]
 pub struct DownstreamChannel {
-    inner: UpstreamService,
+    inner: UpstreamStack,
     upstream: Arc<str>,
 }
 
@@ -114,7 +114,7 @@ impl DownstreamChannel {
     /// A channel through `upstream`'s stack.
     pub fn new(upstream: &Upstream) -> Self {
         Self {
-            inner: upstream.service(),
+            inner: upstream.stack(),
             upstream: Arc::clone(upstream.name()),
         }
     }

@@ -172,7 +172,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::resilience::{MethodPolicy, RetryPolicy};
+    use crate::config::{MethodPolicy, RetryPolicy};
 
     fn method(
         name: &str,

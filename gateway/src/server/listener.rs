@@ -15,7 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::router::Router;
+use super::router::Router;
 
 /// Upper bound on concurrent streams per HTTP/2 connection. Set on purpose rather than left to
 /// the library default, because clients size their connection pools from it.

@@ -40,7 +40,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Request, Status};
 
-use super::error::ComposeError;
+use crate::grpc::headers::GRPC_TIMEOUT;
+use crate::grpc::status::ComposeError;
+use crate::grpc::{Deadline, parse_grpc_timeout};
 use crate::resilience::deadline::EdgeCallId;
 
 /// The edge budget of a method with no `timeout` annotation.
@@ -50,20 +52,13 @@ pub const DEFAULT_EDGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// module docs for how it shrinks near the deadline).
 pub const DOWNSTREAM_MARGIN: Duration = Duration::from_millis(5);
 
-/// The largest `grpc-timeout` the wire format can carry (8 digits of hours). Longer budgets are
-/// cut to it, so a deadline can always be written as a header.
-const MAX_GRPC_TIMEOUT: Duration = Duration::from_secs(99_999_999 * 3600);
-
-const GRPC_TIMEOUT_HEADER: &str = "grpc-timeout";
-
 /// One edge call's context: which method it is and when it must be answered by.
 ///
 /// It is `Copy`, so generated code moves it into every step without ceremony.
 #[derive(Clone, Copy, Debug)]
 pub struct EdgeCall {
     method: &'static str,
-    deadline: Instant,
-    budget: Duration,
+    deadline: Deadline,
     /// Tags every downstream request, so breakers count one expiry per edge call.
     id: EdgeCallId,
 }
@@ -85,16 +80,13 @@ impl EdgeCall {
         method_timeout: Option<Duration>,
     ) -> EdgeCall {
         let ceiling = method_timeout.unwrap_or(DEFAULT_EDGE_TIMEOUT);
-        let caller = request
-            .metadata()
-            .get(GRPC_TIMEOUT_HEADER)
-            .and_then(|value| {
-                let parsed = value.to_str().ok().and_then(parse_grpc_timeout);
-                if parsed.is_none() {
-                    tracing::debug!(method, ?value, "ignoring a malformed grpc-timeout header");
-                }
-                parsed
-            });
+        let caller = request.metadata().get(GRPC_TIMEOUT).and_then(|value| {
+            let parsed = value.to_str().ok().and_then(parse_grpc_timeout);
+            if parsed.is_none() {
+                tracing::debug!(method, ?value, "ignoring a malformed grpc-timeout header");
+            }
+            parsed
+        });
         let budget = caller.map_or(ceiling, |caller| caller.min(ceiling));
         Self::with_budget(method, budget)
     }
@@ -103,15 +95,9 @@ impl EdgeCall {
     /// (tests, handlers started by other means). Budgets longer than a `grpc-timeout` can carry
     /// (8 digits of hours, over 11 000 years) are cut to that.
     pub fn with_budget(method: &'static str, budget: Duration) -> EdgeCall {
-        let budget = budget.min(MAX_GRPC_TIMEOUT);
-        let now = Instant::now();
-        // `checked_add` cannot fail for budgets under MAX_GRPC_TIMEOUT on real clocks; if it
-        // ever did, an already-passed deadline fails the call cleanly instead of panicking.
-        let deadline = now.checked_add(budget).unwrap_or(now);
         EdgeCall {
             method,
-            deadline,
-            budget,
+            deadline: Deadline::after(budget),
             id: EdgeCallId(NEXT_EDGE_CALL.fetch_add(1, Ordering::Relaxed)),
         }
     }
@@ -123,17 +109,17 @@ impl EdgeCall {
 
     /// When the edge call must be answered by.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.deadline.at
     }
 
     /// The whole time the call was given.
     pub fn budget(&self) -> Duration {
-        self.budget
+        self.deadline.timeout
     }
 
     /// Time left until the deadline; zero once it has passed.
     pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        self.deadline.remaining()
     }
 
     /// Runs the handler body under the edge deadline.
@@ -145,7 +131,7 @@ impl EdgeCall {
     where
         F: Future<Output = Result<T, Status>>,
     {
-        match tokio::time::timeout_at(self.deadline, body).await {
+        match tokio::time::timeout_at(self.deadline.at, body).await {
             Ok(result) => result,
             Err(_elapsed) => Err(self.deadline_exceeded()),
         }
@@ -182,31 +168,9 @@ impl EdgeCall {
     fn deadline_exceeded(&self) -> Status {
         ComposeError::DeadlineExceeded {
             method: self.method,
-            budget: self.budget,
+            budget: self.deadline.timeout,
         }
         .to_status()
-    }
-}
-
-/// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit, `H` (hours), `M` (minutes),
-/// `S` (seconds), `m` (milliseconds), `u` (microseconds) or `n` (nanoseconds), per the gRPC
-/// over HTTP/2 spec. Anything else is `None`.
-pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let unit_at = value.len().checked_sub(1)?;
-    let (digits, unit) = (value.get(..unit_at)?, value.get(unit_at..)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // At most 99_999_999, so no unit below overflows.
-    let amount: u64 = digits.parse().ok()?;
-    match unit {
-        "H" => Some(Duration::from_secs(amount * 3600)),
-        "M" => Some(Duration::from_secs(amount * 60)),
-        "S" => Some(Duration::from_secs(amount)),
-        "m" => Some(Duration::from_millis(amount)),
-        "u" => Some(Duration::from_micros(amount)),
-        "n" => Some(Duration::from_nanos(amount)),
-        _ => None,
     }
 }
 
@@ -215,15 +179,15 @@ mod tests {
     use tonic::Code;
 
     use super::*;
+    use crate::grpc::deadline::MAX_GRPC_TIMEOUT;
 
     const PAGE: &str = "demo.storefront.v1.Storefront/GetProductPage";
 
     fn request_with_timeout(value: &str) -> Request<()> {
         let mut request = Request::new(());
-        request.metadata_mut().insert(
-            GRPC_TIMEOUT_HEADER,
-            value.parse().expect("ASCII header value"),
-        );
+        request
+            .metadata_mut()
+            .insert(GRPC_TIMEOUT, value.parse().expect("ASCII header value"));
         request
     }
 
@@ -231,48 +195,10 @@ mod tests {
     fn header_timeout<M>(request: &Request<M>) -> Duration {
         let value = request
             .metadata()
-            .get(GRPC_TIMEOUT_HEADER)
+            .get(GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         parse_grpc_timeout(value).expect("a well-formed grpc-timeout")
-    }
-
-    #[test]
-    fn parses_every_grpc_timeout_unit() {
-        let cases = [
-            ("1H", Duration::from_secs(3600)),
-            ("2M", Duration::from_secs(120)),
-            ("3S", Duration::from_secs(3)),
-            ("50m", Duration::from_millis(50)),
-            ("5u", Duration::from_micros(5)),
-            ("6n", Duration::from_nanos(6)),
-            ("0m", Duration::ZERO),
-            ("99999999H", MAX_GRPC_TIMEOUT),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(parse_grpc_timeout(text), Some(expected), "{text}");
-        }
-    }
-
-    #[test]
-    fn rejects_malformed_grpc_timeouts() {
-        for text in [
-            "",
-            "m",
-            "5",
-            "123456789m",
-            "5x",
-            "-5m",
-            "+5m",
-            " 5m",
-            "5 m",
-            "5mm",
-            "5é",
-            "é",
-            "1.5S",
-        ] {
-            assert_eq!(parse_grpc_timeout(text), None, "{text:?}");
-        }
     }
 
     #[tokio::test(start_paused = true)]

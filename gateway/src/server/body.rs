@@ -18,8 +18,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
+use crate::grpc::status::{self, LocalError};
 use crate::resilience::balance::ResponseBody;
-use crate::status::{self, LocalError};
 
 pin_project! {
     /// The body of a response sent by the gateway.

@@ -1,0 +1,19 @@
+//! The bottom layer: gRPC's wire conventions the gateway reads and writes, and the one
+//! mapping of local failures to statuses. It imports nothing else of the crate.
+
+pub(crate) mod deadline;
+pub(crate) mod status;
+
+pub(crate) use deadline::{Deadline, grpc_timeout_value, parse_grpc_timeout};
+
+/// The header names the gateway reads or writes, each in one place.
+pub(crate) mod headers {
+    /// A call's timeout (gRPC over HTTP/2).
+    pub(crate) const GRPC_TIMEOUT: &str = "grpc-timeout";
+    /// A call's status code, in the trailers or a trailers-only head.
+    pub(crate) const GRPC_STATUS: &str = "grpc-status";
+    /// How many attempts of a call came before this one (gRFC A6).
+    pub(crate) const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
+    /// A downstream's requested delay before a retry, or none (gRFC A6).
+    pub(crate) const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
+}
