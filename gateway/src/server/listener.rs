@@ -3,7 +3,9 @@
 //! Each accepted connection is served by hyper's automatic HTTP/1.1 / HTTP/2 detection and
 //! registered with a graceful-shutdown watcher, so that shutdown can stop accepting at once and
 //! then let in-flight calls finish (HTTP/2 connections receive GOAWAY, HTTP/1.1 connections close
-//! after their current response).
+//! after their current response). When the drain timeout passes, [`Connections::cut`] closes
+//! every connection still open, which cancels its calls: the gateway may be embedded in a
+//! process that goes on running, so leaving them to the process's exit is not enough.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::router::Router;
 
@@ -24,13 +27,32 @@ const MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
+/// The connections still open when the listener stopped accepting.
+pub(crate) struct Connections {
+    graceful: GracefulShutdown,
+    cut: watch::Sender<bool>,
+}
+
+impl Connections {
+    /// Asks every connection to finish its calls and close (GOAWAY); completes once all have.
+    pub(crate) async fn drain(&mut self) {
+        let graceful = std::mem::replace(&mut self.graceful, GracefulShutdown::new());
+        graceful.shutdown().await;
+    }
+
+    /// Closes every connection still open, cancelling its calls.
+    pub(crate) fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
 /// Serves connections from `listener` until `signal` completes; returns the live connections so
 /// the caller can drain them.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Arc<Router>,
     signal: impl Future<Output = ()> + Send,
-) -> GracefulShutdown {
+) -> Connections {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     builder
@@ -38,6 +60,7 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     let connections = GracefulShutdown::new();
+    let (cut, cut_signal) = watch::channel(false);
     let mut signal = std::pin::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
@@ -60,11 +83,21 @@ pub(crate) async fn serve(
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = connections.watch(connection);
+        let mut cut_signal = cut_signal.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+            tokio::select! {
+                ended = connection => if let Err(error) = ended {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                },
+                // Dropping the connection closes it; its calls' tasks see the reset and stop.
+                _ = cut_signal.wait_for(|cut| *cut) => {
+                    tracing::debug!(%peer, "connection cut at the drain timeout");
+                }
             }
         });
     }
-    connections
+    Connections {
+        graceful: connections,
+        cut,
+    }
 }

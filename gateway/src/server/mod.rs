@@ -413,7 +413,7 @@ impl Gateway {
             "gateway serving"
         );
 
-        let connections = listener::serve(listener, router.clone(), signal).await;
+        let mut connections = listener::serve(listener, router.clone(), signal).await;
 
         let _ = draining_tx.send(true);
         health
@@ -425,12 +425,15 @@ impl Gateway {
                 .await;
         }
         tracing::info!(?drain_timeout, "shutting down: draining in-flight calls");
-        match tokio::time::timeout(drain_timeout, connections.shutdown()).await {
+        match tokio::time::timeout(drain_timeout, connections.drain()).await {
             Ok(()) => tracing::info!("gateway stopped: all calls drained"),
-            Err(_) => tracing::warn!(
-                ?drain_timeout,
-                "gateway stopped: drain timeout passed, remaining calls were cut off"
-            ),
+            Err(_) => {
+                connections.cut();
+                tracing::warn!(
+                    ?drain_timeout,
+                    "gateway stopped: drain timeout passed, remaining calls were cut off"
+                );
+            }
         }
         if let Some(task) = admin_task {
             task.abort();
