@@ -20,6 +20,9 @@ use mosaic_tests::{channel, start_gateway, start_service};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 /// Every demo service, with `inventory` instances of the inventory service.
 struct Fleet {
@@ -511,4 +514,145 @@ async fn a_recovered_downstream_serves_fan_out_traffic_within_backoff_min_and_on
             .expect("stays in rotation");
     }
     gateway.shutdown().await;
+}
+
+// === health ===
+
+async fn health_of(client: &mut HealthClient<Channel>, service: &str) -> ServingStatus {
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(response.status).unwrap()
+}
+
+/// Polls `service`'s health until it is `wanted`, for at most `within`; returns how long.
+async fn until_health(
+    client: &mut HealthClient<Channel>,
+    service: &str,
+    wanted: ServingStatus,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = health_of(client, service).await;
+        if status == wanted {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{service} still {status:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_the_breakers_of_the_upstreams_a_service_needs_and_flips_on_drain() {
+    const INVENTORY: &str = "demo.inventory.v1.InventoryService";
+    const STOREFRONT: &str = "demo.storefront.v1.Storefront";
+    const USERS: &str = "demo.users.v1.UserService";
+    let fleet = Fleet::start(1).await;
+    let inventory = &fleet.inventory[0];
+    let breaker = "[upstreams.inventory.breaker]\nconsecutive_failures = 2\nbackoff_min = \"1s\"\n";
+    let gateway = start_gateway(&fleet.config(&[inventory.endpoint()], breaker))
+        .await
+        .unwrap();
+    let edge = channel(gateway.local_addr());
+    let mut health = HealthClient::new(edge.clone());
+    for service in ["", INVENTORY, STOREFRONT, USERS] {
+        assert_eq!(
+            health_of(&mut health, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+
+    // The inventory service fails every call: two failures open its only endpoint's breaker.
+    inventory
+        .faults()
+        .set(FaultConfig {
+            error_rate: 1.0,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let mut client = InventoryServiceClient::new(edge.clone());
+    for _ in 0..2 {
+        client
+            .get_stock(GetStockRequest { product_id: 7 })
+            .await
+            .expect_err("injected UNAVAILABLE");
+    }
+    let opened = Instant::now();
+    until_health(
+        &mut health,
+        INVENTORY,
+        ServingStatus::NotServing,
+        Duration::from_millis(500),
+    )
+    .await;
+    // The storefront calls inventory, so it cannot serve either; users is unaffected.
+    assert_eq!(
+        health_of(&mut health, STOREFRONT).await,
+        ServingStatus::NotServing
+    );
+    assert_eq!(health_of(&mut health, USERS).await, ServingStatus::Serving);
+    assert_eq!(health_of(&mut health, "").await, ServingStatus::Serving);
+
+    // Recovered: once the probe is due (backoff_min), the service is reported serving again,
+    // so a client that checks health first sends the call that probes.
+    inventory.faults().set(FaultConfig::default()).unwrap();
+    until_health(
+        &mut health,
+        INVENTORY,
+        ServingStatus::Serving,
+        Duration::from_secs(3),
+    )
+    .await;
+    let back = opened.elapsed();
+    assert!(
+        back >= Duration::from_millis(900) && back < Duration::from_millis(1500),
+        "serving again when the probe is due: {back:?}"
+    );
+    client
+        .get_stock(GetStockRequest { product_id: 7 })
+        .await
+        .expect("the probe succeeds");
+    assert_eq!(
+        health_of(&mut health, STOREFRONT).await,
+        ServingStatus::Serving
+    );
+
+    // Shutdown: a Watch stream sees every status go NOT_SERVING before the drain.
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: INVENTORY.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().expect("the current status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let shutdown = tokio::spawn(gateway.shutdown());
+    let next = tokio::time::timeout(Duration::from_secs(2), watch.message())
+        .await
+        .expect("a status change before the stream ends");
+    let status = next
+        .ok()
+        .flatten()
+        .expect("NOT_SERVING, not the end of the stream")
+        .status;
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    // Then the stream ends, so it does not hold the drain (30 s by default) open.
+    let end = tokio::time::timeout(Duration::from_secs(2), watch.message())
+        .await
+        .expect("the watch stream ends");
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    tokio::time::timeout(Duration::from_secs(2), shutdown)
+        .await
+        .expect("drained at once")
+        .unwrap();
 }

@@ -23,13 +23,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::server::NamedService;
-use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
 mod admin;
 mod body;
+mod health;
 mod listener;
 mod router;
 
@@ -91,6 +91,8 @@ pub struct GatewayBuilder {
     descriptor_sets: Vec<FileDescriptorSet>,
     local: Vec<(&'static str, LocalService)>,
     required: Vec<&'static str>,
+    /// Composed services and the downstream services each calls, for health.
+    composed: Vec<(&'static str, &'static [&'static str])>,
     /// Built once, shared by pass-through routes and the handlers' downstream calls.
     upstreams: Vec<Arc<Upstream>>,
 }
@@ -99,6 +101,8 @@ pub struct GatewayBuilder {
 pub struct Gateway {
     router: Arc<Router>,
     health: HealthReporter,
+    /// What each routed service's health depends on (`health.rs`).
+    watched: Vec<health::Watched>,
     listener: TcpListener,
     admin: Option<TcpListener>,
     drain_timeout: Duration,
@@ -128,6 +132,7 @@ impl GatewayBuilder {
             descriptor_sets: Vec::new(),
             local: Vec::new(),
             required: Vec::new(),
+            composed: Vec::new(),
             upstreams,
         }
     }
@@ -160,6 +165,8 @@ impl GatewayBuilder {
     /// calls, so a missing upstream is found at start rather than on the first call.
     pub fn composer<C: crate::compose::Composer>(mut self, composer: C) -> Self {
         self.required.extend_from_slice(C::DOWNSTREAM_SERVICES);
+        self.composed
+            .push((<C::Server as NamedService>::NAME, C::DOWNSTREAM_SERVICES));
         self.grpc_service(composer.into_server())
     }
 
@@ -244,12 +251,36 @@ impl GatewayBuilder {
         )?;
         let router = routes.router;
 
-        health.set_service_status("", ServingStatus::Serving).await;
-        for service in router.services() {
-            health
-                .set_service_status(service, ServingStatus::Serving)
-                .await;
-        }
+        let upstream_of = |service: &str| {
+            self.config
+                .upstreams
+                .iter()
+                .position(|config| config.services.iter().any(|s| s == service))
+                .map(|index| Arc::clone(&self.upstreams[index]))
+        };
+        let watched = router
+            .services()
+            .into_iter()
+            .map(|service| {
+                let needed: Vec<Arc<Upstream>> =
+                    match self.composed.iter().find(|(name, _)| *name == service) {
+                        Some((_, downstream)) => {
+                            downstream.iter().filter_map(|s| upstream_of(s)).collect()
+                        }
+                        None => upstream_of(service).into_iter().collect(),
+                    };
+                let mut upstreams: Vec<Arc<Upstream>> = Vec::with_capacity(needed.len());
+                for upstream in needed {
+                    if !upstreams.iter().any(|u| Arc::ptr_eq(u, &upstream)) {
+                        upstreams.push(upstream);
+                    }
+                }
+                health::Watched {
+                    service: service.to_owned(),
+                    upstreams,
+                }
+            })
+            .collect();
 
         let listener = bind("listener", self.config.listener.address).await?;
         let admin = match &self.config.admin {
@@ -259,6 +290,7 @@ impl GatewayBuilder {
         Ok(Gateway {
             router: Arc::new(router),
             health,
+            watched,
             listener,
             admin,
             drain_timeout: self.config.listener.drain_timeout,
@@ -400,6 +432,7 @@ impl Gateway {
         let Gateway {
             router,
             health,
+            watched,
             listener,
             admin,
             drain_timeout,
@@ -413,17 +446,14 @@ impl Gateway {
             "gateway serving"
         );
 
+        let services: Vec<String> = watched.iter().map(|w| w.service.clone()).collect();
+        let health_task = tokio::spawn(health::watch(health.clone(), watched));
         let mut connections = listener::serve(listener, router.clone(), signal).await;
 
         let _ = draining_tx.send(true);
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        for service in router.services() {
-            health
-                .set_service_status(service, ServingStatus::NotServing)
-                .await;
-        }
+        health_task.abort();
+        let _ = health_task.await;
+        health::not_serving(&health, &services).await;
         tracing::info!(?drain_timeout, "shutting down: draining in-flight calls");
         match tokio::time::timeout(drain_timeout, connections.drain()).await {
             Ok(()) => tracing::info!("gateway stopped: all calls drained"),
