@@ -173,3 +173,11 @@ pub fn channel(addr: SocketAddr) -> Channel {
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
+
+/// Serialises the tests of one test binary that measure time or load: cargo runs a binary's
+/// tests in parallel, and on a small machine they would skew each other's timings. Hold the
+/// guard for the whole test.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}

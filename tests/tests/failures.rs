@@ -216,19 +216,31 @@ async fn a_fault_knob_changed_at_run_time_takes_effect_through_the_gateway() {
         );
     }
 
-    // Hanging calls: the client's deadline ends them, through the gateway.
+    // Hanging calls: the gateway ends them at the caller's deadline, with its own answer.
     faults
         .set(FaultConfig {
             hang_rate: 1.0,
             ..Default::default()
         })
         .unwrap();
-    let mut request = tonic::Request::new(GetUserRequest { id: 1 });
-    request.set_timeout(Duration::from_millis(200));
-    let status = client.get_user(request).await.unwrap_err();
+    let started = tokio::time::Instant::now();
+    let status = mosaic_tests::raw::status_within(
+        stack.gateway_addr(),
+        "/demo.users.v1.UserService/GetUser",
+        &GetUserRequest { id: 1 },
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "upstream `users` did not answer within the call's deadline of 200ms"
+    );
     assert!(
-        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{status:?}"
+        elapsed >= Duration::from_millis(195) && elapsed < Duration::from_millis(400),
+        "{elapsed:?}"
     );
 
     faults

@@ -85,15 +85,12 @@ fn with_deadline<T>(message: T, timeout: &'static str) -> Request<T> {
     request
 }
 
-/// One unary call with `grpc-timeout: 50m` over a bare HTTP/2 connection, which (unlike
-/// tonic's client) enforces no deadline of its own, so the status is the gateway's.
+/// One unary call with a 50 ms `grpc-timeout`; the status is the gateway's (see
+/// `raw::status_within`).
 async fn raw_call(addr: std::net::SocketAddr, path: &str, message: &impl prost::Message) -> Status {
-    let body = mosaic_tests::raw::frame(&[message.encode_to_vec()]);
-    let response = mosaic_tests::raw::call(addr, path, body, &[("grpc-timeout", "50m")])
+    mosaic_tests::raw::status_within(addr, path, message, Duration::from_millis(50))
         .await
-        .unwrap();
-    let trailers = response.trailers.as_ref().unwrap_or(&response.headers);
-    Status::from_header_map(trailers).expect("a grpc-status")
+        .unwrap()
 }
 
 fn slow(delay: Duration) -> FaultConfig {
@@ -107,6 +104,7 @@ fn slow(delay: Duration) -> FaultConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_callers_deadline_the_gateway_answers_deadline_exceeded_itself() {
+    let _serial = mosaic_tests::serial().await;
     let fleet = Fleet::start(1).await;
     let inventory = &fleet.inventory[0];
     inventory
@@ -168,6 +166,7 @@ async fn at_the_callers_deadline_the_gateway_answers_deadline_exceeded_itself() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_still_open_at_the_deadline_ends_with_the_gateways_deadline_exceeded() {
+    let _serial = mosaic_tests::serial().await;
     let fleet = Fleet::start(1).await;
     let inventory = &fleet.inventory[0];
     let gateway = start_gateway(&fleet.config(&[inventory.endpoint()], ""))
@@ -286,6 +285,7 @@ impl HungFirst {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_pass_through_calls_in_flight_on_a_killed_endpoint_are_retried() {
+    let _serial = mosaic_tests::serial().await;
     const CALLS: usize = 12;
     let mut setup = HungFirst::start().await;
     let config = setup.fleet.config(&setup.endpoints(), "");
@@ -303,6 +303,7 @@ async fn idempotent_pass_through_calls_in_flight_on_a_killed_endpoint_are_retrie
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_idempotent_or_large_pass_through_calls_are_not_retried() {
+    let _serial = mosaic_tests::serial().await;
     const CALLS: usize = 12;
     let cases = [
         "[upstreams.inventory.methods.\"demo.inventory.v1.InventoryService/GetStock\"]\nidempotent = false\n",
@@ -340,6 +341,7 @@ async fn non_idempotent_or_large_pass_through_calls_are_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_three_loaded_endpoints_fails_no_idempotent_call() {
+    let _serial = mosaic_tests::serial().await;
     const WORKERS: usize = 16;
     let fleet = Fleet::start(3).await;
     let mut proxies = Vec::new();
@@ -423,6 +425,7 @@ fn page(timeout: &'static str) -> Request<GetProductPageRequest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_brief_slowdown_seen_by_two_edge_calls_ejects_nothing() {
+    let _serial = mosaic_tests::serial().await;
     let fleet = Fleet::start(1).await;
     let gateway = start_gateway(&fleet.config(&[fleet.inventory[0].endpoint()], ""))
         .await
@@ -455,6 +458,7 @@ async fn a_brief_slowdown_seen_by_two_edge_calls_ejects_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovered_downstream_serves_fan_out_traffic_within_backoff_min_and_one_probe() {
+    let _serial = mosaic_tests::serial().await;
     let fleet = Fleet::start(1).await;
     // A short ready_timeout, so that calls fail fast (and the test sees the breaker open) soon
     // after it opens, before its first probe comes due.
@@ -552,6 +556,7 @@ async fn until_health(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_the_breakers_of_the_upstreams_a_service_needs_and_flips_on_drain() {
+    let _serial = mosaic_tests::serial().await;
     const INVENTORY: &str = "demo.inventory.v1.InventoryService";
     const STOREFRONT: &str = "demo.storefront.v1.Storefront";
     const USERS: &str = "demo.users.v1.UserService";

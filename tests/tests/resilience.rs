@@ -137,6 +137,7 @@ async fn edge_load(channel: Channel, workers: usize, calls: usize) -> (usize, Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_three_endpoints_killed_mid_run() {
+    let _serial = mosaic_tests::serial().await;
     let fleet = Fleet::start(3).await;
     let mut proxies = Vec::new();
     for handle in &fleet.inventory {
@@ -190,6 +191,7 @@ async fn one_of_three_endpoints_killed_mid_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_downstream_opens_its_breaker_fails_fast_and_recovers() {
+    let _serial = mosaic_tests::serial().await;
     const THRESHOLD: u64 = 5;
     let fleet = Fleet::start(1).await;
     let policy = format!(
@@ -289,6 +291,7 @@ async fn a_failing_downstream_opens_its_breaker_fails_fast_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_lift_success_within_the_budget() {
+    let _serial = mosaic_tests::serial().await;
     const CALLS: usize = 3000;
     let fleet = Fleet::start(1).await;
     fleet.inventory[0]
@@ -357,6 +360,7 @@ async fn retries_lift_success_within_the_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_gets_a_small_share() {
+    let _serial = mosaic_tests::serial().await;
     const CALLS: usize = 1500;
     let fleet = Fleet::start(3).await;
     fleet.inventory[0]
@@ -408,6 +412,7 @@ async fn a_slow_endpoint_gets_a_small_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_endpoint_is_avoided() {
+    let _serial = mosaic_tests::serial().await;
     let fleet = Fleet::start(3).await;
     let hung = fleet.inventory[0].faults();
     hung.set(FaultConfig {
@@ -478,6 +483,7 @@ async fn a_hung_endpoint_is_avoided() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_use_the_edge_deadline_and_stop_before_it() {
+    let _serial = mosaic_tests::serial().await;
     const CALLS: usize = 5;
     const DEADLINE: Duration = Duration::from_millis(300);
     let fleet = Fleet::start(1).await;
@@ -551,6 +557,7 @@ async fn retries_use_the_edge_deadline_and_stop_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_deadline_bounds_every_downstream_call() {
+    let _serial = mosaic_tests::serial().await;
     let fleet = Fleet::start(1).await;
     let faults = fleet.inventory[0].faults();
     faults
@@ -574,16 +581,25 @@ async fn the_edge_deadline_bounds_every_downstream_call() {
     faults.start_journal();
     // One at a time, so each downstream call belongs to the edge call sent last before it.
     let mut edges = Vec::new();
-    let mut client = StorefrontClient::new(edge.clone());
+    let mut raw = mosaic_tests::raw::RawConnection::open(gateway.local_addr())
+        .await
+        .unwrap();
     for i in 0..20u64 {
         let timeout = Duration::from_millis(50 + 10 * i);
-        let mut request = tonic::Request::new(CheckAvailabilityRequest {
+        let request = CheckAvailabilityRequest {
             product_id: 7,
             quantity: 1000,
-        });
-        request.set_timeout(timeout);
+        };
         let sent = Instant::now();
-        let status = client.check_availability(request).await.unwrap_err();
+        // A bare HTTP/2 call: tonic's client would end the call itself at the deadline.
+        let status = raw
+            .status_within(
+                "/demo.storefront.v1.Storefront/CheckAvailability",
+                &request,
+                timeout,
+            )
+            .await
+            .unwrap();
         edges.push((sent, timeout, Instant::now(), status));
     }
     // Let the downstream see the cancellations.
@@ -634,6 +650,7 @@ async fn the_edge_deadline_bounds_every_downstream_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_at_twice_capacity_sheds_quickly() {
+    let _serial = mosaic_tests::serial().await;
     const LIMIT: usize = 8;
     const SERVICE_TIME: Duration = Duration::from_millis(20);
     let fleet = Fleet::start(1).await;

@@ -7,23 +7,9 @@
 //!   and the details bytes and only rewrites the message to say *which* step and downstream
 //!   method failed: with several calls per request, "product 501 not found" alone does not tell
 //!   the caller (or the on-call engineer reading the client's logs) where it came from.
-//! - **The runtime decided locally** ([`ComposeError`], defined in `status.rs`): the edge deadline passed, no upstream
-//!   serves a service, a step panicked. Each variant has one documented code:
-//!
-//! | Local cause                                      | gRPC code           |
-//! |--------------------------------------------------|---------------------|
-//! | the edge call's deadline passed                  | `DEADLINE_EXCEEDED` |
-//! | no upstream in `gateway.toml` serves the service | `INTERNAL`          |
-//! | the upstream serving it has no endpoints         | `UNAVAILABLE`       |
-//! | a step panicked                                  | `INTERNAL`          |
-//! | a step was cancelled by a runtime shutdown       | `UNAVAILABLE`       |
-//! | no Tokio runtime is running                      | `INTERNAL`          |
-//!
-//! A missing route is `INTERNAL`, not `UNAVAILABLE`: it is a deployment bug that retrying will
-//! never fix, and `UNAVAILABLE` would invite clients to retry it.
-//!
-//! The table and the type live in `status.rs`, beside `LocalError`: the one place where local
-//! failures become gRPC statuses.
+//! - **The runtime decided locally** ([`ComposeError`]): the edge deadline passed, no upstream
+//!   serves a service, a step panicked. Each variant has one documented code, in the table of
+//!   `grpc/status.rs`, the one place where local failures become gRPC statuses.
 
 use std::error::Error as _;
 use std::sync::Arc;

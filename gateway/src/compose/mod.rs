@@ -78,27 +78,39 @@
 //! # }
 //! ```
 
+// What generated code alone uses is hidden from the docs: users write protos, not these calls.
+// `Composer`, `Downstreams`, `EdgeCall` and `ComposeError` are what a user's own code meets.
+#[doc(hidden)]
 pub mod cel;
 mod composer;
 mod error;
 mod map;
 mod step;
 
+#[doc(hidden)]
 pub use std::sync::Arc;
+#[doc(hidden)]
 pub use std::time::Duration;
 
+#[doc(hidden)]
 pub use tokio::time::Instant;
 /// Awaits several steps (or any futures returning `Result<_, Status>`) together and returns on
 /// the first error: the way a handler should wait for the steps its response reads.
+#[doc(hidden)]
 pub use tokio::try_join;
+#[doc(hidden)]
 pub use tonic::{Code, Request, Response, Status, async_trait};
 
 pub use self::composer::Composer;
+#[doc(hidden)]
 pub use self::error::{call_downstream, step_failed};
+#[doc(hidden)]
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
+#[doc(hidden)]
 pub use self::step::{Step, step, step_if};
+#[doc(hidden)]
 pub use crate::client::{
-    CallSpec, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, DownstreamChannel, Downstreams, EdgeCall,
-    MethodDefaults,
+    CallSpec, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, DownstreamChannel, MethodDefaults,
 };
+pub use crate::client::{Downstreams, EdgeCall};
 pub use crate::grpc::status::ComposeError;

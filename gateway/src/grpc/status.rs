@@ -7,15 +7,18 @@
 //! | Local cause                                  | gRPC code       |
 //! |----------------------------------------------|-----------------|
 //! | no service or method by that name            | `UNIMPLEMENTED` |
-//! | malformed gRPC request (path, HTTP version)  | `INVALID_ARGUMENT` or `UNIMPLEMENTED` |
+//! | a path that is not `/package.Service/Method` | `UNIMPLEMENTED` |
 //! | upstream not reachable (connect failed)      | `UNAVAILABLE`   |
 //! | upstream without endpoints                   | `UNAVAILABLE`   |
-//! | upstream failed before answering             | `UNAVAILABLE`   |
+//! | upstream failed before answering (reset)     | `UNAVAILABLE`   |
 //! | upstream broke a response stream midway     | `UNAVAILABLE`   |
 //! | no endpoint ready (every breaker open)       | `UNAVAILABLE`   |
 //! | upstream at its concurrency limit (shed)     | `RESOURCE_EXHAUSTED` |
 //! | no complete answer by the call's deadline    | `DEADLINE_EXCEEDED` |
 //! | the caller's request stream broke off        | `CANCELLED`     |
+//!
+//! Requests that are not gRPC at all never reach a gRPC status: the router answers them over
+//! plain HTTP (505 for gRPC over HTTP/1.1, 415 for another content type, 404 otherwise).
 //!
 //! `UNAVAILABLE` answers decided here (shed, open breakers, no endpoint) are never retried by
 //! the gateway itself: the condition that caused them is local and retrying at the same hop
