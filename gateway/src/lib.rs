@@ -25,6 +25,7 @@
 //! client       upstreams, typed calls with retries and hedging, pass-through    (client/)
 //! config       gateway.toml, validated into typed values                        (config.rs)
 //! resilience   the per-upstream stack: limit, deadline, balancer, breakers      (resilience/)
+//! telemetry    metric families and handles, message sizes; logging set-up       (telemetry/)
 //! grpc         grpc-timeout and deadlines, header names, local errors → status  (grpc/)
 //! ```
 //!

@@ -8,9 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The layers, lowest first. `telemetry` and `main` stand outside the stack.
-const LAYERS: [&str; 6] = [
+/// The layers, lowest first. `main` stands outside the stack.
+const LAYERS: [&str; 7] = [
     "grpc",
+    "telemetry",
     "resilience",
     "config",
     "client",

@@ -23,6 +23,7 @@ pub mod chaos;
 pub mod load;
 pub mod raw;
 pub mod recorder;
+pub mod scrape;
 
 /// The demo services and a gateway routing to them.
 pub struct Stack {

@@ -11,11 +11,13 @@
 //! - `downstreams.rs`: [`Downstreams`], upstreams by gRPC service name, and [`DownstreamChannel`],
 //!   the transport generated tonic clients run on.
 //! - `retry.rs`: retries (gRFC A6) and hedging of typed calls within the upstream's budget.
+//! - `stats.rs`: what each upstream counts for `/metrics`.
 
 mod downstreams;
 mod edge;
 mod replay;
 mod retry;
+mod stats;
 mod upstream;
 
 // Re-exported to generated code by the `compose` facade.

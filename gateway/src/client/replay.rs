@@ -28,11 +28,11 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use prost_types::FileDescriptorSet;
 use prost_types::method_options::IdempotencyLevel;
 
 use crate::resilience::UpstreamPolicy;
+use crate::telemetry::metrics::CallerBody;
 
 /// The paths (`/package.Service/Method`) of the methods an upstream may replay.
 pub(crate) type ReplayableMethods = HashSet<Box<str>>;
@@ -52,10 +52,7 @@ pub(crate) fn replayable_methods(
     let mut described = HashSet::new();
     for file in sets.iter().flat_map(|set| &set.file) {
         for service in &file.service {
-            let name = match file.package() {
-                "" => service.name().to_owned(),
-                package => format!("{package}.{}", service.name()),
-            };
+            let name = crate::grpc::service_name(file, service);
             if !services.contains(&name) {
                 continue;
             }
@@ -105,7 +102,7 @@ pub(crate) enum Buffered {
 }
 
 /// Reads `body` to its end while it stays within `limit` bytes.
-pub(crate) async fn buffer(mut body: Incoming, limit: usize) -> Result<Buffered, hyper::Error> {
+pub(crate) async fn buffer(mut body: CallerBody, limit: usize) -> Result<Buffered, hyper::Error> {
     let mut data = BytesMut::new();
     loop {
         let Some(frame) = body.frame().await.transpose()? else {
@@ -129,11 +126,11 @@ pub(crate) async fn buffer(mut body: Incoming, limit: usize) -> Result<Buffered,
 #[derive(Debug)]
 pub(crate) struct PrefixedBody {
     prefix: VecDeque<Frame<Bytes>>,
-    rest: Incoming,
+    rest: CallerBody,
 }
 
 impl PrefixedBody {
-    fn new(prefix: impl IntoIterator<Item = Frame<Bytes>>, rest: Incoming) -> Self {
+    fn new(prefix: impl IntoIterator<Item = Frame<Bytes>>, rest: CallerBody) -> Self {
         let prefix = prefix
             .into_iter()
             .filter(|frame| frame.data_ref().is_none_or(|data| !data.is_empty()))

@@ -38,8 +38,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
@@ -48,6 +48,7 @@ use tower::retry::budget::Budget;
 
 use super::EdgeCall;
 use super::downstreams::DownstreamChannel;
+use super::stats::UpstreamStats;
 use super::upstream::Upstream;
 use crate::grpc::headers::{PREVIOUS_ATTEMPTS, RETRY_PUSHBACK as PUSHBACK};
 use crate::grpc::status::LocalError;
@@ -93,6 +94,30 @@ struct Effective<'a> {
 /// Runs one downstream call with the upstream's retry and hedging policy; `send` performs one
 /// attempt on the channel it is given.
 pub(crate) async fn call_with_retries<M, R, F, Fut>(
+    call: &EdgeCall,
+    upstream: &Upstream,
+    spec: &CallSpec,
+    message: M,
+    send: F,
+) -> Result<R, Status>
+where
+    M: Clone,
+    F: Fn(DownstreamChannel, Request<M>) -> Fut,
+    Fut: Future<Output = Result<Response<R>, Status>>,
+{
+    let started = Instant::now();
+    let result = attempts(call, upstream, spec, message, send).await;
+    if let Some(calls) = upstream.client_calls(spec.method) {
+        let code = result
+            .as_ref()
+            .map_or_else(|status| status.code(), |_| Code::Ok);
+        calls.observe(code as i32, started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+/// Every attempt of one call, as the module docs describe.
+async fn attempts<M, R, F, Fut>(
     call: &EdgeCall,
     upstream: &Upstream,
     spec: &CallSpec,
@@ -178,6 +203,7 @@ where
             "retrying downstream call"
         );
         tokio::time::sleep(delay).await;
+        UpstreamStats::count(&upstream.stats().retries);
         status = match attempt(number).await {
             Ok(response) => return Ok(response),
             Err(status) => status,
@@ -198,7 +224,8 @@ where
     Fut: Future<Output = Result<R, Status>>,
 {
     let mut running = FuturesUnordered::new();
-    running.push(attempt(0));
+    let numbered = |number: u32, attempt: Fut| attempt.map(move |result| (number, result));
+    running.push(numbered(0, attempt(0)));
     let mut sent = 1;
     let mut more_allowed = true;
     let mut next_at = later(hedge.delay);
@@ -207,9 +234,18 @@ where
         let may_send = more_allowed && sent < hedge.max_attempts;
         tokio::select! {
             finished = running.next(), if !running.is_empty() => {
-                let Some(result) = finished else { continue };
+                let Some((number, result)) = finished else { continue };
                 let status = match result {
-                    Ok(response) => return Ok(response),
+                    Ok(response) => {
+                        let stats = upstream.stats();
+                        if number > 0 {
+                            UpstreamStats::count(&stats.hedges_won);
+                        }
+                        stats
+                            .hedges_cancelled
+                            .fetch_add(running.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(response);
+                    }
                     Err(status) => status,
                 };
                 if local_rejection(&status) {
@@ -233,9 +269,13 @@ where
                 }
             }
             () = tokio::time::sleep_until(next_at), if may_send => {
+                let refused = || {
+                    UpstreamStats::count(&upstream.stats().budget_exhausted);
+                    false
+                };
                 if call.remaining().is_zero()
                     || !upstream.balancer().has_ready_endpoint()
-                    || !upstream.budget().withdraw()
+                    || !(upstream.budget().withdraw() || refused())
                 {
                     more_allowed = false;
                     if running.is_empty() {
@@ -244,7 +284,8 @@ where
                     continue;
                 }
                 tracing::debug!(upstream = %upstream.name(), attempt = sent + 1, "sending hedged attempt");
-                running.push(attempt(sent));
+                UpstreamStats::count(&upstream.stats().hedges);
+                running.push(numbered(sent, attempt(sent)));
                 sent += 1;
                 next_at = later(hedge.delay);
             }
@@ -300,7 +341,12 @@ fn retry_delay(
         return None;
     }
     // Last, so a retry that would not be sent anyway takes no token.
-    upstream.budget().withdraw().then_some(delay)
+    if upstream.budget().withdraw() {
+        Some(delay)
+    } else {
+        UpstreamStats::count(&upstream.stats().budget_exhausted);
+        None
+    }
 }
 
 /// `initial × multiplier^(retry−1)`, capped, with ±20 % jitter (gRFC A6 as revised).

@@ -19,13 +19,13 @@ use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::retry::budget::Budget;
 use tower::retry::budget::TpsBudget;
 use tower::{Layer, Service, ServiceExt};
 
 use super::replay::{self, Buffered, ReplayableMethods};
+use super::stats::UpstreamStats;
 use crate::config::UpstreamConfig;
 use crate::grpc::Deadline;
 use crate::grpc::headers::PREVIOUS_ATTEMPTS;
@@ -36,6 +36,7 @@ use crate::resilience::deadline::{DeadlineLayer, DeadlineService};
 use crate::resilience::endpoint::{Endpoint, EndpointAddr, RequestBody};
 use crate::resilience::limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
 use crate::resilience::policy::UpstreamPolicy;
+use crate::telemetry::metrics::{ByStatus, CallerBody, Metrics, OTHER_METHOD};
 
 /// The stack every call to an upstream goes through; cheap to clone.
 pub(crate) type UpstreamStack = ConcurrencyLimit<DeadlineService<Balance>>;
@@ -53,6 +54,18 @@ pub struct Upstream {
     /// Pass-through methods whose calls may be retried after a reset; set once the descriptor
     /// sets are known (`GatewayBuilder::bind`).
     replayable: OnceLock<ReplayableMethods>,
+    /// Where calls to this upstream are recorded; `None` outside a gateway (unit tests).
+    metrics: Option<Metrics>,
+    /// `rpc_client_call_duration_seconds` per method the descriptors name, set with
+    /// `replayable`.
+    calls: OnceLock<ClientCalls>,
+    stats: UpstreamStats,
+}
+
+/// The client-side call histograms of one upstream, by method (`pkg.Svc/Method`).
+struct ClientCalls {
+    by_method: std::collections::HashMap<Box<str>, Arc<ByStatus>>,
+    other: Arc<ByStatus>,
 }
 
 /// Headers that describe one HTTP/1 connection rather than the request; never forwarded.
@@ -69,6 +82,15 @@ impl Upstream {
     /// Builds the stack of an upstream. Connections are opened lazily, on the first call, so a
     /// gateway starts even while its upstreams are still coming up, and no runtime is needed.
     pub fn new(config: &UpstreamConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    /// [`new`](Self::new), recording its calls, attempts and endpoints into `metrics`.
+    pub(crate) fn instrumented(config: &UpstreamConfig, metrics: &Metrics) -> Self {
+        Self::build(config, Some(metrics.clone()))
+    }
+
+    fn build(config: &UpstreamConfig, metrics: Option<Metrics>) -> Self {
         let name: Arc<str> = config.name.as_str().into();
         let policy = Arc::new(config.policy.clone());
         let authorities: Vec<_> = config
@@ -80,13 +102,21 @@ impl Upstream {
         let make_endpoint: Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync> = {
             let policy = Arc::clone(&policy);
             let connect_timeout = config.connect_timeout;
+            let metrics = metrics.clone();
+            let upstream = Arc::clone(&name);
             Arc::new(move |addr: &EndpointAddr| {
-                Endpoint::new(
+                let endpoint = Endpoint::new(
                     addr.clone(),
                     policy.connections_per_endpoint,
                     connect_timeout,
                     &policy.breaker,
-                )
+                );
+                match &metrics {
+                    Some(metrics) => {
+                        endpoint.with_attempts(metrics.endpoint_attempts(&upstream, &addr.connect))
+                    }
+                    None => endpoint,
+                }
             })
         };
         let endpoints = initial.iter().map(|addr| make_endpoint(addr)).collect();
@@ -115,6 +145,9 @@ impl Upstream {
             stack,
             budget,
             replayable: OnceLock::new(),
+            metrics,
+            calls: OnceLock::new(),
+            stats: UpstreamStats::default(),
         }
     }
 
@@ -131,6 +164,37 @@ impl Upstream {
             tracing::debug!(upstream = %self.name, methods = methods.len(), "pass-through methods retried after resets");
         }
         let _ = self.replayable.set(methods);
+        if let Some(metrics) = &self.metrics {
+            let by_method =
+                crate::grpc::method_paths(sets, |name| services.iter().any(|s| s == name))
+                    .into_iter()
+                    .map(|path| {
+                        let method = path.trim_start_matches('/');
+                        let calls = metrics.client_method(&self.name, method);
+                        (method.into(), Arc::new(calls))
+                    })
+                    .collect();
+            let other = Arc::new(metrics.client_method(&self.name, OTHER_METHOD));
+            let _ = self.calls.set(ClientCalls { by_method, other });
+        }
+    }
+
+    /// Where a call to `method` (`pkg.Svc/Method`, or the path `/pkg.Svc/Method`) is
+    /// recorded, once the gateway is bound.
+    pub(crate) fn client_calls(&self, method: &str) -> Option<&Arc<ByStatus>> {
+        let calls = self.calls.get()?;
+        let method = method.strip_prefix('/').unwrap_or(method);
+        Some(calls.by_method.get(method).unwrap_or(&calls.other))
+    }
+
+    /// What this upstream counted (retries, hedges, budget refusals).
+    pub(crate) fn stats(&self) -> &UpstreamStats {
+        &self.stats
+    }
+
+    /// The upstream's concurrency limit.
+    pub(crate) fn limit(&self) -> &ConcurrencyLimitLayer {
+        &self.limit
     }
 
     /// The upstream's name from `gateway.toml`.
@@ -172,7 +236,7 @@ impl Upstream {
     /// Forwards one call unchanged and returns the upstream's response head and streaming body.
     pub(crate) async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<CallerBody>,
     ) -> Result<Response<ResponseBody>, LocalError> {
         let headers = request.headers_mut();
         for name in &HOP_BY_HOP {
@@ -208,7 +272,7 @@ impl Upstream {
     /// retries it on another endpoint when an attempt fails before answering (`replay.rs`).
     async fn forward_replayable(
         &self,
-        request: Request<Incoming>,
+        request: Request<CallerBody>,
     ) -> Result<Response<ResponseBody>, LocalError> {
         let (mut parts, body) = request.into_parts();
         // The deadline is fixed before reading the body: reading and every attempt share it
@@ -274,13 +338,14 @@ impl Upstream {
                 return Err(error);
             };
             let time_left = deadline.is_none_or(|deadline| Instant::now() < deadline.at);
-            if attempt >= max_attempts
-                || !time_left
-                || !self.balancer.has_ready_endpoint()
-                || !self.budget.withdraw()
-            {
+            if attempt >= max_attempts || !time_left || !self.balancer.has_ready_endpoint() {
                 return Err(error);
             }
+            if !self.budget.withdraw() {
+                UpstreamStats::count(&self.stats.budget_exhausted);
+                return Err(error);
+            }
+            UpstreamStats::count(&self.stats.retries);
             tracing::debug!(upstream = %self.name, %endpoint, %error, attempt = attempt + 1, "retrying a pass-through call after a transport failure");
             avoid.0.push(endpoint.clone());
             let mut retry = Request::new(RequestBody::new(Full::new(message.clone())));

@@ -17,3 +17,39 @@ pub(crate) mod headers {
     /// A downstream's requested delay before a retry, or none (gRFC A6).
     pub(crate) const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
 }
+
+/// The path (`/package.Service/Method`) of every method of the services in `sets` that
+/// `wanted` accepts (by fully qualified service name).
+pub(crate) fn method_paths(
+    sets: &[prost_types::FileDescriptorSet],
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut paths = Vec::new();
+    for file in sets.iter().flat_map(|set| &set.file) {
+        for service in &file.service {
+            let name = service_name(file, service);
+            if wanted(&name) {
+                paths.extend(
+                    service
+                        .method
+                        .iter()
+                        .map(|method| format!("/{name}/{}", method.name())),
+                );
+            }
+        }
+    }
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
+/// The fully qualified name of `service`, declared in `file`.
+pub(crate) fn service_name(
+    file: &prost_types::FileDescriptorProto,
+    service: &prost_types::ServiceDescriptorProto,
+) -> String {
+    match file.package() {
+        "" => service.name().to_owned(),
+        package => format!("{package}.{}", service.name()),
+    }
+}

@@ -16,7 +16,7 @@
 //! that client consumes the request on every failure, and because it has one pool for all hosts
 //! where the balancer needs per-endpoint state next to each pool.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use super::breaker::{Breaker, BreakerPolicy};
 use super::deadline::EdgeCallId;
 use super::ewma::PeakEwma;
+use crate::telemetry::metrics::ByStatus;
 
 /// The request body every upstream call carries: tonic's for typed calls, the caller's
 /// streamed body (boxed into tonic's type) for pass-through.
@@ -62,6 +63,21 @@ pub struct Endpoint {
     /// Mirrors `health.breaker.is_open()`, so picking need not lock closed endpoints.
     pub(crate) open: AtomicBool,
     pub(crate) health: Mutex<Health>,
+    /// Breaker transitions, read by the metrics collector.
+    pub(crate) transitions: Transitions,
+    /// Every attempt sent here, by status (`mosaic_client_attempt_duration_seconds`).
+    pub(crate) attempts: ByStatus,
+}
+
+/// How often an endpoint's breaker changed state.
+#[derive(Debug, Default)]
+pub(crate) struct Transitions {
+    /// Closed → open: the endpoint was ejected.
+    pub(crate) ejected: AtomicU64,
+    /// Probing → open: a probe failed and the backoff grew.
+    pub(crate) reopened: AtomicU64,
+    /// Open → closed: a probe succeeded.
+    pub(crate) closed: AtomicU64,
 }
 
 /// An endpoint's load as the balancer sees it.
@@ -139,7 +155,15 @@ impl Endpoint {
                 expired: [None; RECENT_EXPIRIES],
                 next_expired: 0,
             }),
+            transitions: Transitions::default(),
+            attempts: ByStatus::detached(),
         }
+    }
+
+    /// Records this endpoint's attempts into `attempts` (by default they are counted nowhere).
+    pub(crate) fn with_attempts(mut self, attempts: ByStatus) -> Self {
+        self.attempts = attempts;
+        self
     }
 
     /// Where it connects.

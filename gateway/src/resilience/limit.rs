@@ -16,6 +16,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -29,6 +30,7 @@ pub(crate) struct ConcurrencyLimitLayer {
     permits: Arc<Semaphore>,
     max: usize,
     upstream: Arc<str>,
+    shed: Arc<AtomicU64>,
 }
 
 /// Sheds calls beyond the limit (see the module docs).
@@ -38,6 +40,7 @@ pub(crate) struct ConcurrencyLimit<S> {
     permits: Arc<Semaphore>,
     max: usize,
     upstream: Arc<str>,
+    shed: Arc<AtomicU64>,
 }
 
 pin_project! {
@@ -65,12 +68,23 @@ impl ConcurrencyLimitLayer {
             permits: Arc::new(Semaphore::new(max)),
             max,
             upstream,
+            shed: Arc::default(),
         }
     }
 
     /// Calls currently admitted.
     pub(crate) fn in_flight(&self) -> usize {
         self.max - self.permits.available_permits()
+    }
+
+    /// The limit.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Calls shed so far.
+    pub(crate) fn shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 }
 
@@ -83,6 +97,7 @@ impl<S> tower::Layer<S> for ConcurrencyLimitLayer {
             permits: Arc::clone(&self.permits),
             max: self.max,
             upstream: Arc::clone(&self.upstream),
+            shed: Arc::clone(&self.shed),
         }
     }
 }
@@ -108,11 +123,18 @@ where
                 permit: Some(permit),
             },
             Err(_) => ResponseFuture::Shed {
-                error: Some(LocalError::Overloaded {
-                    upstream: self.upstream.to_string(),
-                    limit: self.max,
-                }),
+                error: Some(self.overloaded()),
             },
+        }
+    }
+}
+
+impl<S> ConcurrencyLimit<S> {
+    fn overloaded(&self) -> LocalError {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+        LocalError::Overloaded {
+            upstream: self.upstream.to_string(),
+            limit: self.max,
         }
     }
 }

@@ -29,13 +29,17 @@ use tower::util::BoxCloneSyncService;
 
 mod admin;
 mod body;
+mod collector;
 mod health;
 mod listener;
+mod record;
 mod router;
 
 use self::router::{LocalService, Route, Router};
 use crate::client::Upstream;
 use crate::config::GatewayConfig;
+use crate::telemetry::metrics::Metrics;
+use prometheus_client::registry::Registry;
 
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
@@ -95,11 +99,15 @@ pub struct GatewayBuilder {
     composed: Vec<(&'static str, &'static [&'static str])>,
     /// Built once, shared by pass-through routes and the handlers' downstream calls.
     upstreams: Vec<Arc<Upstream>>,
+    /// Every metric family, served at the admin listener's `/metrics`.
+    registry: Registry,
+    metrics: Metrics,
 }
 
 /// A gateway with its sockets bound, ready to serve.
 pub struct Gateway {
     router: Arc<Router>,
+    admin_state: Arc<admin::AdminState>,
     health: HealthReporter,
     /// What each routed service's health depends on (`health.rs`).
     watched: Vec<health::Watched>,
@@ -122,10 +130,12 @@ pub struct GatewayHandle {
 impl GatewayBuilder {
     /// Starts from a validated configuration.
     pub fn new(config: GatewayConfig) -> Self {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
         let upstreams = config
             .upstreams
             .iter()
-            .map(|upstream| Arc::new(Upstream::new(upstream)))
+            .map(|upstream| Arc::new(Upstream::instrumented(upstream, &metrics)))
             .collect();
         Self {
             config,
@@ -134,6 +144,8 @@ impl GatewayBuilder {
             required: Vec::new(),
             composed: Vec::new(),
             upstreams,
+            registry,
+            metrics,
         }
     }
 
@@ -249,7 +261,15 @@ impl GatewayBuilder {
             "the reflection service",
             Route::Local(v1alpha),
         )?;
-        let router = routes.router;
+        let mut router = routes.router;
+        let served_methods = crate::grpc::method_paths(&self.descriptor_sets, |service| {
+            routes.owners.contains_key(service)
+        });
+        router.record_into(&self.metrics, &served_methods);
+        self.registry
+            .register_collector(Box::new(collector::UpstreamCollector {
+                upstreams: self.upstreams.clone(),
+            }));
 
         let upstream_of = |service: &str| {
             self.config
@@ -287,8 +307,14 @@ impl GatewayBuilder {
             Some(admin) => Some(bind("admin", admin.address).await?),
             None => None,
         };
+        let admin_state = Arc::new(admin::AdminState {
+            registry: self.registry,
+            upstreams: self.upstreams.clone(),
+            routes: routes.owners.into_iter().collect(),
+        });
         Ok(Gateway {
             router: Arc::new(router),
+            admin_state,
             health,
             watched,
             listener,
@@ -347,14 +373,9 @@ fn reflection_services(
         .iter()
         .flat_map(|set| &set.file)
         .flat_map(|file| {
-            let package = file.package();
-            file.service.iter().map(move |service| {
-                if package.is_empty() {
-                    service.name().to_owned()
-                } else {
-                    format!("{package}.{}", service.name())
-                }
-            })
+            file.service
+                .iter()
+                .map(move |service| crate::grpc::service_name(file, service))
         })
         .collect();
 
@@ -431,6 +452,7 @@ impl Gateway {
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()> + Send) {
         let Gateway {
             router,
+            admin_state,
             health,
             watched,
             listener,
@@ -439,7 +461,8 @@ impl Gateway {
         } = self;
         let local_addr = listener.local_addr().ok();
         let (draining_tx, draining) = watch::channel(false);
-        let admin_task = admin.map(|listener| tokio::spawn(admin::serve(listener, draining)));
+        let admin_task =
+            admin.map(|listener| tokio::spawn(admin::serve(listener, admin_state, draining)));
         tracing::info!(
             address = ?local_addr,
             services = router.services().len(),

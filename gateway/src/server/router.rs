@@ -17,8 +17,13 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 use super::body::{CallLog, GatewayBody};
+use super::record::{EdgeBody, ServerCall};
 use crate::client::Upstream;
 use crate::grpc::status::LocalError;
+use crate::telemetry::metrics::{CallerBody, MeteredBody, Metrics, OTHER_METHOD, ServerMethod};
+
+/// The `protocol` label of calls made over gRPC (gRPC-Web and HTTP/JSON will have their own).
+const PROTOCOL_GRPC: &str = "grpc";
 
 /// A gRPC service hosted inside the gateway process.
 pub(super) type LocalService =
@@ -37,6 +42,10 @@ pub(super) enum Route {
 #[derive(Clone, Default)]
 pub(super) struct Router {
     routes: HashMap<Box<str>, Route>,
+    /// What each method's calls are recorded into, by path; built once with the routes.
+    methods: HashMap<Box<str>, Arc<ServerMethod>>,
+    /// Where calls to methods no descriptor names are recorded (`_OTHER`).
+    other: Option<Arc<ServerMethod>>,
 }
 
 // === impl Router ===
@@ -45,6 +54,19 @@ impl Router {
     /// Adds a route; returns the route it replaced, if the service was already routed.
     pub(super) fn insert(&mut self, service: &str, route: Route) -> Option<Route> {
         self.routes.insert(service.into(), route)
+    }
+
+    /// Records calls into `metrics`: each of `paths` (`/pkg.Svc/Method`) under its own name,
+    /// every other under `_OTHER`.
+    pub(super) fn record_into(&mut self, metrics: &Metrics, paths: &[String]) {
+        self.methods = paths
+            .iter()
+            .map(|path| {
+                let method = metrics.server_method(&path[1..], PROTOCOL_GRPC);
+                (path.as_str().into(), Arc::new(method))
+            })
+            .collect();
+        self.other = Some(Arc::new(metrics.server_method(OTHER_METHOD, PROTOCOL_GRPC)));
     }
 
     /// Every routed service name, sorted.
@@ -58,27 +80,52 @@ impl Router {
     pub(crate) async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-    ) -> Result<Response<GatewayBody>, Infallible> {
+    ) -> Result<Response<EdgeBody>, Infallible> {
         if !is_grpc(&request) {
-            return Ok(not_grpc(&request));
+            return Ok(not_grpc(&request).map(EdgeBody::plain));
         }
         if request.version() < Version::HTTP_2 {
             return Ok(plain(
                 StatusCode::HTTP_VERSION_NOT_SUPPORTED,
                 "gRPC requires HTTP/2; connect with HTTP/2 (h2c prior knowledge)\n",
-            ));
+            )
+            .map(EdgeBody::plain));
         }
+        let method = self
+            .methods
+            .get(request.uri().path())
+            .or(self.other.as_ref());
+        let Some(method) = method else {
+            let request = request.map(|body| MeteredBody::new(body, None));
+            return Ok(self.route(request).await.map(EdgeBody::plain));
+        };
+        let mut call = ServerCall::start(Arc::clone(method));
+        let histogram = method.request_size.clone();
+        let request = request.map(|body| MeteredBody::new(body, Some(histogram)));
+        if let Some(Route::Upstream(upstream)) =
+            service_of(request.uri().path()).and_then(|service| self.routes.get(service))
+        {
+            call.passed_to(upstream.client_calls(request.uri().path()).cloned());
+        }
+        let response = self.route(request).await;
+        let (head, body) = response.into_parts();
+        let body = EdgeBody::recorded(&head.headers, body, call);
+        Ok(Response::from_parts(head, body))
+    }
+
+    /// Answers one gRPC call.
+    async fn route(&self, request: Request<CallerBody>) -> Response<GatewayBody> {
         let Some(service) = service_of(request.uri().path()) else {
-            return Ok(LocalError::MalformedPath {
+            return LocalError::MalformedPath {
                 path: request.uri().path().to_owned(),
             }
-            .into_response());
+            .into_response();
         };
         let Some(route) = self.routes.get(service) else {
-            return Ok(LocalError::UnknownService {
+            return LocalError::UnknownService {
                 service: service.to_owned(),
             }
-            .into_response());
+            .into_response();
         };
         let log = tracing::enabled!(tracing::Level::DEBUG).then(|| {
             Box::new(CallLog {
@@ -88,11 +135,11 @@ impl Router {
         });
         match route {
             Route::Upstream(upstream) => match upstream.forward(request).await {
-                Ok(response) => Ok(response
-                    .map(|body| GatewayBody::upstream(body, Arc::clone(upstream.name()), log))),
+                Ok(response) => response
+                    .map(|body| GatewayBody::upstream(body, Arc::clone(upstream.name()), log)),
                 Err(error) => {
                     tracing::debug!(upstream = %upstream.name(), %error, "pass-through call failed");
-                    Ok(error.into_response())
+                    error.into_response()
                 }
             },
             Route::Local(service) => {
@@ -103,9 +150,9 @@ impl Router {
                 if let Some(log) = log {
                     tracing::debug!(path = %log.path, elapsed_us = log.started.elapsed().as_micros() as u64, "local call answered");
                 }
-                Ok(response
+                response
                     .map(|response| response.map(GatewayBody::from))
-                    .unwrap_or_else(|never| match never {}))
+                    .unwrap_or_else(|never| match never {})
             }
         }
     }

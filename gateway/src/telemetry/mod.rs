@@ -1,4 +1,7 @@
-//! Process-wide logging set-up for binaries built on the gateway.
+//! What the gateway tells its operators: metrics (`metrics.rs`), and the process-wide logging
+//! set-up for binaries built on the gateway.
+
+pub(crate) mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -32,6 +32,12 @@ pub(super) struct CallGuard {
     /// The edge call this call is made for, if any: its fan-out counts one timeout at most.
     pub(super) origin: Option<EdgeCallId>,
     pub(super) finished: bool,
+    /// When the request was handed to the endpoint; `None` while it has not been (an attempt
+    /// never sent is not recorded).
+    pub(super) sent: Option<Instant>,
+    /// The attempt's gRPC status, once known: from the response, or the gateway's own reading
+    /// of how it failed.
+    pub(super) code: Option<Code>,
 }
 
 /// The latency recorded for an endpoint that failed to take a call: high enough that
@@ -109,18 +115,25 @@ impl CallGuard {
 impl Drop for CallGuard {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if self.finished {
-            return;
+        if !self.finished {
+            let timed_out = self
+                .deadline
+                .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline);
+            if timed_out {
+                self.code.get_or_insert(Code::DeadlineExceeded);
+                self.expire();
+            } else {
+                // The caller went away early (a sibling failed, the client cancelled): nothing
+                // is learnt about the endpoint, as linkerd counts no cancellation.
+                self.code.get_or_insert(Code::Cancelled);
+                self.abandon();
+            }
         }
-        let timed_out = self
-            .deadline
-            .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline);
-        if timed_out {
-            self.expire();
-        } else {
-            // The caller went away early (a sibling failed, the client cancelled): nothing is
-            // learnt about the endpoint, as linkerd counts no cancellation.
-            self.abandon();
+        if let Some(sent) = self.sent {
+            let code = self.code.unwrap_or(Code::Cancelled);
+            self.endpoint
+                .attempts
+                .observe(code as i32, sent.elapsed().as_secs_f64());
         }
     }
 }
@@ -131,11 +144,14 @@ impl ResponseBody {
     pub(super) fn wrap(response: Response<Incoming>, mut guard: CallGuard) -> Response<Self> {
         // A trailers-only answer carries its `grpc-status` in the head; any other head that is
         // not 200 is not a gRPC answer at all (a proxy error page, a misrouted call).
-        if let Some(outcome) = outcome_of(response.headers()) {
+        if let Some((code, outcome)) = status_of(response.headers()) {
+            guard.code = Some(code);
             guard.finish(outcome);
         } else if response.status().is_server_error() {
+            guard.code = Some(Code::Unavailable);
             guard.finish(Outcome::Failure);
         } else if !response.status().is_success() {
+            guard.code = Some(Code::Unknown);
             guard.finish(Outcome::Success);
         }
         response.map(|inner| Self {
@@ -157,6 +173,7 @@ impl ResponseBody {
     fn expire(&mut self) -> Frame<Bytes> {
         self.inner = None;
         if let Some(guard) = self.guard.as_mut() {
+            guard.code.get_or_insert(Code::DeadlineExceeded);
             guard.expire();
         }
         let status = self
@@ -212,8 +229,10 @@ impl Body for ResponseBody {
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(trailers) = frame.trailers_ref() {
-                    let outcome = outcome_of(trailers).unwrap_or(Outcome::Failure);
+                    let (code, outcome) =
+                        status_of(trailers).unwrap_or((Code::Unknown, Outcome::Failure));
                     if let Some(guard) = this.guard.as_mut() {
+                        guard.code.get_or_insert(code);
                         guard.finish(outcome);
                     }
                 }
@@ -222,6 +241,7 @@ impl Body for ResponseBody {
             Some(Err(_)) | None => {
                 this.deadline = None;
                 if let Some(guard) = this.guard.as_mut() {
+                    guard.code.get_or_insert(Code::Unavailable);
                     guard.finish(Outcome::Failure);
                 }
             }
@@ -242,15 +262,23 @@ impl Body for ResponseBody {
 
 /// The breaker's reading of a `grpc-status`: failures are the codes that say the endpoint, not
 /// the request, is the problem.
+#[cfg(test)]
 pub(super) fn outcome_of(headers: &HeaderMap) -> Option<Outcome> {
+    status_of(headers).map(|(_, outcome)| outcome)
+}
+
+/// The `grpc-status` of a head or trailers, and the breaker's reading of it.
+fn status_of(headers: &HeaderMap) -> Option<(Code, Outcome)> {
     let code = headers
         .get(GRPC_STATUS)?
         .to_str()
         .ok()?
         .parse::<i32>()
         .ok()?;
-    Some(match Code::from_i32(code) {
+    let code = Code::from_i32(code);
+    let outcome = match code {
         Code::Unavailable | Code::Internal | Code::Unknown | Code::DataLoss => Outcome::Failure,
         _ => Outcome::Success,
-    })
+    };
+    Some((code, outcome))
 }

@@ -61,7 +61,7 @@ mod call;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -97,6 +97,8 @@ pub struct Balancer {
     ejection: Mutex<()>,
     /// Since when no endpoint has been ready, while that lasts.
     unready_since: Mutex<Option<Instant>>,
+    /// Calls failed because no endpoint was ready (every breaker open, or none at all).
+    pub(crate) unready_failures: AtomicU64,
     /// Woken on every breaker transition a waiting call cares about (closed, reopened after a
     /// failed probe, a probe handed back) and on endpoint-set updates.
     changed: Notify,
@@ -146,6 +148,7 @@ impl Balancer {
             ejected: AtomicUsize::new(0),
             ejection: Mutex::new(()),
             unready_since: Mutex::new(None),
+            unready_failures: AtomicU64::new(0),
             changed: Notify::new(),
         }
     }
@@ -338,6 +341,7 @@ impl Balancer {
     }
 
     fn no_ready_endpoint(&self, waited: Duration) -> LocalError {
+        self.unready_failures.fetch_add(1, Ordering::Relaxed);
         let endpoints = self.endpoints();
         if endpoints.is_empty() {
             return LocalError::NoEndpoints {
@@ -385,6 +389,12 @@ impl Balancer {
                 if member && ticket == Ticket::Regular {
                     self.ejected.store(ejected + 1, Ordering::Release);
                 }
+                let count = if ticket == Ticket::Probe {
+                    &endpoint.transitions.reopened
+                } else {
+                    &endpoint.transitions.ejected
+                };
+                count.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     upstream = %self.upstream,
                     endpoint = %endpoint_name,
@@ -394,6 +404,7 @@ impl Balancer {
                 );
             }
             Some(Change::Closed) => {
+                endpoint.transitions.closed.fetch_add(1, Ordering::Relaxed);
                 if member {
                     self.ejected
                         .store(ejected.saturating_sub(1), Ordering::Release);
@@ -449,6 +460,8 @@ impl Balancer {
                 deadline: deadline.map(|d| d.at),
                 origin,
                 finished: false,
+                sent: None,
+                code: None,
             };
             if let Some(deadline) = deadline
                 && let Err(error) = refresh_grpc_timeout(&mut request, deadline, &self.upstream)
@@ -458,12 +471,14 @@ impl Balancer {
                 return Err(error);
             }
             let started = Instant::now();
+            guard.sent = Some(started);
             let (returned, error) = match guard.endpoint.send(request).await {
                 Ok(response) => {
                     guard.observe(started.elapsed());
                     return Ok(ResponseBody::wrap(response, guard));
                 }
                 Err(SendError::Failed(error)) => {
+                    guard.code = Some(tonic::Code::Unavailable);
                     guard.observe(FAILURE_PENALTY);
                     guard.finish(Outcome::Failure);
                     return Err(LocalError::UpstreamFailed {
@@ -475,6 +490,7 @@ impl Balancer {
                 Err(SendError::Connect { request, error }) => (request, error),
                 Err(SendError::NotSent { request, error }) => (request, error.into()),
             };
+            guard.code = Some(tonic::Code::Unavailable);
             guard.observe(FAILURE_PENALTY);
             guard.finish(Outcome::Failure);
             tried.push(Arc::clone(&guard.endpoint));

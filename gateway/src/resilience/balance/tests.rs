@@ -219,6 +219,8 @@ async fn a_call_dropped_at_its_deadline_counts_as_a_failure_and_an_early_drop_do
             deadline: Some(deadline),
             origin: None,
             finished: false,
+            sent: None,
+            code: None,
         }
     };
     // Cancelled by its caller long before the deadline: says nothing about the endpoint.
@@ -258,6 +260,8 @@ fn guard_for(balancer: &Arc<Balancer>, ticket: Ticket, deadline: Instant) -> Cal
         deadline: Some(deadline),
         origin: None,
         finished: false,
+        sent: None,
+        code: None,
     }
 }
 

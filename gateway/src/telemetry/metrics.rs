@@ -1,0 +1,403 @@
+//! Metrics: the families the gateway exports at the admin listener's `GET /metrics`, and the
+//! handles its layers record into.
+//!
+//! Names and labels follow the OpenTelemetry RPC semantic conventions (v1.44, with the
+//! `rpc.status_code` attribute of the conventions' main branch) mapped to Prometheus as the
+//! OpenTelemetry specification says: dots become underscores, the unit is appended as a word
+//! (`s` → `_seconds`, `By` → `_bytes`), counters end in `_total`. What the conventions do not
+//! cover is named `mosaic_…`. ARCHITECTURE.md lists every family.
+//!
+//! # The hot path
+//!
+//! Nothing on a call's path formats a string or looks a label set up in a family: every label
+//! but the status is known before the call (the method table is built at start, each endpoint
+//! gets its handles when it is made), and the status, one of gRPC's 17 codes, indexes an array
+//! of lazily created histograms ([`ByStatus`]). Recording a call is then an atomic load and one
+//! histogram observation. Counters that are only read at scrape time (sheds, retries, breaker
+//! transitions) are plain atomics kept by the layer that counts them and read by a collector,
+//! and gauges (breaker state, load estimates, calls in flight) are read from the live state at
+//! scrape time: they cost the call path nothing at all.
+//!
+//! Per-consumer or per-peer values never become labels: they would make the series unbounded.
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// A label set: every value but the status is fixed when the handle is made.
+pub(crate) type Labels = Vec<(&'static str, Arc<str>)>;
+
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// The method label of calls to methods the gateway has no descriptor for, as the semantic
+/// conventions ask (an unbounded label would let callers grow the series without limit).
+pub(crate) const OTHER_METHOD: &str = "_OTHER";
+
+/// Call durations, in seconds: the semantic conventions' recommended buckets (5 ms to 10 s),
+/// preceded by five finer ones, since a loopback hop or the gateway's own share of a call takes
+/// 0.1–1 ms.
+const DURATION_BUCKETS: [f64; 19] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
+    0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// gRPC status names, indexed by code, as `rpc.status_code` spells them.
+pub(crate) const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Message sizes, in bytes: 16 B to 16 MiB in powers of four.
+fn size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(16.0, 4.0, 11))
+}
+
+/// The families every part of the gateway records into, registered once.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    server_duration: Histograms,
+    server_active: Family<Labels, Gauge>,
+    server_request_size: Histograms,
+    server_response_size: Histograms,
+    client_duration: Histograms,
+    attempt_duration: Histograms,
+}
+
+/// Histograms of one label set, one per gRPC status, each created when its status first occurs
+/// (so a scrape shows only the statuses seen, and recording never looks anything up).
+pub(crate) struct ByStatus {
+    family: Histograms,
+    labels: Labels,
+    slots: [OnceLock<Histogram>; 17],
+}
+
+/// What the edge side records for one method (or for every method without a descriptor).
+pub(crate) struct ServerMethod {
+    /// `rpc_server_call_duration_seconds`, by status.
+    pub(crate) calls: ByStatus,
+    /// `mosaic_server_active_calls`.
+    pub(crate) active: Gauge,
+    /// `rpc_server_request_size_bytes`: one observation per request message.
+    pub(crate) request_size: Histogram,
+    /// `rpc_server_response_size_bytes`: one observation per response message.
+    pub(crate) response_size: Histogram,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Registers the call families in `registry`.
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            server_duration: Family::new_with_constructor(duration_histogram),
+            server_active: Family::default(),
+            server_request_size: Family::new_with_constructor(size_histogram),
+            server_response_size: Family::new_with_constructor(size_histogram),
+            client_duration: Family::new_with_constructor(duration_histogram),
+            attempt_duration: Family::new_with_constructor(duration_histogram),
+        };
+        registry.register_with_unit(
+            "rpc_server_call_duration",
+            "Duration of edge calls answered by the gateway, by method and status",
+            Unit::Seconds,
+            metrics.server_duration.clone(),
+        );
+        registry.register(
+            "mosaic_server_active_calls",
+            "Edge calls in progress",
+            metrics.server_active.clone(),
+        );
+        registry.register_with_unit(
+            "rpc_server_request_size",
+            "Size of each request message of edge calls (gRPC payload, without the 5-byte prefix)",
+            Unit::Bytes,
+            metrics.server_request_size.clone(),
+        );
+        registry.register_with_unit(
+            "rpc_server_response_size",
+            "Size of each response message of edge calls (gRPC payload, without the 5-byte prefix)",
+            Unit::Bytes,
+            metrics.server_response_size.clone(),
+        );
+        registry.register_with_unit(
+            "rpc_client_call_duration",
+            "Duration of calls to upstreams, retries and hedges included, by upstream, method \
+             and status",
+            Unit::Seconds,
+            metrics.client_duration.clone(),
+        );
+        registry.register_with_unit(
+            "mosaic_client_attempt_duration",
+            "Duration of each attempt sent to an upstream endpoint, by endpoint and status",
+            Unit::Seconds,
+            metrics.attempt_duration.clone(),
+        );
+        metrics
+    }
+
+    /// The edge side's handles for `method` (`package.Service/Method`, or [`OTHER_METHOD`])
+    /// served over `protocol` (`grpc`).
+    pub(crate) fn server_method(&self, method: &str, protocol: &'static str) -> ServerMethod {
+        let labels: Labels = vec![
+            ("rpc_system_name", "grpc".into()),
+            ("rpc_method", method.into()),
+            ("protocol", protocol.into()),
+        ];
+        ServerMethod {
+            calls: ByStatus::new(self.server_duration.clone(), labels.clone()),
+            active: self.server_active.get_or_create_owned(&labels),
+            request_size: self.server_request_size.get_or_create_owned(&labels),
+            response_size: self.server_response_size.get_or_create_owned(&labels),
+        }
+    }
+
+    /// Handles for calls from the gateway to `method` on `upstream`.
+    pub(crate) fn client_method(&self, upstream: &str, method: &str) -> ByStatus {
+        ByStatus::new(
+            self.client_duration.clone(),
+            vec![
+                ("rpc_system_name", "grpc".into()),
+                ("rpc_method", method.into()),
+                ("upstream", upstream.into()),
+            ],
+        )
+    }
+
+    /// Handles for attempts sent to one endpoint (`host:port`) of `upstream`.
+    pub(crate) fn endpoint_attempts(&self, upstream: &str, endpoint: &str) -> ByStatus {
+        ByStatus::new(
+            self.attempt_duration.clone(),
+            vec![
+                ("rpc_system_name", "grpc".into()),
+                ("upstream", upstream.into()),
+                ("endpoint", endpoint.into()),
+            ],
+        )
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+// === impl ByStatus ===
+
+impl ByStatus {
+    fn new(family: Histograms, labels: Labels) -> Self {
+        Self {
+            family,
+            labels,
+            slots: Default::default(),
+        }
+    }
+
+    /// Histograms registered nowhere: what parts built outside a gateway (unit tests) record
+    /// into.
+    pub(crate) fn detached() -> Self {
+        Self::new(Family::new_with_constructor(duration_histogram), Vec::new())
+    }
+
+    /// Records `seconds` for a call that ended with gRPC status `code` (an unknown code counts
+    /// as `UNKNOWN`, as gRPC clients treat it).
+    pub(crate) fn observe(&self, code: i32, seconds: f64) {
+        let index = usize::try_from(code)
+            .ok()
+            .filter(|index| *index < CODE_NAMES.len())
+            .unwrap_or(2);
+        self.slots[index]
+            .get_or_init(|| {
+                let mut labels = self.labels.clone();
+                labels.push(("rpc_status_code", CODE_NAMES[index].into()));
+                self.family.get_or_create_owned(&labels)
+            })
+            .observe(seconds);
+    }
+}
+
+impl std::fmt::Debug for ByStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByStatus")
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ServerMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerMethod")
+            .field("labels", &self.calls.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the gRPC message boundaries of a body as its data frames pass, without copying or
+/// decoding: each 5-byte prefix (flag, big-endian length) gives one message's size. Written by
+/// hand because it is twenty lines over bytes already in hand; a codec would buffer messages.
+#[derive(Debug, Default)]
+pub(crate) struct MessageSizes {
+    /// Prefix bytes read so far of the next message.
+    prefix: [u8; 5],
+    prefix_len: usize,
+    /// Payload bytes of the current message still to come.
+    remaining: u64,
+}
+
+impl MessageSizes {
+    /// Feeds one data frame; calls `each` with the size of every message whose prefix it
+    /// completes.
+    pub(crate) fn feed(&mut self, mut data: &[u8], mut each: impl FnMut(u64)) {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let skip = usize::try_from(self.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                self.remaining -= skip as u64;
+                data = &data[skip..];
+                continue;
+            }
+            let take = (5 - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&data[..take]);
+            self.prefix_len += take;
+            data = &data[take..];
+            if self.prefix_len == 5 {
+                self.prefix_len = 0;
+                let [_, a, b, c, d] = self.prefix;
+                let size = u64::from(u32::from_be_bytes([a, b, c, d]));
+                each(size);
+                self.remaining = size;
+            }
+        }
+    }
+}
+
+/// A caller's request body as the edge hands it over: hyper's, its message sizes recorded.
+pub(crate) type CallerBody = MeteredBody<hyper::body::Incoming>;
+
+/// A request body that records the size of each gRPC message as it streams past.
+#[derive(Debug)]
+pub(crate) struct MeteredBody<B> {
+    inner: B,
+    sizes: MessageSizes,
+    histogram: Option<Histogram>,
+}
+
+impl<B> MeteredBody<B> {
+    /// Records `inner`'s message sizes into `histogram` (`None`: records nothing).
+    pub(crate) fn new(inner: B, histogram: Option<Histogram>) -> Self {
+        Self {
+            inner,
+            sizes: MessageSizes::default(),
+            histogram,
+        }
+    }
+}
+
+impl<B> http_body::Body for MeteredBody<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_frame(cx));
+        if let (Some(Ok(frame)), Some(histogram)) = (&frame, &this.histogram)
+            && let Some(data) = frame.data_ref()
+        {
+            this.sizes.feed(data, |size| histogram.observe(size as f64));
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(size: u32) -> Vec<u8> {
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&size.to_be_bytes());
+        bytes.extend(std::iter::repeat_n(7u8, size as usize));
+        bytes
+    }
+
+    #[test]
+    fn message_sizes_are_read_across_any_framing() {
+        let stream: Vec<u8> = [message(3), message(0), message(70_000), message(1)].concat();
+        // Whole, byte by byte, and in uneven chunks: the same four sizes.
+        for chunk in [stream.len(), 1, 4, 6, 4096] {
+            let mut sizes = MessageSizes::default();
+            let mut seen = Vec::new();
+            for frame in stream.chunks(chunk) {
+                sizes.feed(frame, |size| seen.push(size));
+            }
+            assert_eq!(seen, [3, 0, 70_000, 1], "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn statuses_get_their_own_series_and_unknown_codes_count_as_unknown() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let calls = metrics.client_method("users", "demo.users.v1.UserService/GetUser");
+        calls.observe(0, 0.001);
+        calls.observe(0, 0.002);
+        calls.observe(14, 0.5);
+        calls.observe(99, 0.1);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let count = |status: &str| {
+            text.lines()
+                .find(|line| {
+                    line.starts_with("rpc_client_call_duration_seconds_count")
+                        && line.contains(&format!("rpc_status_code=\"{status}\""))
+                })
+                .and_then(|line| line.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(count("OK").as_deref(), Some("2"), "{text}");
+        assert_eq!(count("UNAVAILABLE").as_deref(), Some("1"));
+        assert_eq!(count("UNKNOWN").as_deref(), Some("1"));
+        assert_eq!(
+            count("CANCELLED"),
+            None,
+            "no series for a status never seen"
+        );
+    }
+}
