@@ -17,6 +17,13 @@
 //! [reflection]
 //! descriptor_sets = ["descriptors/upstreams.binpb"]
 //!
+//! [metrics]
+//! enabled = true                   # record calls for the admin listener's /metrics
+//!
+//! [access_log]                     # one JSON line per call; off without this table
+//! path = "stdout"                  # or a file, appended to
+//! fields = ["time", "peer", "method", "status", "duration_us"]   # default: every field
+//!
 //! [upstreams.users]
 //! endpoints = ["http://127.0.0.1:50051"]
 //! services = ["demo.users.v1.UserService"]
@@ -95,6 +102,106 @@ pub struct GatewayConfig {
     pub descriptor_sets: Vec<PathBuf>,
     /// Downstream services by name, in name order.
     pub upstreams: Vec<UpstreamConfig>,
+    /// What the gateway records for `/metrics`.
+    pub metrics: MetricsConfig,
+    /// The access log, if one is written.
+    pub access_log: Option<AccessLogConfig>,
+}
+
+/// `[access_log]`: one JSON line per edge call; off when the table is absent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessLogConfig {
+    /// Where the lines go.
+    pub target: AccessLogTarget,
+    /// The fields of each line, in order.
+    pub fields: Vec<AccessLogField>,
+}
+
+/// Where access-log lines are written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AccessLogTarget {
+    /// The process's standard output (`path = "stdout"`, the default).
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
+}
+
+/// One field of an access-log line, named in `fields` as [`AccessLogField::name`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessLogField {
+    /// When the call arrived, RFC 3339 with microseconds, UTC.
+    Time,
+    /// The caller's address.
+    Peer,
+    /// `grpc` (gRPC-Web and HTTP/JSON will have their own).
+    Protocol,
+    /// The call's path, `/package.Service/Method`.
+    Method,
+    /// The gRPC status name.
+    Status,
+    /// From the call's head to its last frame, in microseconds.
+    DurationUs,
+    /// The upstream a pass-through call went to.
+    Upstream,
+    /// The endpoint (`http://host:port`) that answered a pass-through call.
+    Endpoint,
+    /// Attempts sent to downstream endpoints for the call, retries and hedges included.
+    Attempts,
+    /// Bytes of the request body (gRPC framing included).
+    RequestBytes,
+    /// Bytes of the response body (gRPC framing included).
+    ResponseBytes,
+    /// The trace id of the caller's W3C `traceparent`, when it sent a valid one.
+    TraceId,
+}
+
+impl AccessLogField {
+    /// Every field, in the default order.
+    pub const ALL: [AccessLogField; 12] = [
+        Self::Time,
+        Self::Peer,
+        Self::Protocol,
+        Self::Method,
+        Self::Status,
+        Self::DurationUs,
+        Self::Upstream,
+        Self::Endpoint,
+        Self::Attempts,
+        Self::RequestBytes,
+        Self::ResponseBytes,
+        Self::TraceId,
+    ];
+
+    /// The field's name in `fields` and in each line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Time => "time",
+            Self::Peer => "peer",
+            Self::Protocol => "protocol",
+            Self::Method => "method",
+            Self::Status => "status",
+            Self::DurationUs => "duration_us",
+            Self::Upstream => "upstream",
+            Self::Endpoint => "endpoint",
+            Self::Attempts => "attempts",
+            Self::RequestBytes => "request_bytes",
+            Self::ResponseBytes => "response_bytes",
+            Self::TraceId => "trace_id",
+        }
+    }
+}
+
+/// `[metrics]`: whether calls are recorded for the admin listener's `/metrics`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsConfig {
+    /// On by default; off, no call records anything and `/metrics` serves no call families.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// Where the edge listener binds and how it drains.
@@ -223,8 +330,24 @@ struct RawConfig {
     listener: Option<RawListener>,
     admin: Option<RawAdmin>,
     reflection: Option<RawReflection>,
+    metrics: Option<RawMetrics>,
+    access_log: Option<RawAccessLog>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    enabled: Option<bool>,
+    path: Option<String>,
+    fields: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -777,6 +900,12 @@ impl RawConfig {
             }
         }
 
+        let access_log = self
+            .access_log
+            .as_ref()
+            .filter(|raw| raw.enabled.unwrap_or(true))
+            .map(|raw| access_log(raw, &mut problems));
+
         let mut upstreams = Vec::with_capacity(self.upstreams.len());
         // service name → the upstream that claimed it first, to report double claims.
         let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
@@ -850,6 +979,13 @@ impl RawConfig {
                     .map(|reflection| reflection.descriptor_sets)
                     .unwrap_or_default(),
                 upstreams,
+                access_log,
+                metrics: MetricsConfig {
+                    enabled: self
+                        .metrics
+                        .and_then(|metrics| metrics.enabled)
+                        .unwrap_or(true),
+                },
             }),
             _ => Err(ConfigError {
                 origin: origin.to_owned(),
@@ -860,6 +996,41 @@ impl RawConfig {
 }
 
 /// Checks an endpoint URL: plaintext HTTP/2 (`http://host:port`), nothing after the authority.
+fn access_log(raw: &RawAccessLog, problems: &mut Problems) -> AccessLogConfig {
+    let target = match raw.path.as_deref() {
+        None | Some("stdout") => AccessLogTarget::Stdout,
+        Some("") => {
+            problems.push(
+                "access_log.path",
+                "is empty; give a file path or \"stdout\"",
+            );
+            AccessLogTarget::Stdout
+        }
+        Some(path) => AccessLogTarget::File(PathBuf::from(path)),
+    };
+    let fields = match &raw.fields {
+        None => AccessLogField::ALL.to_vec(),
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .filter_map(|(index, name)| {
+                let field = AccessLogField::ALL
+                    .into_iter()
+                    .find(|field| field.name() == name);
+                if field.is_none() {
+                    let known: Vec<&str> = AccessLogField::ALL.iter().map(|f| f.name()).collect();
+                    problems.push(
+                        format!("access_log.fields[{index}]"),
+                        format!("unknown field `{name}`; known: {}", known.join(", ")),
+                    );
+                }
+                field
+            })
+            .collect(),
+    };
+    AccessLogConfig { target, fields }
+}
+
 fn parse_endpoint(text: &str) -> Result<Uri, String> {
     let uri: Uri = text
         .parse()
@@ -1037,6 +1208,46 @@ mod tests {
     fn a_missing_listener_is_reported() {
         let found = problems("");
         assert_eq!(found[0].0, "listener");
+    }
+
+    #[test]
+    fn metrics_are_on_unless_turned_off_and_the_key_is_checked() {
+        let config = GatewayConfig::from_toml_str(GOOD, "test.toml").expect("valid config");
+        assert!(config.metrics.enabled);
+        let off = format!("{GOOD}\n[metrics]\nenabled = false\n");
+        let config = GatewayConfig::from_toml_str(&off, "test.toml").expect("valid config");
+        assert!(!config.metrics.enabled);
+        let typo = format!("{GOOD}\n[metrics]\nenable = false\n");
+        let err = GatewayConfig::from_toml_str(&typo, "test.toml").expect_err("unknown key");
+        assert!(err.to_string().contains("enable"), "{err}");
+    }
+
+    #[test]
+    fn the_access_log_is_off_unless_configured_and_its_fields_are_checked() {
+        let config = GatewayConfig::from_toml_str(GOOD, "test.toml").expect("valid config");
+        assert_eq!(config.access_log, None);
+        let on = format!("{GOOD}\n[access_log]\n");
+        let config = GatewayConfig::from_toml_str(&on, "test.toml").expect("valid config");
+        let log = config.access_log.expect("on");
+        assert_eq!(log.target, AccessLogTarget::Stdout);
+        assert_eq!(log.fields, AccessLogField::ALL);
+        let off = format!("{GOOD}\n[access_log]\nenabled = false\npath = \"/tmp/x\"\n");
+        let config = GatewayConfig::from_toml_str(&off, "test.toml").expect("valid config");
+        assert_eq!(config.access_log, None);
+        let bad =
+            format!("{GOOD}\n[access_log]\npath = \"\"\nfields = [\"status\", \"latency\"]\n");
+        let found = problems(&bad);
+        let keys: Vec<&str> = found.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["access_log.path", "access_log.fields[1]"],
+            "{found:?}"
+        );
+        assert!(found[1].1.contains("unknown field `latency`"), "{found:?}");
+        assert!(
+            found[1].1.contains("duration_us"),
+            "lists the known ones: {found:?}"
+        );
     }
 
     #[test]

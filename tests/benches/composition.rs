@@ -352,30 +352,11 @@ async fn measure(channel: Channel, concurrency: usize) -> Round {
             }
         }
     });
-    // Samples the CPU clock at the start and the end of the measured phase.
-    let cpu = async {
-        tokio::time::sleep(WARMUP).await;
-        let start = process_cpu();
-        tokio::time::sleep(MEASURE).await;
-        process_cpu()?.checked_sub(start?)
-    };
-    let (load, cpu) = tokio::join!(load, cpu);
+    let (load, cpu) = tokio::join!(load, load::cpu_during(WARMUP, MEASURE));
     let cpu_per_call = cpu
         .filter(|_| load.ok > 0)
         .map(|cpu| micros(cpu) / load.ok as f64);
     Round { load, cpu_per_call }
-}
-
-/// CPU time this process has used (user + system), from `/proc/self/stat`, in clock ticks of
-/// 10 ms (Linux's `USER_HZ` is 100 on every mainstream architecture).
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name may hold spaces; the fields after it do not. `utime` and `stime` are
-    // fields 14 and 15, the 12th and 13th after the name.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// Every variant answers the same pages as the first (and with `REVIEW_LIMIT` reviews each).

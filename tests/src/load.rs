@@ -114,3 +114,24 @@ pub fn median(mut values: Vec<f64>) -> f64 {
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
+
+/// CPU time this process has used (user + system), from `/proc/self/stat`, in clock ticks of
+/// 10 ms (Linux's `USER_HZ` is 100 on every mainstream architecture).
+pub fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it do not. `utime` and `stime` are
+    // fields 14 and 15, the 12th and 13th after the name.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The process CPU time used from `warmup` to `warmup + measure` from now: run it beside a
+/// [`run`] with the same phases to get the CPU of its measured phase.
+pub async fn cpu_during(warmup: Duration, measure: Duration) -> Option<Duration> {
+    tokio::time::sleep(warmup).await;
+    let start = process_cpu();
+    tokio::time::sleep(measure).await;
+    process_cpu()?.checked_sub(start?)
+}

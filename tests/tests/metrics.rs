@@ -392,3 +392,229 @@ async fn breaker_state_and_transitions_are_exported() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_and_the_gateways_own_share_are_measured() {
+    let _serial = mosaic_tests::serial().await;
+    let stack = Stack::start().await.unwrap();
+    const LATENCY: Duration = Duration::from_millis(20);
+    for service in DemoService::ALL {
+        stack
+            .service(service)
+            .faults()
+            .set(FaultConfig {
+                latency: mosaic_demo_services::Latency::Fixed(LATENCY),
+                ..FaultConfig::default()
+            })
+            .unwrap();
+    }
+    const PAGES: u32 = 5;
+    let mut storefront = StorefrontClient::new(stack.via_gateway());
+    let mut cards = 0;
+    for product_id in 1..=PAGES {
+        let page = storefront
+            .get_product_page(GetProductPageRequest {
+                product_id: i64::from(product_id) + 6,
+                review_limit: 2,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        cards += page.reviews.len();
+    }
+    let mut users = UserServiceClient::new(stack.via_gateway());
+    for id in 1..=PAGES {
+        users
+            .get_user(GetUserRequest { id: i64::from(id) })
+            .await
+            .unwrap();
+    }
+
+    let scrape = Scrape::fetch(stack.admin_addr()).await.unwrap();
+    let page = "demo.storefront.v1.Storefront/GetProductPage";
+    let step = |name| {
+        scrape.sum(
+            "mosaic_compose_step_duration_seconds_count",
+            &[
+                ("rpc_method", page),
+                ("step", name),
+                ("rpc_status_code", "OK"),
+            ],
+        )
+    };
+    for name in ["p", "stock", "rs"] {
+        assert_eq!(step(name), f64::from(PAGES), "step {name}: {}", scrape.text);
+    }
+    assert_eq!(step("author"), cards as f64, "one per review card");
+    // Each step waited at least the service's latency.
+    let step_seconds = scrape.sum(
+        "mosaic_compose_step_duration_seconds_sum",
+        &[("rpc_method", page), ("step", "p")],
+    );
+    assert!(step_seconds >= f64::from(PAGES) * LATENCY.as_secs_f64());
+
+    // The own share: a page waits for two levels of 20 ms calls, a pass-through call for one;
+    // what is left is the gateway's, well under one service latency per call in any build.
+    for (method, levels) in [(page, 2.0), (GET_USER, 1.0)] {
+        let labels = [("rpc_method", method)];
+        let calls = scrape.sum("mosaic_server_own_duration_seconds_count", &labels);
+        assert_eq!(calls, f64::from(PAGES), "{method}");
+        let own = scrape.sum("mosaic_server_own_duration_seconds_sum", &labels) / calls;
+        let total = scrape.sum("rpc_server_call_duration_seconds_sum", &labels) / calls;
+        println!(
+            "OWN {method}: {:.3} ms of {:.3} ms per call are the gateway's",
+            own * 1e3,
+            total * 1e3
+        );
+        assert!(own > 0.0, "{method}: the gateway takes some time");
+        assert!(
+            total - own >= levels * LATENCY.as_secs_f64(),
+            "{method}: the waiting subtracted covers the downstream latency ({own} of {total})"
+        );
+        assert!(
+            own < LATENCY.as_secs_f64(),
+            "{method}: own {own} s of {total} s"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_turned_off() {
+    let stack = Stack::start_with(|config| format!("{config}\n[metrics]\nenabled = false\n"))
+        .await
+        .unwrap();
+    UserServiceClient::new(stack.via_gateway())
+        .get_user(GetUserRequest { id: 1 })
+        .await
+        .unwrap();
+    let scrape = Scrape::fetch(stack.admin_addr()).await.unwrap();
+    assert_eq!(
+        scrape.series("rpc_server_call_duration_seconds_count", &[]),
+        0,
+        "{}",
+        scrape.text
+    );
+    assert_eq!(scrape.series("mosaic_endpoint_breaker_open", &[]), 0);
+}
+
+/// A file under the system's temporary directory that no other test run uses.
+fn scratch_file(name: &str) -> std::path::PathBuf {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("mosaic-{name}-{}-{unique}", std::process::id()))
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_has_one_line_per_call() {
+    let path = scratch_file("access.log");
+    let log_path = path.display().to_string();
+    let mut stack =
+        Stack::start_with(move |config| format!("{config}\n[access_log]\npath = \"{log_path}\"\n"))
+            .await
+            .unwrap();
+    let mut users = UserServiceClient::new(stack.via_gateway());
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut traced = tonic::Request::new(GetUserRequest { id: 5 });
+    traced.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").parse().unwrap(),
+    );
+    let found = users.get_user(traced).await.unwrap().into_inner();
+    let missing = users
+        .get_user(GetUserRequest { id: 100_001 })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let page = StorefrontClient::new(stack.via_gateway())
+        .get_product_page(GetProductPageRequest {
+            product_id: 7,
+            review_limit: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Shutting down writes the last lines.
+    let users_endpoint = stack.service(DemoService::Users).endpoint();
+    stack.shutdown_gateway().await;
+
+    let lines = lines_of(&path);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let get_user = "/demo.users.v1.UserService/GetUser";
+    let first = &lines[0];
+    assert_eq!(first["method"], get_user);
+    assert_eq!(first["status"], "OK");
+    assert_eq!(first["protocol"], "grpc");
+    assert_eq!(first["upstream"], "users");
+    assert_eq!(first["endpoint"], users_endpoint.as_str());
+    assert_eq!(first["attempts"], 1);
+    assert_eq!(first["trace_id"], trace);
+    let request_bytes = 5 + GetUserRequest { id: 5 }.encoded_len() as u64;
+    assert_eq!(first["request_bytes"], request_bytes);
+    assert_eq!(first["response_bytes"], 5 + found.encoded_len() as u64);
+    assert!(first["duration_us"].as_u64().unwrap() > 0);
+    assert!(
+        first["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{first}"
+    );
+    let time = first["time"].as_str().unwrap();
+    assert!(
+        humantime_like(time),
+        "RFC 3339 with microseconds, UTC: {time}"
+    );
+    assert_eq!(lines[1]["status"], "NOT_FOUND");
+    assert_eq!(lines[1]["trace_id"], serde_json::Value::Null);
+    let composed = &lines[2];
+    assert_eq!(
+        composed["method"],
+        "/demo.storefront.v1.Storefront/GetProductPage"
+    );
+    assert_eq!(composed["status"], "OK");
+    assert_eq!(composed["upstream"], serde_json::Value::Null);
+    // GetProduct, GetStock and ListReviews, then one GetUser per review card.
+    assert_eq!(composed["attempts"], 3 + page.reviews.len() as u64);
+    std::fs::remove_file(&path).ok();
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+fn humantime_like(time: &str) -> bool {
+    let bytes = time.as_bytes();
+    bytes.len() == 27
+        && bytes[4] == b'-'
+        && bytes[10] == b'T'
+        && bytes[19] == b'.'
+        && bytes[26] == b'Z'
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_fields_are_selectable() {
+    let path = scratch_file("access-fields.log");
+    let log_path = path.display().to_string();
+    let mut stack = Stack::start_with(move |config| {
+        format!(
+            "{config}\n[access_log]\npath = \"{log_path}\"\nfields = [\"status\", \"method\"]\n"
+        )
+    })
+    .await
+    .unwrap();
+    UserServiceClient::new(stack.via_gateway())
+        .get_user(GetUserRequest { id: 1 })
+        .await
+        .unwrap();
+    stack.shutdown_gateway().await;
+    // Exactly the fields asked for, in the order asked for.
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"status\":\"OK\",\"method\":\"/demo.users.v1.UserService/GetUser\"}\n"
+    );
+    std::fs::remove_file(&path).ok();
+}

@@ -107,11 +107,15 @@ where
 {
     let started = Instant::now();
     let result = attempts(call, upstream, spec, message, send).await;
+    let code = result
+        .as_ref()
+        .map_or_else(|status| status.code(), |_| Code::Ok) as i32;
+    let elapsed = started.elapsed();
     if let Some(calls) = upstream.client_calls(spec.method) {
-        let code = result
-            .as_ref()
-            .map_or_else(|status| status.code(), |_| Code::Ok);
-        calls.observe(code as i32, started.elapsed().as_secs_f64());
+        calls.observe(code, elapsed);
+    }
+    if let Some(step) = upstream.step_calls(call.method(), spec.step) {
+        step.observe(code, elapsed);
     }
     result
 }

@@ -13,9 +13,8 @@
 //! small request is read whole first, so the call can be retried on another endpoint when the
 //! one it went to drops it (`replay.rs` says which methods, and when).
 
-use std::sync::OnceLock;
-
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
@@ -59,12 +58,15 @@ pub struct Upstream {
     /// `rpc_client_call_duration_seconds` per method the descriptors name, set with
     /// `replayable`.
     calls: OnceLock<ClientCalls>,
+    /// `mosaic_compose_step_duration_seconds` per (edge method, step) of the composed calls
+    /// that call this upstream, made on a step's first call (see [`Upstream::step_calls`]).
+    steps: RwLock<HashMap<(usize, usize), Arc<ByStatus>>>,
     stats: UpstreamStats,
 }
 
 /// The client-side call histograms of one upstream, by method (`pkg.Svc/Method`).
 struct ClientCalls {
-    by_method: std::collections::HashMap<Box<str>, Arc<ByStatus>>,
+    by_method: HashMap<Box<str>, Arc<ByStatus>>,
     other: Arc<ByStatus>,
 }
 
@@ -147,6 +149,7 @@ impl Upstream {
             replayable: OnceLock::new(),
             metrics,
             calls: OnceLock::new(),
+            steps: RwLock::default(),
             stats: UpstreamStats::default(),
         }
     }
@@ -185,6 +188,33 @@ impl Upstream {
         let calls = self.calls.get()?;
         let method = method.strip_prefix('/').unwrap_or(method);
         Some(calls.by_method.get(method).unwrap_or(&calls.other))
+    }
+
+    /// Where the call step `step` of edge method `method` is recorded.
+    ///
+    /// Generated code names its steps with string constants but holds no metric handles, so
+    /// the handle is found here: one read-locked lookup keyed by the two constants' addresses
+    /// (no hashing of the text, no formatting), the handle made on the step's first call.
+    pub(crate) fn step_calls(
+        &self,
+        method: &'static str,
+        step: &'static str,
+    ) -> Option<Arc<ByStatus>> {
+        let metrics = self.metrics.as_ref()?;
+        let key = (method.as_ptr() as usize, step.as_ptr() as usize);
+        if let Some(found) = self
+            .steps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Some(Arc::clone(found));
+        }
+        let mut steps = self.steps.write().unwrap_or_else(PoisonError::into_inner);
+        let made = steps
+            .entry(key)
+            .or_insert_with(|| Arc::new(metrics.step(method, step)));
+        Some(Arc::clone(made))
     }
 
     /// What this upstream counted (retries, hedges, budget refusals).

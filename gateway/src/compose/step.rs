@@ -49,6 +49,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tonic::Status;
 
 use super::error::ComposeError;
+use crate::telemetry::own_time::OwnTime;
 
 /// A step's value, computed at most once and awaited by any number of dependents.
 ///
@@ -69,7 +70,8 @@ where
     T: Send + Sync + 'static,
 {
     let state = match Handle::try_current() {
-        Ok(runtime) => TaskState::Running(runtime.spawn(body)),
+        // The step is part of the edge call: its attempts count toward the call's waiting.
+        Ok(runtime) => TaskState::Running(runtime.spawn(OwnTime::propagate(body))),
         Err(_) => TaskState::Finished(Some(Err(ComposeError::NoRuntime.to_status()))),
     };
     Step::from_state(state)

@@ -16,6 +16,8 @@ pub(crate) mod headers {
     pub(crate) const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
     /// A downstream's requested delay before a retry, or none (gRFC A6).
     pub(crate) const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
+    /// The caller's W3C trace context.
+    pub(crate) const TRACEPARENT: &str = "traceparent";
 }
 
 /// The path (`/package.Service/Method`) of every method of the services in `sets` that

@@ -72,6 +72,17 @@ impl GatewayBody {
     }
 }
 
+impl GatewayBody {
+    /// For a pass-through answer: the upstream, and the endpoint (`http://host:port`) it came
+    /// from.
+    pub(crate) fn upstream_and_endpoint(&self) -> (Option<Arc<str>>, Option<String>) {
+        match self {
+            Self::Upstream { body, upstream, .. } => (Some(Arc::clone(upstream)), body.endpoint()),
+            _ => (None, None),
+        }
+    }
+}
+
 impl From<tonic::body::Body> for GatewayBody {
     fn from(body: tonic::body::Body) -> Self {
         Self::Local { body }

@@ -17,6 +17,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 use tokio::time::Instant;
 
+use super::access_log::AccessLog;
 use crate::client::Upstream;
 use crate::resilience::endpoint::Endpoint;
 
@@ -224,5 +225,23 @@ impl Collector for UpstreamCollector {
             gauge,
         )?;
         Ok(())
+    }
+}
+
+/// The access log's dropped lines.
+#[derive(Debug)]
+pub(crate) struct AccessLogCollector {
+    pub(crate) log: Arc<AccessLog>,
+}
+
+impl Collector for AccessLogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let family = encoder.encode_descriptor(
+            "mosaic_access_log_dropped_lines",
+            "Access-log lines dropped because the writer was behind",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.log.dropped()).encode(family)
     }
 }

@@ -78,7 +78,7 @@ pub(crate) async fn serve(
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let router = Arc::clone(&router);
-        let service = service_fn(move |request| Arc::clone(&router).handle(request));
+        let service = service_fn(move |request| Arc::clone(&router).handle(request, Some(peer)));
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();

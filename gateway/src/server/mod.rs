@@ -27,6 +27,7 @@ use tonic_health::server::HealthReporter;
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
+mod access_log;
 mod admin;
 mod body;
 mod collector;
@@ -84,6 +85,15 @@ pub enum GatewayError {
         /// The downstream gRPC service.
         service: String,
     },
+    /// The access log's file could not be opened.
+    #[error("cannot open the access log {target}: {source}")]
+    AccessLog {
+        /// Where the log was to go.
+        target: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The reflection service could not be built from the descriptor sets.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -101,12 +111,15 @@ pub struct GatewayBuilder {
     upstreams: Vec<Arc<Upstream>>,
     /// Every metric family, served at the admin listener's `/metrics`.
     registry: Registry,
-    metrics: Metrics,
+    /// `None` when `[metrics] enabled = false`.
+    metrics: Option<Metrics>,
 }
 
 /// A gateway with its sockets bound, ready to serve.
 pub struct Gateway {
     router: Arc<Router>,
+    /// The access log's writer, which ends once the router (and its sender) is gone.
+    access_log_task: Option<JoinHandle<()>>,
     admin_state: Arc<admin::AdminState>,
     health: HealthReporter,
     /// What each routed service's health depends on (`health.rs`).
@@ -131,11 +144,17 @@ impl GatewayBuilder {
     /// Starts from a validated configuration.
     pub fn new(config: GatewayConfig) -> Self {
         let mut registry = Registry::default();
-        let metrics = Metrics::register(&mut registry);
+        let metrics = config
+            .metrics
+            .enabled
+            .then(|| Metrics::register(&mut registry));
         let upstreams = config
             .upstreams
             .iter()
-            .map(|upstream| Arc::new(Upstream::instrumented(upstream, &metrics)))
+            .map(|upstream| match &metrics {
+                Some(metrics) => Arc::new(Upstream::instrumented(upstream, metrics)),
+                None => Arc::new(Upstream::new(upstream)),
+            })
             .collect();
         Self {
             config,
@@ -265,11 +284,26 @@ impl GatewayBuilder {
         let served_methods = crate::grpc::method_paths(&self.descriptor_sets, |service| {
             routes.owners.contains_key(service)
         });
-        router.record_into(&self.metrics, &served_methods);
-        self.registry
-            .register_collector(Box::new(collector::UpstreamCollector {
-                upstreams: self.upstreams.clone(),
-            }));
+        let mut access_log_task = None;
+        if let (Some(config), Some(_)) = (&self.config.access_log, &self.metrics) {
+            let (log, task) = access_log::AccessLog::start(config)
+                .await
+                .map_err(|source| GatewayError::AccessLog {
+                    target: format!("{:?}", config.target),
+                    source,
+                })?;
+            router.log_to(Arc::clone(&log));
+            self.registry
+                .register_collector(Box::new(collector::AccessLogCollector { log }));
+            access_log_task = Some(task);
+        }
+        if let Some(metrics) = &self.metrics {
+            router.record_into(metrics, &served_methods);
+            self.registry
+                .register_collector(Box::new(collector::UpstreamCollector {
+                    upstreams: self.upstreams.clone(),
+                }));
+        }
 
         let upstream_of = |service: &str| {
             self.config
@@ -314,6 +348,7 @@ impl GatewayBuilder {
         });
         Ok(Gateway {
             router: Arc::new(router),
+            access_log_task,
             admin_state,
             health,
             watched,
@@ -452,6 +487,7 @@ impl Gateway {
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()> + Send) {
         let Gateway {
             router,
+            access_log_task,
             admin_state,
             health,
             watched,
@@ -490,6 +526,15 @@ impl Gateway {
         }
         if let Some(task) = admin_task {
             task.abort();
+        }
+        // The last lines of the access log: the router was the writer's only sender.
+        drop(router);
+        if let Some(task) = access_log_task
+            && tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the access log's last lines were not all written within 1s");
         }
     }
 

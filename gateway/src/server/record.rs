@@ -1,6 +1,6 @@
-//! What the edge records of each gRPC call: its duration by method and status, the calls in
-//! progress, and the size of every response message; the request side is metered by
-//! `MeteredBody` as the request streams in.
+//! What the edge records of each gRPC call: its duration by method and status, the gateway's
+//! own share of it, the calls in progress, and the size of every response message; the request
+//! side is metered by `MeteredBody` as the request streams in.
 //!
 //! The record rides in the response body ([`EdgeBody`]), because a call ends when its last
 //! frame is sent, not when the handler returns: the status is read from a trailers-only head
@@ -9,6 +9,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -18,9 +19,11 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tonic::Code;
 
+use super::access_log::{AccessLog, Ending, Entry};
 use super::body::GatewayBody;
 use crate::grpc::headers::GRPC_STATUS;
 use crate::telemetry::metrics::{ByStatus, MessageSizes, ServerMethod};
+use crate::telemetry::own_time::OwnTime;
 
 /// One edge call being recorded.
 #[derive(Debug)]
@@ -28,10 +31,22 @@ pub(crate) struct ServerCall {
     method: Arc<ServerMethod>,
     /// The client side of a pass-through call, recorded with the same status and duration.
     upstream: Option<Arc<ByStatus>>,
+    own: Arc<OwnTime>,
     started: Instant,
     code: Option<Code>,
     ended: bool,
     sizes: MessageSizes,
+    /// The access-log line, when the log is on.
+    log: Option<Box<Logged>>,
+}
+
+/// What the access log needs of a call beyond its metrics.
+#[derive(Debug)]
+struct Logged {
+    log: Arc<AccessLog>,
+    entry: Entry,
+    request_bytes: Arc<AtomicU64>,
+    response_bytes: u64,
 }
 
 impl ServerCall {
@@ -41,16 +56,36 @@ impl ServerCall {
         Self {
             method,
             upstream: None,
+            own: OwnTime::start(),
             started: Instant::now(),
             code: None,
             ended: false,
             sizes: MessageSizes::default(),
+            log: None,
         }
+    }
+
+    /// Writes the call's line to `log` when it ends; returns the counter the request body
+    /// adds its bytes to.
+    pub(crate) fn log_to(&mut self, log: Arc<AccessLog>, entry: Entry) -> Arc<AtomicU64> {
+        let request_bytes = Arc::new(AtomicU64::new(0));
+        self.log = Some(Box::new(Logged {
+            log,
+            entry,
+            request_bytes: Arc::clone(&request_bytes),
+            response_bytes: 0,
+        }));
+        request_bytes
     }
 
     /// Records the call on the client side too, as a call to the upstream it was passed to.
     pub(crate) fn passed_to(&mut self, upstream: Option<Arc<ByStatus>>) {
         self.upstream = upstream;
+    }
+
+    /// The edge call's waiting on downstreams, for the task that serves it.
+    pub(crate) fn own_time(&self) -> Arc<OwnTime> {
+        Arc::clone(&self.own)
     }
 
     fn read_status(&mut self, headers: &HeaderMap) {
@@ -73,10 +108,23 @@ impl Drop for ServerCall {
         } else {
             Code::Cancelled
         });
-        let seconds = self.started.elapsed().as_secs_f64();
-        self.method.calls.observe(code as i32, seconds);
+        let elapsed = self.started.elapsed();
+        self.method.calls.observe(code as i32, elapsed);
+        self.method.own.observe_duration(self.own.own());
         if let Some(upstream) = &self.upstream {
-            upstream.observe(code as i32, seconds);
+            upstream.observe(code as i32, elapsed);
+        }
+        if let Some(logged) = &self.log {
+            logged.log.write(
+                &logged.entry,
+                &Ending {
+                    code,
+                    duration: elapsed,
+                    attempts: self.own.attempts(),
+                    request_bytes: logged.request_bytes.load(Ordering::Relaxed),
+                    response_bytes: logged.response_bytes,
+                },
+            );
         }
     }
 }
@@ -102,6 +150,9 @@ impl EdgeBody {
     /// answer) is read at once.
     pub(crate) fn recorded(head: &HeaderMap, inner: GatewayBody, mut call: ServerCall) -> Self {
         call.read_status(head);
+        if let Some(logged) = call.log.as_mut() {
+            (logged.entry.upstream, logged.entry.endpoint) = inner.upstream_and_endpoint();
+        }
         Self {
             inner,
             call: Some(call),
@@ -123,8 +174,11 @@ impl Body for EdgeBody {
             match &frame {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
+                        if let Some(logged) = call.log.as_mut() {
+                            logged.response_bytes += data.len() as u64;
+                        }
                         let histogram = &call.method.response_size;
-                        call.sizes.feed(data, |size| histogram.observe(size as f64));
+                        call.sizes.feed(data, |size| histogram.observe(size));
                     } else if let Some(trailers) = frame.trailers_ref() {
                         call.read_status(trailers);
                         call.ended = true;

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -16,11 +18,16 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
+use super::access_log::{self, AccessLog, Entry};
 use super::body::{CallLog, GatewayBody};
 use super::record::{EdgeBody, ServerCall};
 use crate::client::Upstream;
+use crate::grpc::headers::TRACEPARENT;
 use crate::grpc::status::LocalError;
-use crate::telemetry::metrics::{CallerBody, MeteredBody, Metrics, OTHER_METHOD, ServerMethod};
+use crate::telemetry::metrics::{
+    ByStatus, CallerBody, MeteredBody, Metrics, OTHER_METHOD, ServerMethod,
+};
+use crate::telemetry::own_time::OwnTime;
 
 /// The `protocol` label of calls made over gRPC (gRPC-Web and HTTP/JSON will have their own).
 const PROTOCOL_GRPC: &str = "grpc";
@@ -43,9 +50,19 @@ pub(super) enum Route {
 pub(super) struct Router {
     routes: HashMap<Box<str>, Route>,
     /// What each method's calls are recorded into, by path; built once with the routes.
-    methods: HashMap<Box<str>, Arc<ServerMethod>>,
+    methods: HashMap<Box<str>, Recorded>,
     /// Where calls to methods no descriptor names are recorded (`_OTHER`).
     other: Option<Arc<ServerMethod>>,
+    /// Where each call's line goes, when the access log is on.
+    access_log: Option<Arc<AccessLog>>,
+}
+
+/// The handles one method's calls are recorded into.
+#[derive(Clone)]
+struct Recorded {
+    server: Arc<ServerMethod>,
+    /// For a pass-through method, the client side of its upstream.
+    client: Option<Arc<ByStatus>>,
 }
 
 // === impl Router ===
@@ -59,14 +76,23 @@ impl Router {
     /// Records calls into `metrics`: each of `paths` (`/pkg.Svc/Method`) under its own name,
     /// every other under `_OTHER`.
     pub(super) fn record_into(&mut self, metrics: &Metrics, paths: &[String]) {
-        self.methods = paths
+        let methods = paths
             .iter()
             .map(|path| {
-                let method = metrics.server_method(&path[1..], PROTOCOL_GRPC);
-                (path.as_str().into(), Arc::new(method))
+                let recorded = Recorded {
+                    server: Arc::new(metrics.server_method(&path[1..], PROTOCOL_GRPC)),
+                    client: self.upstream_calls(path),
+                };
+                (path.as_str().into(), recorded)
             })
             .collect();
+        self.methods = methods;
         self.other = Some(Arc::new(metrics.server_method(OTHER_METHOD, PROTOCOL_GRPC)));
+    }
+
+    /// Writes a line per gRPC call to `log` (calls are recorded only when metrics are on).
+    pub(super) fn log_to(&mut self, log: Arc<AccessLog>) {
+        self.access_log = Some(log);
     }
 
     /// Every routed service name, sorted.
@@ -80,6 +106,7 @@ impl Router {
     pub(crate) async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
+        peer: Option<SocketAddr>,
     ) -> Result<Response<EdgeBody>, Infallible> {
         if !is_grpc(&request) {
             return Ok(not_grpc(&request).map(EdgeBody::plain));
@@ -91,26 +118,50 @@ impl Router {
             )
             .map(EdgeBody::plain));
         }
-        let method = self
-            .methods
-            .get(request.uri().path())
-            .or(self.other.as_ref());
-        let Some(method) = method else {
-            let request = request.map(|body| MeteredBody::new(body, None));
-            return Ok(self.route(request).await.map(EdgeBody::plain));
+        let path = request.uri().path();
+        let (server, client) = match (self.methods.get(path), &self.other) {
+            (Some(recorded), _) => (&recorded.server, recorded.client.clone()),
+            // A method no descriptor names: rare, so its upstream is looked up here.
+            (None, Some(other)) => (other, self.upstream_calls(path)),
+            (None, None) => {
+                let request = request.map(|body| MeteredBody::new(body, None));
+                return Ok(self.route(request).await.map(EdgeBody::plain));
+            }
         };
-        let mut call = ServerCall::start(Arc::clone(method));
-        let histogram = method.request_size.clone();
-        let request = request.map(|body| MeteredBody::new(body, Some(histogram)));
-        if let Some(Route::Upstream(upstream)) =
-            service_of(request.uri().path()).and_then(|service| self.routes.get(service))
-        {
-            call.passed_to(upstream.client_calls(request.uri().path()).cloned());
-        }
-        let response = self.route(request).await;
+        let mut call = ServerCall::start(Arc::clone(server));
+        call.passed_to(client);
+        let request_bytes = self.access_log.as_ref().map(|log| {
+            let trace_id = request
+                .headers()
+                .get(TRACEPARENT)
+                .and_then(|value| value.to_str().ok())
+                .and_then(access_log::trace_id)
+                .map(str::to_owned);
+            let entry = Entry {
+                started: SystemTime::now(),
+                peer,
+                method: path.to_owned(),
+                trace_id,
+                upstream: None,
+                endpoint: None,
+            };
+            call.log_to(Arc::clone(log), entry)
+        });
+        let histogram = server.request_size.clone();
+        let request =
+            request.map(|body| MeteredBody::new(body, Some(histogram)).counting(request_bytes));
+        let response = OwnTime::scope(call.own_time(), self.route(request)).await;
         let (head, body) = response.into_parts();
         let body = EdgeBody::recorded(&head.headers, body, call);
         Ok(Response::from_parts(head, body))
+    }
+
+    /// The client-side record of a call to `path` passed through to an upstream.
+    fn upstream_calls(&self, path: &str) -> Option<Arc<ByStatus>> {
+        match service_of(path).and_then(|service| self.routes.get(service)) {
+            Some(Route::Upstream(upstream)) => upstream.client_calls(path).cloned(),
+            _ => None,
+        }
     }
 
     /// Answers one gRPC call.

@@ -20,11 +20,14 @@
 //!
 //! Per-consumer or per-peer values never become labels: they would make the series unbounded.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 /// A label set: every value but the status is fixed when the handle is made.
@@ -36,12 +39,44 @@ type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 /// conventions ask (an unbounded label would let callers grow the series without limit).
 pub(crate) const OTHER_METHOD: &str = "_OTHER";
 
-/// Call durations, in seconds: the semantic conventions' recommended buckets (5 ms to 10 s),
-/// preceded by five finer ones, since a loopback hop or the gateway's own share of a call takes
-/// 0.1–1 ms.
-const DURATION_BUCKETS: [f64; 19] = [
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
-    0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+/// Call durations, in nanoseconds: the semantic conventions' recommended buckets (5 ms to
+/// 10 s), preceded by five finer ones, since a loopback hop or the gateway's own share of a call
+/// takes 0.1–1 ms.
+const DURATION_BUCKETS: [u64; 19] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    75_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    750_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    7_500_000_000,
+    10_000_000_000,
+];
+
+/// Message sizes, in bytes: 16 B to 16 MiB in powers of four.
+const SIZE_BUCKETS: [u64; 11] = [
+    16,
+    64,
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+    4 << 20,
+    16 << 20,
 ];
 
 /// gRPC status names, indexed by code, as `rpc.status_code` spells them.
@@ -66,12 +101,98 @@ pub(crate) const CODE_NAMES: [&str; 17] = [
 ];
 
 fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
+    Histogram::new(&DURATION_BUCKETS, 1e-9)
 }
 
-/// Message sizes, in bytes: 16 B to 16 MiB in powers of four.
 fn size_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(16.0, 4.0, 11))
+    Histogram::new(&SIZE_BUCKETS, 1.0)
+}
+
+/// A histogram with fixed buckets kept in atomics.
+///
+/// prometheus-client's own histogram takes a write lock for every observation; every call
+/// through the gateway records into the same few series from every core, so that lock would be
+/// contended on the hot path. Here an observation is a bucket search over a dozen integers and
+/// two relaxed atomic additions, and a scrape reads the buckets without stopping writers (a
+/// scrape racing an observation may see its bucket before its sum, which Prometheus tolerates:
+/// each counter is monotonic on its own).
+#[derive(Clone, Debug)]
+pub(crate) struct Histogram(Arc<HistogramInner>);
+
+#[derive(Debug)]
+struct HistogramInner {
+    /// Upper bounds, in the histogram's integer unit.
+    bounds: &'static [u64],
+    /// One count per bound, then the `+Inf` bucket.
+    counts: Box<[AtomicU64]>,
+    /// The sum of observations, in the integer unit.
+    sum: AtomicU64,
+    /// What one integer unit is in the exported unit (1e-9 for nanoseconds → seconds).
+    scale: f64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [u64], scale: f64) -> Self {
+        Self(Arc::new(HistogramInner {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+            scale,
+        }))
+    }
+
+    /// Records one value in the histogram's integer unit (bytes, or nanoseconds).
+    pub(crate) fn observe(&self, value: u64) {
+        let inner = &self.0;
+        let bucket = inner.bounds.partition_point(|bound| *bound < value);
+        inner.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        inner.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Records a duration (for histograms in seconds).
+    pub(crate) fn observe_duration(&self, duration: Duration) {
+        self.observe(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    #[cfg(test)]
+    fn count(&self) -> u64 {
+        self.0
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let inner = &self.0;
+        let mut count = 0;
+        let buckets: Vec<(f64, u64)> = inner
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(index, bucket)| {
+                let n = bucket.load(Ordering::Relaxed);
+                count += n;
+                let bound = inner
+                    .bounds
+                    .get(index)
+                    .map_or(f64::INFINITY, |bound| *bound as f64 * inner.scale);
+                (bound, n)
+            })
+            .collect();
+        let sum = inner.sum.load(Ordering::Relaxed) as f64 * inner.scale;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// The families every part of the gateway records into, registered once.
@@ -83,6 +204,8 @@ pub(crate) struct Metrics {
     server_response_size: Histograms,
     client_duration: Histograms,
     attempt_duration: Histograms,
+    server_own: Histograms,
+    step_duration: Histograms,
 }
 
 /// Histograms of one label set, one per gRPC status, each created when its status first occurs
@@ -103,6 +226,8 @@ pub(crate) struct ServerMethod {
     pub(crate) request_size: Histogram,
     /// `rpc_server_response_size_bytes`: one observation per response message.
     pub(crate) response_size: Histogram,
+    /// `mosaic_server_own_duration_seconds`: the gateway's own share of each call.
+    pub(crate) own: Histogram,
 }
 
 // === impl Metrics ===
@@ -117,6 +242,8 @@ impl Metrics {
             server_response_size: Family::new_with_constructor(size_histogram),
             client_duration: Family::new_with_constructor(duration_histogram),
             attempt_duration: Family::new_with_constructor(duration_histogram),
+            server_own: Family::new_with_constructor(duration_histogram),
+            step_duration: Family::new_with_constructor(duration_histogram),
         };
         registry.register_with_unit(
             "rpc_server_call_duration",
@@ -140,6 +267,20 @@ impl Metrics {
             "Size of each response message of edge calls (gRPC payload, without the 5-byte prefix)",
             Unit::Bytes,
             metrics.server_response_size.clone(),
+        );
+        registry.register_with_unit(
+            "mosaic_server_own_duration",
+            "The gateway's own share of each edge call: its duration less the time during which \
+             at least one attempt was out at a downstream",
+            Unit::Seconds,
+            metrics.server_own.clone(),
+        );
+        registry.register_with_unit(
+            "mosaic_compose_step_duration",
+            "Duration of each call step of composed edge calls (retries included), by edge \
+             method, step and status",
+            Unit::Seconds,
+            metrics.step_duration.clone(),
         );
         registry.register_with_unit(
             "rpc_client_call_duration",
@@ -170,7 +311,16 @@ impl Metrics {
             active: self.server_active.get_or_create_owned(&labels),
             request_size: self.server_request_size.get_or_create_owned(&labels),
             response_size: self.server_response_size.get_or_create_owned(&labels),
+            own: self.server_own.get_or_create_owned(&labels),
         }
+    }
+
+    /// Handles for the call step `step` of the edge method `method`.
+    pub(crate) fn step(&self, method: &str, step: &str) -> ByStatus {
+        ByStatus::new(
+            self.step_duration.clone(),
+            vec![("rpc_method", method.into()), ("step", step.into())],
+        )
     }
 
     /// Handles for calls from the gateway to `method` on `upstream`.
@@ -221,9 +371,9 @@ impl ByStatus {
         Self::new(Family::new_with_constructor(duration_histogram), Vec::new())
     }
 
-    /// Records `seconds` for a call that ended with gRPC status `code` (an unknown code counts
-    /// as `UNKNOWN`, as gRPC clients treat it).
-    pub(crate) fn observe(&self, code: i32, seconds: f64) {
+    /// Records `duration` for a call that ended with gRPC status `code` (an unknown code
+    /// counts as `UNKNOWN`, as gRPC clients treat it).
+    pub(crate) fn observe(&self, code: i32, duration: Duration) {
         let index = usize::try_from(code)
             .ok()
             .filter(|index| *index < CODE_NAMES.len())
@@ -234,7 +384,7 @@ impl ByStatus {
                 labels.push(("rpc_status_code", CODE_NAMES[index].into()));
                 self.family.get_or_create_owned(&labels)
             })
-            .observe(seconds);
+            .observe_duration(duration);
     }
 }
 
@@ -303,6 +453,8 @@ pub(crate) struct MeteredBody<B> {
     inner: B,
     sizes: MessageSizes,
     histogram: Option<Histogram>,
+    /// Every data byte, when something (the access log) wants the total.
+    bytes: Option<Arc<AtomicU64>>,
 }
 
 impl<B> MeteredBody<B> {
@@ -312,7 +464,14 @@ impl<B> MeteredBody<B> {
             inner,
             sizes: MessageSizes::default(),
             histogram,
+            bytes: None,
         }
+    }
+
+    /// Also adds every data byte to `bytes`.
+    pub(crate) fn counting(mut self, bytes: Option<Arc<AtomicU64>>) -> Self {
+        self.bytes = bytes;
+        self
     }
 }
 
@@ -329,10 +488,15 @@ where
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, B::Error>>> {
         let this = &mut *self;
         let frame = std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_frame(cx));
-        if let (Some(Ok(frame)), Some(histogram)) = (&frame, &this.histogram)
+        if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            this.sizes.feed(data, |size| histogram.observe(size as f64));
+            if let Some(histogram) = &this.histogram {
+                this.sizes.feed(data, |size| histogram.observe(size));
+            }
+            if let Some(bytes) = &this.bytes {
+                bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
         }
         std::task::Poll::Ready(frame)
     }
@@ -372,14 +536,44 @@ mod tests {
     }
 
     #[test]
+    fn histograms_export_cumulative_buckets_in_seconds() {
+        let mut registry = Registry::default();
+        let histogram = duration_histogram();
+        registry.register("d", "help", histogram.clone());
+        for micros in [50, 100, 120, 3_000, 20_000_000] {
+            histogram.observe_duration(Duration::from_micros(micros));
+        }
+        assert_eq!(histogram.count(), 5);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "d_bucket{le=\"0.0001\"} 2",  // 50 µs and exactly 100 µs
+            "d_bucket{le=\"0.00025\"} 3", // 120 µs
+            "d_bucket{le=\"0.005\"} 4",   // 3 ms
+            "d_bucket{le=\"10.0\"} 4",
+            "d_bucket{le=\"+Inf\"} 5", // 20 s
+            "d_count 5",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        let sum: f64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("d_sum "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((sum - 20.00327).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
     fn statuses_get_their_own_series_and_unknown_codes_count_as_unknown() {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let calls = metrics.client_method("users", "demo.users.v1.UserService/GetUser");
-        calls.observe(0, 0.001);
-        calls.observe(0, 0.002);
-        calls.observe(14, 0.5);
-        calls.observe(99, 0.1);
+        calls.observe(0, Duration::from_millis(1));
+        calls.observe(0, Duration::from_millis(2));
+        calls.observe(14, Duration::from_millis(500));
+        calls.observe(99, Duration::from_millis(100));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         let count = |status: &str| {

@@ -1,7 +1,8 @@
-//! What the gateway tells its operators: metrics (`metrics.rs`), and the process-wide logging
-//! set-up for binaries built on the gateway.
+//! What the gateway tells its operators: metrics (`metrics.rs`), the gateway's own share of each
+//! edge call (`own_time.rs`), and the process-wide logging set-up for binaries built on it.
 
 pub(crate) mod metrics;
+pub(crate) mod own_time;
 
 use tracing_subscriber::EnvFilter;
 

@@ -20,6 +20,7 @@ use crate::grpc::headers::GRPC_STATUS;
 use crate::resilience::breaker::{Outcome, Ticket};
 use crate::resilience::deadline::{BodyDeadline, EdgeCallId, ExpiresAt};
 use crate::resilience::endpoint::Endpoint;
+use crate::telemetry::own_time::Waiting;
 
 /// Accounts for one call on one endpoint: its in-flight slot, its latency, its outcome.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub(super) struct CallGuard {
     /// The attempt's gRPC status, once known: from the response, or the gateway's own reading
     /// of how it failed.
     pub(super) code: Option<Code>,
+    /// Counts the attempt as time the edge call waits on a downstream, while it is out.
+    pub(super) waiting: Option<Waiting>,
 }
 
 /// The latency recorded for an endpoint that failed to take a call: high enough that
@@ -131,9 +134,7 @@ impl Drop for CallGuard {
         }
         if let Some(sent) = self.sent {
             let code = self.code.unwrap_or(Code::Cancelled);
-            self.endpoint
-                .attempts
-                .observe(code as i32, sent.elapsed().as_secs_f64());
+            self.endpoint.attempts.observe(code as i32, sent.elapsed());
         }
     }
 }

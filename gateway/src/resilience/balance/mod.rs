@@ -80,6 +80,7 @@ use super::policy::UpstreamPolicy;
 use crate::grpc::Deadline;
 use crate::grpc::headers::GRPC_TIMEOUT;
 use crate::grpc::status::LocalError;
+use crate::telemetry::own_time::OwnTime;
 
 /// The shared state of one upstream's balancer.
 #[derive(Debug)]
@@ -462,6 +463,7 @@ impl Balancer {
                 finished: false,
                 sent: None,
                 code: None,
+                waiting: None,
             };
             if let Some(deadline) = deadline
                 && let Err(error) = refresh_grpc_timeout(&mut request, deadline, &self.upstream)
@@ -472,6 +474,7 @@ impl Balancer {
             }
             let started = Instant::now();
             guard.sent = Some(started);
+            guard.waiting = OwnTime::attempt_sent();
             let (returned, error) = match guard.endpoint.send(request).await {
                 Ok(response) => {
                     guard.observe(started.elapsed());

@@ -221,6 +221,7 @@ async fn a_call_dropped_at_its_deadline_counts_as_a_failure_and_an_early_drop_do
             finished: false,
             sent: None,
             code: None,
+            waiting: None,
         }
     };
     // Cancelled by its caller long before the deadline: says nothing about the endpoint.
@@ -262,6 +263,7 @@ fn guard_for(balancer: &Arc<Balancer>, ticket: Ticket, deadline: Instant) -> Cal
         finished: false,
         sent: None,
         code: None,
+        waiting: None,
     }
 }
 
