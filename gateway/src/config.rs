@@ -300,6 +300,11 @@ impl ConfigError {
     pub fn problems(&self) -> &[ConfigProblem] {
         &self.problems
     }
+
+    /// What was read: a file path, or the name the text was given.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
 }
 
 impl fmt::Display for ConfigError {

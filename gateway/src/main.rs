@@ -34,7 +34,11 @@ async fn main() -> ExitCode {
         println!("{}: ok", config_path.display());
         return ExitCode::SUCCESS;
     }
-    match Gateway::builder(config).bind().await {
+    match Gateway::builder(config)
+        .reload_from(&config_path)
+        .bind()
+        .await
+    {
         Ok(gateway) => {
             gateway.serve().await;
             ExitCode::SUCCESS

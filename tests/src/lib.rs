@@ -128,7 +128,18 @@ pub async fn start_service(service: DemoService) -> anyhow::Result<ServiceHandle
 /// edge API beside pass-through routes, with the demo descriptors registered.
 pub async fn start_gateway(config: &str) -> anyhow::Result<GatewayHandle> {
     let config = GatewayConfig::from_toml_str(config, "test gateway.toml")?;
-    let builder = Gateway::builder(config);
+    serve_storefront(Gateway::builder(config)).await
+}
+
+/// Like [`start_gateway`], from a file the gateway reloads on `POST /reload`.
+pub async fn start_reloadable_gateway(path: &std::path::Path) -> anyhow::Result<GatewayHandle> {
+    let config = GatewayConfig::from_file(path)?;
+    serve_storefront(Gateway::builder(config).reload_from(path)).await
+}
+
+async fn serve_storefront(
+    builder: mosaic_gateway::GatewayBuilder,
+) -> anyhow::Result<GatewayHandle> {
     let storefront = StorefrontComposer::new(builder.downstreams());
     let gateway = builder
         .composer(storefront)
@@ -136,6 +147,15 @@ pub async fn start_gateway(config: &str) -> anyhow::Result<GatewayHandle> {
         .bind()
         .await?;
     Ok(gateway.spawn())
+}
+
+/// A path under the system's temporary directory that no other test or run uses.
+pub fn scratch_file(name: &str) -> std::path::PathBuf {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_nanos())
+        .unwrap_or_default();
+    std::env::temp_dir().join(format!("mosaic-{name}-{}-{unique}", std::process::id()))
 }
 
 /// Starts a pass-through-only gateway (no composed services) from configuration text.

@@ -12,11 +12,27 @@ use prometheus_parse::Value;
 
 /// `GET path` on the admin listener: the HTTP status, content type and body.
 pub async fn get(admin: SocketAddr, path: &str) -> anyhow::Result<(u16, String, String)> {
+    request(admin, http::Method::GET, path).await
+}
+
+/// `POST path` (no body) on the admin listener: the HTTP status, content type and body.
+pub async fn post(admin: SocketAddr, path: &str) -> anyhow::Result<(u16, String, String)> {
+    request(admin, http::Method::POST, path).await
+}
+
+async fn request(
+    admin: SocketAddr,
+    method: http::Method,
+    path: &str,
+) -> anyhow::Result<(u16, String, String)> {
     let stream = tokio::net::TcpStream::connect(admin).await?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = http::Request::get(format!("http://{admin}{path}")).body(Empty::<Bytes>::new())?;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{admin}{path}"))
+        .body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let content_type = response

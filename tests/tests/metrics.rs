@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use mosaic_demo_services::{DemoService, FaultConfig};
-use mosaic_tests::Stack;
 use mosaic_tests::pb::inventory::v1::GetStockRequest;
 use mosaic_tests::pb::inventory::v1::inventory_service_client::InventoryServiceClient;
 use mosaic_tests::pb::users::v1::GetUserRequest;
@@ -14,6 +13,7 @@ use mosaic_tests::pb::users::v1::user_service_client::UserServiceClient;
 use mosaic_tests::scrape::{self, Scrape};
 use mosaic_tests::storefront::storefront_client::StorefrontClient;
 use mosaic_tests::storefront::{CheckAvailabilityRequest, GetProductPageRequest};
+use mosaic_tests::{Stack, scratch_file};
 use prost::Message;
 use tonic::Code;
 
@@ -495,15 +495,6 @@ async fn metrics_can_be_turned_off() {
         scrape.text
     );
     assert_eq!(scrape.series("mosaic_endpoint_breaker_open", &[]), 0);
-}
-
-/// A file under the system's temporary directory that no other test run uses.
-fn scratch_file(name: &str) -> std::path::PathBuf {
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("mosaic-{name}-{}-{unique}", std::process::id()))
 }
 
 fn lines_of(path: &std::path::Path) -> Vec<serde_json::Value> {

@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use http::{Request, Response};
 use tonic::Status;
 use tower::Service;
@@ -32,10 +33,14 @@ use crate::grpc::status::ComposeError;
 use crate::grpc::status::LocalError;
 use crate::resilience::balance::ResponseBody;
 
-/// Upstreams by gRPC service name; cheap to clone (clones share everything).
+/// Upstreams by the gRPC services they serve, replaced whole when the gateway reloads.
+pub(crate) type DownstreamMap = Arc<ArcSwap<HashMap<String, Arc<Upstream>>>>;
+
+/// Upstreams by gRPC service name; cheap to clone (clones share everything, and all see the
+/// upstreams of the configuration in force, a reloaded one included).
 #[derive(Clone, Debug)]
 pub struct Downstreams {
-    by_service: Arc<HashMap<String, Arc<Upstream>>>,
+    by_service: DownstreamMap,
 }
 
 /// The transport of a generated tonic client: one call through an upstream's stack.
@@ -61,8 +66,13 @@ impl Downstreams {
             }
         }
         Downstreams {
-            by_service: Arc::new(by_service),
+            by_service: Arc::new(ArcSwap::from_pointee(by_service)),
         }
+    }
+
+    /// The shared map behind these downstreams, for the gateway to replace on reload.
+    pub(crate) fn map(&self) -> &DownstreamMap {
+        &self.by_service
     }
 
     /// Builds upstreams from their configs; for handlers and tests used without a gateway.
@@ -77,20 +87,22 @@ impl Downstreams {
     /// Whether some upstream serves `grpc_service`; for checking at start-up that every
     /// service the generated handlers call is configured.
     pub fn serves(&self, grpc_service: &str) -> bool {
-        self.by_service.contains_key(grpc_service)
+        self.by_service.load().contains_key(grpc_service)
     }
 
     /// The upstream serving `grpc_service` (`demo.users.v1.UserService`).
     ///
     /// Fails with `INTERNAL` when no upstream serves it (add it to an upstream's `services` in
     /// `gateway.toml`) and `UNAVAILABLE` when that upstream has no endpoints.
-    pub fn get(&self, grpc_service: &str) -> Result<&Arc<Upstream>, Status> {
-        let upstream =
-            self.by_service
-                .get(grpc_service)
-                .ok_or_else(|| ComposeError::NoUpstream {
-                    service: grpc_service.to_owned(),
-                })?;
+    pub fn get(&self, grpc_service: &str) -> Result<Arc<Upstream>, Status> {
+        let upstream = self
+            .by_service
+            .load()
+            .get(grpc_service)
+            .cloned()
+            .ok_or_else(|| ComposeError::NoUpstream {
+                service: grpc_service.to_owned(),
+            })?;
         if upstream.balancer().endpoint_count() == 0 {
             return Err(ComposeError::NoEndpoints {
                 upstream: upstream.name().to_string(),
@@ -104,7 +116,7 @@ impl Downstreams {
     /// A channel to the upstream serving `grpc_service`, for a tonic client (see [`get`](Self::get)).
     pub fn channel(&self, grpc_service: &str) -> Result<DownstreamChannel, Status> {
         self.get(grpc_service)
-            .map(|upstream| DownstreamChannel::new(upstream))
+            .map(|upstream| DownstreamChannel::new(&upstream))
     }
 }
 
@@ -184,7 +196,7 @@ mod tests {
         let faults = downstreams
             .get("demo.faults.v1.FaultService")
             .expect("faults");
-        assert!(Arc::ptr_eq(users, faults), "one upstream, one stack");
+        assert!(Arc::ptr_eq(&users, &faults), "one upstream, one stack");
         assert_eq!(&**users.name(), "users");
         let catalog = downstreams
             .get("demo.catalog.v1.CatalogService")

@@ -21,6 +21,7 @@ mod stats;
 mod upstream;
 
 // Re-exported to generated code by the `compose` facade.
+pub(crate) use downstreams::DownstreamMap;
 pub use downstreams::{DownstreamChannel, Downstreams};
 pub use edge::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall};
 pub use retry::{CallSpec, MethodDefaults};

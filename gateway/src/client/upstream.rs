@@ -43,6 +43,8 @@ pub(crate) type UpstreamStack = ConcurrencyLimit<DeadlineService<Balance>>;
 /// A named downstream service with one or more endpoints and its resilience stack.
 pub struct Upstream {
     name: Arc<str>,
+    /// The section it was built from: a reload keeps this stack while the section is equal.
+    config: UpstreamConfig,
     policy: Arc<UpstreamPolicy>,
     balancer: Arc<Balancer>,
     discovery: Arc<Discovery>,
@@ -139,6 +141,7 @@ impl Upstream {
         );
         Self {
             name,
+            config: config.clone(),
             policy,
             balancer,
             discovery: Arc::new(discovery),
@@ -230,6 +233,11 @@ impl Upstream {
     /// The upstream's name from `gateway.toml`.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The `gateway.toml` section it was built from.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
     }
 
     /// Its resilience policy.

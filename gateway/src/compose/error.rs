@@ -75,7 +75,7 @@ where
     Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
 {
     let upstream = downstreams.get(service)?;
-    crate::client::call_with_retries(call, upstream, spec, message, send)
+    crate::client::call_with_retries(call, &upstream, spec, message, send)
         .await
         .map_err(|status| step_failed(spec.step, spec.method, status))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::Code;
 
 use crate::config::{AccessLogConfig, AccessLogField, AccessLogTarget};
@@ -28,6 +28,8 @@ pub(crate) struct AccessLog {
     fields: Vec<AccessLogField>,
     lines: mpsc::Sender<String>,
     dropped: AtomicU64,
+    /// Tells the writer to write what is queued and end (the gateway has drained).
+    finish: watch::Sender<bool>,
 }
 
 /// What a call's line says, gathered while the call runs.
@@ -67,13 +69,20 @@ impl AccessLog {
             ),
         };
         let (lines, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(write_lines(receiver, BufWriter::new(out)));
+        let (finish, finished) = watch::channel(false);
+        let task = tokio::spawn(write_lines(receiver, finished, BufWriter::new(out)));
         let log = AccessLog {
             fields: config.fields.clone(),
             lines,
             dropped: AtomicU64::new(0),
+            finish,
         };
         Ok((Arc::new(log), task))
+    }
+
+    /// Lets the writer write the lines queued so far and end.
+    pub(crate) fn finish(&self) {
+        let _ = self.finish.send(true);
     }
 
     /// Lines dropped because the writer was behind.
@@ -137,9 +146,19 @@ impl AccessLog {
 
 async fn write_lines(
     mut lines: mpsc::Receiver<String>,
+    mut finished: watch::Receiver<bool>,
     mut out: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
 ) {
-    while let Some(line) = lines.recv().await {
+    loop {
+        let line = tokio::select! {
+            line = lines.recv() => line,
+            _ = finished.changed() => {
+                // Whatever was queued before the signal is still written.
+                lines.close();
+                lines.recv().await
+            }
+        };
+        let Some(line) = line else { break };
         if let Err(error) = out.write_all(line.as_bytes()).await {
             tracing::warn!(%error, "the access log cannot be written; lines are lost");
         }

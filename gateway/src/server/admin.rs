@@ -12,8 +12,10 @@
 //! - `GET /upstreams`: JSON; each upstream's limit and its endpoints' breaker state, load
 //!   estimate, calls in flight and breaker transitions.
 //! - `GET /routes`: JSON; every gRPC service the edge answers and who serves it.
+//! - `GET /config`: JSON; the configuration in force, every default filled in.
+//! - `POST /reload`: reads `gateway.toml` again and applies it (`reload.rs`); 200 with what
+//!   changed, 422 with every problem when nothing changed, 409 when there is no file.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,20 +33,22 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::Upstream;
+use super::reload::{ReloadError, Reloader};
+use super::snapshot::Snapshot;
 
 /// What the admin endpoints read.
 pub(crate) struct AdminState {
     pub(crate) registry: Registry,
-    pub(crate) upstreams: Vec<Arc<Upstream>>,
-    /// gRPC service → who serves it (`upstream `users``, `a service hosted in the gateway`).
-    pub(crate) routes: BTreeMap<String, String>,
+    /// The snapshot in force, and reloads.
+    pub(crate) reloader: Arc<Reloader>,
 }
 
 const INDEX: &str = "<!doctype html><title>Mosaic admin</title><h1>Mosaic admin</h1><ul>\
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
 <li><a href=\"/upstreams\">/upstreams</a>: endpoints, breakers, load (JSON)</li>\
 <li><a href=\"/routes\">/routes</a>: the gRPC services served (JSON)</li>\
+<li><a href=\"/config\">/config</a>: the configuration in force (JSON)</li>\
+<li>POST /reload: read gateway.toml again and apply it (JSON)</li>\
 <li><a href=\"/healthz\">/healthz</a>: liveness</li>\
 <li><a href=\"/ready\">/ready</a>: readiness (503 while draining)</li></ul>\n";
 
@@ -65,8 +69,9 @@ pub(crate) async fn serve(
         let draining = draining.clone();
         let state = Arc::clone(&state);
         let service = service_fn(move |request| {
-            let response = respond(&request, &state, *draining.borrow());
-            async move { Ok::<_, Infallible>(response) }
+            let state = Arc::clone(&state);
+            let draining = *draining.borrow();
+            async move { Ok::<_, Infallible>(respond(&request, &state, draining).await) }
         });
         tokio::spawn(async move {
             if let Err(error) = http1::Builder::new()
@@ -79,25 +84,35 @@ pub(crate) async fn serve(
     }
 }
 
-fn respond(
+async fn respond(
     request: &Request<Incoming>,
     state: &AdminState,
     draining: bool,
 ) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "admin endpoints accept GET only\n".into(),
-        );
+    let path = request.uri().path();
+    if path == "/reload" {
+        return if request.method() == Method::POST {
+            reload(state).await
+        } else {
+            not_allowed("POST")
+        };
     }
-    match request.uri().path() {
+    if request.method() != Method::GET {
+        return not_allowed("GET");
+    }
+    let snapshot = state.reloader.current();
+    match path {
         "/" => with_type(StatusCode::OK, INDEX.into(), "text/html; charset=utf-8"),
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
         "/ready" if draining => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),
         "/ready" => text(StatusCode::OK, "ready\n".into()),
         "/metrics" => metrics(request, state),
-        "/upstreams" => json_answer(&upstreams(state)),
-        "/routes" => json_answer(&json!({ "grpc_services": state.routes })),
+        "/upstreams" => json_answer(StatusCode::OK, &upstreams(&snapshot)),
+        "/routes" => json_answer(
+            StatusCode::OK,
+            &json!({ "generation": snapshot.generation, "grpc_services": snapshot.routes }),
+        ),
+        "/config" => json_answer(StatusCode::OK, &super::effective::config(&snapshot)),
         _ => text(
             StatusCode::NOT_FOUND,
             "unknown admin path; see / for the list\n".into(),
@@ -132,12 +147,36 @@ fn metrics(request: &Request<Incoming>, state: &AdminState) -> Response<Full<Byt
     }
 }
 
-fn upstreams(state: &AdminState) -> serde_json::Value {
+async fn reload(state: &AdminState) -> Response<Full<Bytes>> {
+    match state.reloader.reload().await {
+        Ok(applied) => json_answer(
+            StatusCode::OK,
+            &json!({ "applied": true, "generation": applied.generation, "upstreams": applied.upstreams }),
+        ),
+        Err(ReloadError::NoFile) => {
+            json_answer(StatusCode::CONFLICT, &ReloadError::NoFile.to_json())
+        }
+        Err(error) => json_answer(StatusCode::UNPROCESSABLE_ENTITY, &error.to_json()),
+    }
+}
+
+fn not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("this admin path accepts {allowed} only\n").into(),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
+}
+
+fn upstreams(snapshot: &Snapshot) -> serde_json::Value {
     let now = Instant::now();
-    let upstreams: Vec<_> = state
+    let upstreams: Vec<_> = snapshot
         .upstreams
         .iter()
-        .map(|upstream| {
+        .map(|(upstream, built)| {
             let endpoints: Vec<_> = upstream
                 .balancer()
                 .endpoints()
@@ -160,6 +199,7 @@ fn upstreams(state: &AdminState) -> serde_json::Value {
                 .collect();
             json!({
                 "name": upstream.name().as_ref(),
+                "stack_generation": built,
                 "concurrency": {
                     "in_use": upstream.limit().in_flight(),
                     "limit": upstream.limit().max(),
@@ -170,13 +210,13 @@ fn upstreams(state: &AdminState) -> serde_json::Value {
             })
         })
         .collect();
-    json!({ "upstreams": upstreams })
+    json!({ "generation": snapshot.generation, "upstreams": upstreams })
 }
 
-fn json_answer(value: &serde_json::Value) -> Response<Full<Bytes>> {
+fn json_answer(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
     body.push(b'\n');
-    with_type(StatusCode::OK, body.into(), "application/json")
+    with_type(status, body.into(), "application/json")
 }
 
 fn text(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {

@@ -17,14 +17,19 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 use tokio::time::Instant;
 
+use arc_swap::ArcSwap;
+
 use super::access_log::AccessLog;
+use super::reload::Reloader;
+use super::snapshot::Snapshot;
 use crate::client::Upstream;
 use crate::resilience::endpoint::Endpoint;
 
 /// Reads every upstream's state at scrape time.
 #[derive(Debug)]
 pub(crate) struct UpstreamCollector {
-    pub(crate) upstreams: Vec<Arc<Upstream>>,
+    /// The upstreams of the snapshot in force are the ones reported.
+    pub(crate) current: Arc<ArcSwap<Snapshot>>,
 }
 
 type Labels<'a> = [(&'static str, &'a str); 1];
@@ -39,7 +44,7 @@ impl UpstreamCollector {
         value: impl Fn(&Upstream) -> u64,
     ) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-        for upstream in &self.upstreams {
+        for (upstream, _) in &self.current.load().upstreams {
             let labels: Labels<'_> = [("upstream", upstream.name())];
             ConstCounter::new(value(upstream)).encode(family.encode_family(&labels)?)?;
         }
@@ -54,7 +59,7 @@ impl UpstreamCollector {
         value: impl Fn(&Upstream) -> i64,
     ) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for upstream in &self.upstreams {
+        for (upstream, _) in &self.current.load().upstreams {
             let labels: Labels<'_> = [("upstream", upstream.name())];
             ConstGauge::new(value(upstream)).encode(family.encode_family(&labels)?)?;
         }
@@ -70,7 +75,7 @@ impl UpstreamCollector {
     ) -> Result<(), std::fmt::Error> {
         let now = Instant::now();
         let mut family = encoder.encode_descriptor(name, help, unit, kind)?;
-        for upstream in &self.upstreams {
+        for (upstream, _) in &self.current.load().upstreams {
             for endpoint in upstream.balancer().endpoints().iter() {
                 let labels: EndpointLabels<'_> = [
                     ("upstream", upstream.name()),
@@ -243,5 +248,38 @@ impl Collector for AccessLogCollector {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.log.dropped()).encode(family)
+    }
+}
+
+/// Reloads: how many were applied and rejected, and the generation in force.
+#[derive(Debug)]
+pub(crate) struct ReloadCollector {
+    pub(crate) reloader: Arc<Reloader>,
+}
+
+impl Collector for ReloadCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "mosaic_config_reloads",
+            "Configuration reloads, by result (applied, or rejected and nothing changed)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, count) in [
+            ("applied", &self.reloader.applied),
+            ("rejected", &self.reloader.rejected),
+        ] {
+            let labels = [("result", result)];
+            ConstCounter::new(count.load(Ordering::Relaxed))
+                .encode(family.encode_family(&labels)?)?;
+        }
+        let family = encoder.encode_descriptor(
+            "mosaic_config_generation",
+            "The generation of the configuration in force: 1 at start, one more per reload applied",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.reloader.current().generation).unwrap_or(i64::MAX))
+            .encode(family)
     }
 }

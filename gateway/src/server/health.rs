@@ -16,23 +16,19 @@
 //! On shutdown every status becomes `NOT_SERVING` before the drain starts, so load balancers
 //! stop sending new calls, and `Watch` streams end after delivering it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::client::Upstream;
+use super::snapshot::{Snapshot, Watched};
 
 /// How often the statuses are re-read.
 pub(super) const INTERVAL: Duration = Duration::from_millis(100);
-
-/// One routed service and what its status depends on.
-pub(super) struct Watched {
-    pub(super) service: String,
-    /// The upstreams that must take calls for it to be serving (none: always serving).
-    pub(super) upstreams: Vec<Arc<Upstream>>,
-}
 
 impl Watched {
     fn status(&self) -> ServingStatus {
@@ -48,23 +44,36 @@ impl Watched {
     }
 }
 
-/// Publishes every service's status now, then whenever it changes, until dropped.
-pub(super) async fn watch(health: HealthReporter, services: Vec<Watched>) {
+/// Publishes every service's status now, then whenever it changes, until dropped. The
+/// services are those of the snapshot in force: after a reload, services no longer routed are
+/// cleared (`Check` answers `NOT_FOUND` for them) and new ones are published.
+pub(super) async fn watch(health: HealthReporter, current: Arc<ArcSwap<Snapshot>>) {
     health.set_service_status("", ServingStatus::Serving).await;
-    let mut last: Vec<Option<ServingStatus>> = vec![None; services.len()];
+    let mut last: HashMap<String, ServingStatus> = HashMap::new();
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        for (watched, last) in services.iter().zip(&mut last) {
+        let snapshot = current.load_full();
+        for watched in &snapshot.watched {
             let status = watched.status();
-            if *last != Some(status) {
-                if last.is_some() {
+            let previous = last.insert(watched.service.clone(), status);
+            if previous != Some(status) {
+                if previous.is_some() {
                     tracing::info!(service = %watched.service, ?status, "health changed");
                 }
                 health.set_service_status(&watched.service, status).await;
-                *last = Some(status);
             }
         }
+        let gone: Vec<String> = last
+            .keys()
+            .filter(|service| !snapshot.watched.iter().any(|w| &w.service == *service))
+            .cloned()
+            .collect();
+        for service in gone {
+            last.remove(&service);
+            health.clone().clear_service_status(&service).await;
+        }
+        drop(snapshot);
         ticks.tick().await;
     }
 }

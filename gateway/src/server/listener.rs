@@ -18,7 +18,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::router::Router;
+use arc_swap::ArcSwap;
+
+use super::snapshot::Snapshot;
 
 /// Upper bound on concurrent streams per HTTP/2 connection. Set on purpose rather than left to
 /// the library default, because clients size their connection pools from it.
@@ -50,7 +52,7 @@ impl Connections {
 /// the caller can drain them.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Arc<Router>,
+    current: Arc<ArcSwap<Snapshot>>,
     signal: impl Future<Output = ()> + Send,
 ) -> Connections {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -77,8 +79,12 @@ pub(crate) async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
-        let router = Arc::clone(&router);
-        let service = service_fn(move |request| Arc::clone(&router).handle(request, Some(peer)));
+        let current = Arc::clone(&current);
+        // Each call takes the routing table in force when it arrives, so a long-lived
+        // connection follows reloads.
+        let service = service_fn(move |request| {
+            Arc::clone(&current.load().router).handle(request, Some(peer))
+        });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();

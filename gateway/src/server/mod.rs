@@ -9,7 +9,6 @@
 //! is detected from the connection preface. gRPC needs HTTP/2; HTTP/1.1 is accepted so that
 //! browsers and curl reach the gateway (gRPC-Web and HTTP/JSON routes build on it).
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,73 +30,25 @@ mod access_log;
 mod admin;
 mod body;
 mod collector;
+mod effective;
+mod error;
 mod health;
 mod listener;
 mod record;
+mod reload;
 mod router;
+mod snapshot;
 
-use self::router::{LocalService, Route, Router};
+use arc_swap::ArcSwap;
+use prometheus_client::registry::Registry;
+
+pub use self::error::GatewayError;
+use self::reload::Reloader;
+use self::router::LocalService;
+use self::snapshot::{Base, Snapshot};
 use crate::client::Upstream;
 use crate::config::GatewayConfig;
 use crate::telemetry::metrics::Metrics;
-use prometheus_client::registry::Registry;
-
-const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
-
-/// Why a gateway could not be assembled or started.
-#[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    /// A socket could not be bound.
-    #[error("cannot listen on {address} ({role}): {source}")]
-    Bind {
-        /// `listener` or `admin`.
-        role: &'static str,
-        /// The address from the configuration.
-        address: SocketAddr,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A descriptor set could not be read or decoded.
-    #[error("cannot load descriptor set {origin}: {reason}")]
-    DescriptorSet {
-        /// File path, or the name given by the caller.
-        origin: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// Two routes claim the same gRPC service.
-    #[error("gRPC service `{service}` is routed twice: {first} and {second}")]
-    DuplicateService {
-        /// The service name.
-        service: String,
-        /// The route registered first.
-        first: String,
-        /// The route registered second.
-        second: String,
-    },
-    /// A hosted service calls a downstream service that no upstream serves.
-    #[error(
-        "the composed services call `{service}`, but no upstream in gateway.toml serves it; \
-         add it to the `services` of the upstream that runs it"
-    )]
-    MissingUpstream {
-        /// The downstream gRPC service.
-        service: String,
-    },
-    /// The access log's file could not be opened.
-    #[error("cannot open the access log {target}: {source}")]
-    AccessLog {
-        /// Where the log was to go.
-        target: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The reflection service could not be built from the descriptor sets.
-    #[error("cannot build the reflection service: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-}
 
 /// Collects what a gateway serves before it binds.
 pub struct GatewayBuilder {
@@ -109,21 +60,26 @@ pub struct GatewayBuilder {
     composed: Vec<(&'static str, &'static [&'static str])>,
     /// Built once, shared by pass-through routes and the handlers' downstream calls.
     upstreams: Vec<Arc<Upstream>>,
+    /// What the composers' `Downstreams` read; replaced on reload.
+    downstreams: crate::compose::Downstreams,
     /// Every metric family, served at the admin listener's `/metrics`.
     registry: Registry,
     /// `None` when `[metrics] enabled = false`.
     metrics: Option<Metrics>,
+    /// The file `SIGHUP` and `POST /reload` read again.
+    reload_from: Option<PathBuf>,
 }
 
 /// A gateway with its sockets bound, ready to serve.
 pub struct Gateway {
-    router: Arc<Router>,
-    /// The access log's writer, which ends once the router (and its sender) is gone.
+    /// What is served now; replaced whole by a reload.
+    current: Arc<ArcSwap<Snapshot>>,
+    reloader: Arc<Reloader>,
+    access_log: Option<Arc<access_log::AccessLog>>,
+    /// The access log's writer, told to finish once the calls are drained.
     access_log_task: Option<JoinHandle<()>>,
     admin_state: Arc<admin::AdminState>,
     health: HealthReporter,
-    /// What each routed service's health depends on (`health.rs`).
-    watched: Vec<health::Watched>,
     listener: TcpListener,
     admin: Option<TcpListener>,
     drain_timeout: Duration,
@@ -155,7 +111,8 @@ impl GatewayBuilder {
                 Some(metrics) => Arc::new(Upstream::instrumented(upstream, metrics)),
                 None => Arc::new(Upstream::new(upstream)),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let downstreams = crate::compose::Downstreams::new(&config.upstreams, &upstreams);
         Self {
             config,
             descriptor_sets: Vec::new(),
@@ -163,9 +120,18 @@ impl GatewayBuilder {
             required: Vec::new(),
             composed: Vec::new(),
             upstreams,
+            downstreams,
             registry,
             metrics,
+            reload_from: None,
         }
+    }
+
+    /// Lets `SIGHUP` and the admin listener's `POST /reload` read `path` again and apply it
+    /// while serving (`reload.rs` says what may change). Without it, a reload is refused.
+    pub fn reload_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.reload_from = Some(path.into());
+        self
     }
 
     /// Registers an encoded `google.protobuf.FileDescriptorSet` so reflection can describe the
@@ -183,7 +149,7 @@ impl GatewayBuilder {
     /// The configured upstreams by service name, for generated composition services. They
     /// share each upstream's stack (limit, breakers, budget) with the pass-through routes.
     pub fn downstreams(&self) -> crate::compose::Downstreams {
-        crate::compose::Downstreams::new(&self.config.upstreams, &self.upstreams)
+        self.downstreams.clone()
     }
 
     /// The upstreams, built from `gateway.toml`, in name order.
@@ -223,67 +189,8 @@ impl GatewayBuilder {
 
     /// Checks that everything fits together, builds the routing table and binds the sockets.
     pub async fn bind(mut self) -> Result<Gateway, GatewayError> {
-        if let Some(service) = self
-            .required
-            .iter()
-            .find(|service| self.config.upstream_for(service).is_none())
-        {
-            return Err(GatewayError::MissingUpstream {
-                service: (*service).to_owned(),
-            });
-        }
-        for path in std::mem::take(&mut self.config.descriptor_sets) {
-            let encoded = read_descriptor_set(&path)?;
-            self = self.descriptor_set(&path.display().to_string(), &encoded)?;
-        }
-
-        for (config, upstream) in self.config.upstreams.iter().zip(&self.upstreams) {
-            upstream.learn_methods(&self.descriptor_sets, &config.services);
-        }
-
-        let mut routes = RouteClaims::default();
-        for (name, service) in self.local {
-            routes.claim(
-                name,
-                "a service hosted in the gateway",
-                Route::Local(service),
-            )?;
-        }
-        for (config, upstream) in self.config.upstreams.iter().zip(&self.upstreams) {
-            let owner = format!("upstream `{}`", config.name);
-            for service in &config.services {
-                routes.claim(service, &owner, Route::Upstream(Arc::clone(upstream)))?;
-            }
-        }
-
         let (health, health_service) = tonic_health::server::health_reporter();
-        routes.claim(
-            HEALTH_SERVICE,
-            "the health service",
-            Route::Local(BoxCloneSyncService::new(health_service)),
-        )?;
-
-        let served: Vec<String> = routes
-            .router
-            .services()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let (v1, v1alpha) = reflection_services(&self.descriptor_sets, &served)?;
-        routes.claim(
-            "grpc.reflection.v1.ServerReflection",
-            "the reflection service",
-            Route::Local(v1),
-        )?;
-        routes.claim(
-            "grpc.reflection.v1alpha.ServerReflection",
-            "the reflection service",
-            Route::Local(v1alpha),
-        )?;
-        let mut router = routes.router;
-        let served_methods = crate::grpc::method_paths(&self.descriptor_sets, |service| {
-            routes.owners.contains_key(service)
-        });
+        let mut access_log = None;
         let mut access_log_task = None;
         if let (Some(config), Some(_)) = (&self.config.access_log, &self.metrics) {
             let (log, task) = access_log::AccessLog::start(config)
@@ -292,100 +199,65 @@ impl GatewayBuilder {
                     target: format!("{:?}", config.target),
                     source,
                 })?;
-            router.log_to(Arc::clone(&log));
             self.registry
-                .register_collector(Box::new(collector::AccessLogCollector { log }));
+                .register_collector(Box::new(collector::AccessLogCollector {
+                    log: Arc::clone(&log),
+                }));
+            access_log = Some(log);
             access_log_task = Some(task);
         }
-        if let Some(metrics) = &self.metrics {
-            router.record_into(metrics, &served_methods);
-            self.registry
-                .register_collector(Box::new(collector::UpstreamCollector {
-                    upstreams: self.upstreams.clone(),
-                }));
-        }
-
-        let upstream_of = |service: &str| {
-            self.config
-                .upstreams
-                .iter()
-                .position(|config| config.services.iter().any(|s| s == service))
-                .map(|index| Arc::clone(&self.upstreams[index]))
+        let metrics_on = self.metrics.is_some();
+        let base = Base {
+            local: self.local,
+            required: self.required,
+            composed: self.composed,
+            descriptor_sets: self.descriptor_sets,
+            health: BoxCloneSyncService::new(health_service),
+            metrics: self.metrics,
+            access_log: access_log.clone(),
+            downstreams: Arc::clone(self.downstreams.map()),
         };
-        let watched = router
-            .services()
+        let built: Vec<(Arc<Upstream>, u64)> = self
+            .upstreams
             .into_iter()
-            .map(|service| {
-                let needed: Vec<Arc<Upstream>> =
-                    match self.composed.iter().find(|(name, _)| *name == service) {
-                        Some((_, downstream)) => {
-                            downstream.iter().filter_map(|s| upstream_of(s)).collect()
-                        }
-                        None => upstream_of(service).into_iter().collect(),
-                    };
-                let mut upstreams: Vec<Arc<Upstream>> = Vec::with_capacity(needed.len());
-                for upstream in needed {
-                    if !upstreams.iter().any(|u| Arc::ptr_eq(u, &upstream)) {
-                        upstreams.push(upstream);
-                    }
-                }
-                health::Watched {
-                    service: service.to_owned(),
-                    upstreams,
-                }
-            })
+            .map(|upstream| (upstream, 1))
             .collect();
+        let (snapshot, _) = base.assemble(self.config, 1, &built)?;
 
-        let listener = bind("listener", self.config.listener.address).await?;
-        let admin = match &self.config.admin {
+        let listener = bind("listener", snapshot.config.listener.address).await?;
+        let admin = match &snapshot.config.admin {
             Some(admin) => Some(bind("admin", admin.address).await?),
             None => None,
         };
+        let drain_timeout = snapshot.config.listener.drain_timeout;
+        let current = Arc::new(base.publish_first(snapshot));
+        let reloader = Arc::new(Reloader::new(self.reload_from, base, Arc::clone(&current)));
+        if metrics_on {
+            self.registry
+                .register_collector(Box::new(collector::UpstreamCollector {
+                    current: Arc::clone(&current),
+                }));
+        }
+        self.registry
+            .register_collector(Box::new(collector::ReloadCollector {
+                reloader: Arc::clone(&reloader),
+            }));
         let admin_state = Arc::new(admin::AdminState {
             registry: self.registry,
-            upstreams: self.upstreams.clone(),
-            routes: routes.owners.into_iter().collect(),
+            reloader: Arc::clone(&reloader),
         });
         Ok(Gateway {
-            router: Arc::new(router),
+            current,
+            reloader,
+            access_log,
             access_log_task,
             admin_state,
             health,
-            watched,
             listener,
             admin,
-            drain_timeout: self.config.listener.drain_timeout,
+            drain_timeout,
         })
     }
-}
-
-/// The routing table under construction, remembering who claimed each service so that a
-/// double claim is reported with both owners.
-#[derive(Default)]
-struct RouteClaims {
-    router: Router,
-    owners: std::collections::HashMap<String, String>,
-}
-
-impl RouteClaims {
-    fn claim(&mut self, service: &str, owner: &str, route: Route) -> Result<(), GatewayError> {
-        if let Some(first) = self.owners.insert(service.to_owned(), owner.to_owned()) {
-            return Err(GatewayError::DuplicateService {
-                service: service.to_owned(),
-                first,
-                second: owner.to_owned(),
-            });
-        }
-        self.router.insert(service, route);
-        Ok(())
-    }
-}
-
-fn read_descriptor_set(path: &PathBuf) -> Result<Vec<u8>, GatewayError> {
-    std::fs::read(path).map_err(|err| GatewayError::DescriptorSet {
-        origin: path.display().to_string(),
-        reason: err.to_string(),
-    })
 }
 
 async fn bind(role: &'static str, address: SocketAddr) -> Result<TcpListener, GatewayError> {
@@ -396,56 +268,6 @@ async fn bind(role: &'static str, address: SocketAddr) -> Result<TcpListener, Ga
             address,
             source,
         })
-}
-
-/// Builds reflection (v1 and v1alpha: many clients, grpcio among them, speak only v1alpha) that
-/// lists exactly the services routed, and warns about routed services no descriptor describes.
-fn reflection_services(
-    descriptor_sets: &[FileDescriptorSet],
-    served: &[String],
-) -> Result<(LocalService, LocalService), GatewayError> {
-    let described: BTreeSet<String> = descriptor_sets
-        .iter()
-        .flat_map(|set| &set.file)
-        .flat_map(|file| {
-            file.service
-                .iter()
-                .map(move |service| crate::grpc::service_name(file, service))
-        })
-        .collect();
-
-    let health_set =
-        FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).map_err(|err| {
-            GatewayError::DescriptorSet {
-                origin: "grpc.health.v1".into(),
-                reason: err.to_string(),
-            }
-        })?;
-    let build = || {
-        let mut builder = tonic_reflection::server::Builder::configure()
-            .register_file_descriptor_set(health_set.clone());
-        for set in descriptor_sets {
-            builder = builder.register_file_descriptor_set(set.clone());
-        }
-        for service in served {
-            builder = builder.with_service_name(service.clone());
-        }
-        builder
-            .with_service_name("grpc.reflection.v1.ServerReflection")
-            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
-    };
-    for service in served {
-        if service != HEALTH_SERVICE && !described.contains(service) {
-            tracing::warn!(
-                service,
-                "no descriptor set describes this service; reflection lists it but cannot describe it"
-            );
-        }
-    }
-    Ok((
-        BoxCloneSyncService::new(build().build_v1()?),
-        BoxCloneSyncService::new(build().build_v1alpha()?),
-    ))
 }
 
 // === impl Gateway ===
@@ -470,7 +292,9 @@ impl Gateway {
 
     /// Every gRPC service this gateway answers, sorted.
     pub fn services(&self) -> Vec<String> {
-        self.router
+        self.current
+            .load()
+            .router
             .services()
             .into_iter()
             .map(str::to_owned)
@@ -483,14 +307,16 @@ impl Gateway {
     }
 
     /// Serves until `signal` completes, then stops accepting, reports NOT_SERVING on health and
-    /// gives in-flight calls up to the drain timeout to finish.
+    /// gives in-flight calls up to the drain timeout to finish. `SIGHUP` reloads the
+    /// configuration meanwhile, when the gateway was given a file to reload from.
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()> + Send) {
         let Gateway {
-            router,
+            current,
+            reloader,
+            access_log,
             access_log_task,
             admin_state,
             health,
-            watched,
             listener,
             admin,
             drain_timeout,
@@ -499,19 +325,26 @@ impl Gateway {
         let (draining_tx, draining) = watch::channel(false);
         let admin_task =
             admin.map(|listener| tokio::spawn(admin::serve(listener, admin_state, draining)));
+        let hangup_task = tokio::spawn(reload_on_hangup(Arc::clone(&reloader)));
         tracing::info!(
             address = ?local_addr,
-            services = router.services().len(),
+            services = current.load().router.services().len(),
             "gateway serving"
         );
 
-        let services: Vec<String> = watched.iter().map(|w| w.service.clone()).collect();
-        let health_task = tokio::spawn(health::watch(health.clone(), watched));
-        let mut connections = listener::serve(listener, router.clone(), signal).await;
+        let health_task = tokio::spawn(health::watch(health.clone(), Arc::clone(&current)));
+        let mut connections = listener::serve(listener, Arc::clone(&current), signal).await;
 
         let _ = draining_tx.send(true);
+        hangup_task.abort();
         health_task.abort();
         let _ = health_task.await;
+        let services: Vec<String> = current
+            .load()
+            .watched
+            .iter()
+            .map(|watched| watched.service.clone())
+            .collect();
         health::not_serving(&health, &services).await;
         tracing::info!(?drain_timeout, "shutting down: draining in-flight calls");
         match tokio::time::timeout(drain_timeout, connections.drain()).await {
@@ -527,8 +360,10 @@ impl Gateway {
         if let Some(task) = admin_task {
             task.abort();
         }
-        // The last lines of the access log: the router was the writer's only sender.
-        drop(router);
+        // The calls are over: the access log's writer writes what is queued and ends.
+        if let Some(log) = access_log {
+            log.finish();
+        }
         if let Some(task) = access_log_task
             && tokio::time::timeout(Duration::from_secs(1), task)
                 .await
@@ -586,6 +421,28 @@ impl Drop for GatewayHandle {
             self.task.abort();
         }
     }
+}
+
+/// Reloads the configuration on every `SIGHUP` (Unix only), until aborted.
+async fn reload_on_hangup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload through the admin listener");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("received SIGHUP: reloading the configuration");
+            // The outcome is logged by the reloader.
+            let _ = reloader.reload().await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

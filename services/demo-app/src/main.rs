@@ -64,7 +64,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    let builder = Gateway::builder(config);
+    let mut builder = Gateway::builder(config);
+    if let Some(path) = &cli.config {
+        // SIGHUP and the admin's POST /reload read the file again; the built-in
+        // configuration cannot change, so without --config a reload is refused.
+        builder = builder.reload_from(path);
+    }
     let storefront = StorefrontComposer::new(builder.downstreams());
     let gateway = builder
         .composer(storefront)

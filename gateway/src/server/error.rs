@@ -1,0 +1,58 @@
+//! Why a gateway could not be assembled, started or reloaded.
+
+use std::net::SocketAddr;
+
+/// Why a gateway could not be assembled or started.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A socket could not be bound.
+    #[error("cannot listen on {address} ({role}): {source}")]
+    Bind {
+        /// `listener` or `admin`.
+        role: &'static str,
+        /// The address from the configuration.
+        address: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A descriptor set could not be read or decoded.
+    #[error("cannot load descriptor set {origin}: {reason}")]
+    DescriptorSet {
+        /// File path, or the name given by the caller.
+        origin: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Two routes claim the same gRPC service.
+    #[error("gRPC service `{service}` is routed twice: {first} and {second}")]
+    DuplicateService {
+        /// The service name.
+        service: String,
+        /// The route registered first.
+        first: String,
+        /// The route registered second.
+        second: String,
+    },
+    /// A hosted service calls a downstream service that no upstream serves.
+    #[error(
+        "the composed services call `{service}`, but no upstream in gateway.toml serves it; \
+         add it to the `services` of the upstream that runs it"
+    )]
+    MissingUpstream {
+        /// The downstream gRPC service.
+        service: String,
+    },
+    /// The access log's file could not be opened.
+    #[error("cannot open the access log {target}: {source}")]
+    AccessLog {
+        /// Where the log was to go.
+        target: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptor sets.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
