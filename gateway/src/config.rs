@@ -20,6 +20,13 @@
 //! [metrics]
 //! enabled = true                   # record calls for the admin listener's /metrics
 //!
+//! [tracing]                        # OpenTelemetry spans over OTLP/gRPC; off without this table
+//! endpoint = "http://127.0.0.1:4317"
+//! sampling = 0.01                  # of traces started here; a caller's decision is followed
+//! service_name = "mosaic-gateway"
+//! resource = { "deployment.environment" = "prod" }
+//! export_interval = "5s"
+//!
 //! [access_log]                     # one JSON line per call; off without this table
 //! path = "stdout"                  # or a file, appended to
 //! fields = ["time", "peer", "method", "status", "duration_us"]   # default: every field
@@ -82,6 +89,8 @@ pub use crate::resilience::policy::{
     BreakerPolicy, BudgetPolicy, FailureRatePolicy, HedgePolicy, Hedging, MethodPolicy,
     RetryPolicy, UpstreamPolicy,
 };
+/// `[tracing]`, validated.
+pub use crate::telemetry::trace::TracingConfig;
 
 /// Default time given to in-flight calls to finish once shutdown starts.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,6 +115,8 @@ pub struct GatewayConfig {
     pub metrics: MetricsConfig,
     /// The access log, if one is written.
     pub access_log: Option<AccessLogConfig>,
+    /// Where spans are exported, if anywhere.
+    pub tracing: Option<TracingConfig>,
 }
 
 /// `[access_log]`: one JSON line per edge call; off when the table is absent.
@@ -337,8 +348,20 @@ struct RawConfig {
     reflection: Option<RawReflection>,
     metrics: Option<RawMetrics>,
     access_log: Option<RawAccessLog>,
+    tracing: Option<RawTracing>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTracing {
+    endpoint: String,
+    sampling: Option<f64>,
+    service_name: Option<String>,
+    #[serde(default)]
+    resource: BTreeMap<String, String>,
+    export_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -911,6 +934,38 @@ impl RawConfig {
             .filter(|raw| raw.enabled.unwrap_or(true))
             .map(|raw| access_log(raw, &mut problems));
 
+        let tracing = self.tracing.as_ref().and_then(|raw| {
+            let endpoint = match parse_endpoint(&raw.endpoint) {
+                Ok(endpoint) => Some(endpoint),
+                Err(message) => {
+                    problems.push("tracing.endpoint", message);
+                    None
+                }
+            };
+            let sampling = raw.sampling.unwrap_or(0.01);
+            if !(0.0..=1.0).contains(&sampling) {
+                problems.push(
+                    "tracing.sampling",
+                    format!("{sampling} is out of range; expected a share from 0 to 1"),
+                );
+            }
+            let export_interval = problems.duration(
+                "tracing.export_interval",
+                raw.export_interval.as_deref(),
+                Duration::from_secs(5),
+            );
+            Some(TracingConfig {
+                endpoint: endpoint?,
+                sampling: sampling.clamp(0.0, 1.0),
+                service_name: raw
+                    .service_name
+                    .clone()
+                    .unwrap_or_else(|| "mosaic-gateway".to_owned()),
+                resource: raw.resource.clone(),
+                export_interval,
+            })
+        });
+
         let mut upstreams = Vec::with_capacity(self.upstreams.len());
         // service name → the upstream that claimed it first, to report double claims.
         let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
@@ -985,6 +1040,7 @@ impl RawConfig {
                     .unwrap_or_default(),
                 upstreams,
                 access_log,
+                tracing,
                 metrics: MetricsConfig {
                     enabled: self
                         .metrics

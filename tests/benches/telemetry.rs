@@ -1,6 +1,7 @@
-//! What recording metrics costs: the same calls through a gateway with `[metrics]` on and one
-//! with it off, and (for pass-through) straight to the service, in alternating rounds of one
-//! run.
+//! What recording metrics and traces costs: the same calls through gateways with `[metrics]`
+//! off, on, and on with `[tracing]` sampling 1 % and 100 % of traces (exported over OTLP/gRPC
+//! to a receiver in the process), and for pass-through straight to the service, in alternating
+//! rounds of one run.
 //!
 //! ```sh
 //! cargo bench -p mosaic-tests --bench telemetry
@@ -108,6 +109,15 @@ fn main() -> anyhow::Result<()> {
         let config = gateway_toml(&endpoints);
         let on = start_gateway(&config).await?;
         let off = start_gateway(&format!("{config}\n[metrics]\nenabled = false\n")).await?;
+        let (receiver, endpoint) = mosaic_tests::otlp::Receiver::start().await;
+        let traced = |sampling: f64| {
+            format!(
+                "{config}\n[tracing]\nendpoint = \"{endpoint}\"\nsampling = {sampling}\n\
+                 export_interval = \"1s\"\n"
+            )
+        };
+        let sampled_1 = start_gateway(&traced(0.01)).await?;
+        let sampled_all = start_gateway(&traced(1.0)).await?;
         let users = services
             .iter()
             .find(|handle| handle.service() == DemoService::Users)
@@ -124,6 +134,16 @@ fn main() -> anyhow::Result<()> {
                 Target {
                     name: "metrics on",
                     channel: channel(on.local_addr()),
+                    rounds: Vec::new(),
+                },
+                Target {
+                    name: "traced 1%",
+                    channel: channel(sampled_1.local_addr()),
+                    rounds: Vec::new(),
+                },
+                Target {
+                    name: "traced 100%",
+                    channel: channel(sampled_all.local_addr()),
                     rounds: Vec::new(),
                 },
             ];
@@ -162,8 +182,13 @@ fn main() -> anyhow::Result<()> {
             }
             report(&targets);
         }
-        on.shutdown().await;
-        off.shutdown().await;
+        for gateway in [on, off, sampled_1, sampled_all] {
+            gateway.shutdown().await;
+        }
+        println!(
+            "{} spans received by the OTLP receiver",
+            receiver.spans().len()
+        );
         Ok(())
     })
 }
@@ -179,24 +204,29 @@ fn report(targets: &[Target]) {
             target.name
         );
     }
-    let (Some(off), Some(on)) = (by_name("metrics off"), by_name("metrics on")) else {
-        return;
-    };
     let per_round = |f: &dyn Fn(usize) -> f64| median((0..ROUNDS).map(f).collect());
-    let throughput = per_round(&|i| on.rounds[i].0.throughput() / off.rounds[i].0.throughput());
-    let cpu = per_round(&|i| on.rounds[i].1 / off.rounds[i].1);
-    println!(
-        "    metrics on / off (medians of per-round ratios): throughput {throughput:.3}, CPU per \
-         call {cpu:.3} (whole process)"
-    );
-    if let Some(direct) = by_name("direct") {
-        let share = per_round(&|i| {
-            let gateway_off = off.rounds[i].1 - direct.rounds[i].1;
-            let gateway_on = on.rounds[i].1 - direct.rounds[i].1;
-            gateway_on / gateway_off
-        });
-        println!(
-            "    the gateway's own CPU per call (through it minus direct), on / off: {share:.3}"
+    for (with, without) in [
+        ("metrics on", "metrics off"),
+        ("traced 1%", "metrics on"),
+        ("traced 100%", "metrics on"),
+    ] {
+        let (Some(with), Some(without)) = (by_name(with), by_name(without)) else {
+            continue;
+        };
+        let throughput =
+            per_round(&|i| with.rounds[i].0.throughput() / without.rounds[i].0.throughput());
+        let cpu = per_round(&|i| with.rounds[i].1 / without.rounds[i].1);
+        print!(
+            "    {} / {} (medians of per-round ratios): throughput {throughput:.3}, CPU per call \
+             {cpu:.3} (whole process)",
+            with.name, without.name
         );
+        if let Some(direct) = by_name("direct") {
+            let share = per_round(&|i| {
+                (with.rounds[i].1 - direct.rounds[i].1) / (without.rounds[i].1 - direct.rounds[i].1)
+            });
+            print!(", {share:.3} of the gateway's own CPU per call (through it minus direct)");
+        }
+        println!();
     }
 }

@@ -21,6 +21,7 @@ pub use mosaic_demo_services::pb;
 
 pub mod chaos;
 pub mod load;
+pub mod otlp;
 pub mod raw;
 pub mod recorder;
 pub mod scrape;

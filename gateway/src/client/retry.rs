@@ -54,6 +54,7 @@ use crate::grpc::headers::{PREVIOUS_ATTEMPTS, RETRY_PUSHBACK as PUSHBACK};
 use crate::grpc::status::LocalError;
 use crate::resilience::policy::MAX_ATTEMPTS;
 use crate::resilience::policy::{HedgePolicy, Hedging, RetryPolicy};
+use crate::telemetry::trace::Scope;
 
 /// What the generated code knows about one downstream call.
 #[derive(Clone, Copy, Debug)]
@@ -106,7 +107,14 @@ where
     Fut: Future<Output = Result<Response<R>, Status>>,
 {
     let started = Instant::now();
-    let result = attempts(call, upstream, spec, message, send).await;
+    let (scope, span) = Scope::step(spec.step, spec.method).unzip();
+    let result = Scope::run(scope, attempts(call, upstream, spec, message, send)).await;
+    if let Some(span) = span {
+        match &result {
+            Ok(_) => span.finish(Code::Ok, None),
+            Err(status) => span.finish(status.code(), Some(status.message())),
+        }
+    }
     let code = result
         .as_ref()
         .map_or_else(|status| status.code(), |_| Code::Ok) as i32;

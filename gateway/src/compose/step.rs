@@ -49,7 +49,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tonic::Status;
 
 use super::error::ComposeError;
-use crate::telemetry::own_time::OwnTime;
+use crate::telemetry;
 
 /// A step's value, computed at most once and awaited by any number of dependents.
 ///
@@ -71,7 +71,7 @@ where
 {
     let state = match Handle::try_current() {
         // The step is part of the edge call: its attempts count toward the call's waiting.
-        Ok(runtime) => TaskState::Running(runtime.spawn(OwnTime::propagate(body))),
+        Ok(runtime) => TaskState::Running(runtime.spawn(telemetry::propagate(body))),
         Err(_) => TaskState::Finished(Some(Err(ComposeError::NoRuntime.to_status()))),
     };
     Step::from_state(state)

@@ -18,6 +18,8 @@ pub(crate) mod headers {
     pub(crate) const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
     /// The caller's W3C trace context.
     pub(crate) const TRACEPARENT: &str = "traceparent";
+    /// Vendor trace state that goes with `traceparent`.
+    pub(crate) const TRACESTATE: &str = "tracestate";
 }
 
 /// The path (`/package.Service/Method`) of every method of the services in `sets` that

@@ -23,6 +23,8 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::grpc::status::LocalError;
+use crate::telemetry::trace::Scope;
+use opentelemetry::KeyValue;
 
 /// Applies [`ConcurrencyLimit`] to a service; clones share one set of permits.
 #[derive(Clone, Debug)]
@@ -132,6 +134,13 @@ where
 impl<S> ConcurrencyLimit<S> {
     fn overloaded(&self) -> LocalError {
         self.shed.fetch_add(1, Ordering::Relaxed);
+        Scope::event(
+            "mosaic.shed",
+            vec![
+                KeyValue::new("mosaic.upstream", self.upstream.to_string()),
+                KeyValue::new("mosaic.limit", i64::try_from(self.max).unwrap_or(i64::MAX)),
+            ],
+        );
         LocalError::Overloaded {
             upstream: self.upstream.to_string(),
             limit: self.max,

@@ -43,6 +43,12 @@ pub enum GatewayError {
         /// The downstream gRPC service.
         service: String,
     },
+    /// The span exporter could not be set up.
+    #[error("cannot set up tracing: {reason}")]
+    Tracing {
+        /// What went wrong.
+        reason: String,
+    },
     /// The access log's file could not be opened.
     #[error("cannot open the access log {target}: {source}")]
     AccessLog {

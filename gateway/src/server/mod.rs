@@ -49,6 +49,7 @@ use self::snapshot::{Base, Snapshot};
 use crate::client::Upstream;
 use crate::config::GatewayConfig;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::trace::Tracing;
 
 /// Collects what a gateway serves before it binds.
 pub struct GatewayBuilder {
@@ -75,6 +76,8 @@ pub struct Gateway {
     /// What is served now; replaced whole by a reload.
     current: Arc<ArcSwap<Snapshot>>,
     reloader: Arc<Reloader>,
+    /// Exports spans; flushed once the calls are drained.
+    tracing: Option<Arc<Tracing>>,
     access_log: Option<Arc<access_log::AccessLog>>,
     /// The access log's writer, told to finish once the calls are drained.
     access_log_task: Option<JoinHandle<()>>,
@@ -190,9 +193,15 @@ impl GatewayBuilder {
     /// Checks that everything fits together, builds the routing table and binds the sockets.
     pub async fn bind(mut self) -> Result<Gateway, GatewayError> {
         let (health, health_service) = tonic_health::server::health_reporter();
+        let tracing = match &self.config.tracing {
+            Some(config) => {
+                Some(Tracing::start(config).map_err(|reason| GatewayError::Tracing { reason })?)
+            }
+            None => None,
+        };
         let mut access_log = None;
         let mut access_log_task = None;
-        if let (Some(config), Some(_)) = (&self.config.access_log, &self.metrics) {
+        if let Some(config) = &self.config.access_log {
             let (log, task) = access_log::AccessLog::start(config)
                 .await
                 .map_err(|source| GatewayError::AccessLog {
@@ -207,6 +216,14 @@ impl GatewayBuilder {
             access_log_task = Some(task);
         }
         let metrics_on = self.metrics.is_some();
+        let recording = match &self.metrics {
+            Some(metrics) => Some(metrics.clone()),
+            // The access log and traces need each call's record, not the exported families.
+            None if access_log.is_some() || tracing.is_some() => {
+                Some(Metrics::register(&mut Registry::default()))
+            }
+            None => None,
+        };
         let base = Base {
             local: self.local,
             required: self.required,
@@ -214,6 +231,8 @@ impl GatewayBuilder {
             descriptor_sets: self.descriptor_sets,
             health: BoxCloneSyncService::new(health_service),
             metrics: self.metrics,
+            recording,
+            tracing: tracing.clone(),
             access_log: access_log.clone(),
             downstreams: Arc::clone(self.downstreams.map()),
         };
@@ -249,6 +268,7 @@ impl GatewayBuilder {
         Ok(Gateway {
             current,
             reloader,
+            tracing,
             access_log,
             access_log_task,
             admin_state,
@@ -313,6 +333,7 @@ impl Gateway {
         let Gateway {
             current,
             reloader,
+            tracing,
             access_log,
             access_log_task,
             admin_state,
@@ -360,7 +381,12 @@ impl Gateway {
         if let Some(task) = admin_task {
             task.abort();
         }
-        // The calls are over: the access log's writer writes what is queued and ends.
+        // The calls are over: the spans still queued are exported (the exporter waits for its
+        // own task, so it runs off the runtime's workers), and the access log's writer writes
+        // what is queued and ends.
+        if let Some(tracing) = tracing {
+            let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
+        }
         if let Some(log) = access_log {
             log.finish();
         }

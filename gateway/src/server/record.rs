@@ -24,6 +24,7 @@ use super::body::GatewayBody;
 use crate::grpc::headers::GRPC_STATUS;
 use crate::telemetry::metrics::{ByStatus, MessageSizes, ServerMethod};
 use crate::telemetry::own_time::OwnTime;
+use crate::telemetry::trace::OpenSpan;
 
 /// One edge call being recorded.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub(crate) struct ServerCall {
     sizes: MessageSizes,
     /// The access-log line, when the log is on.
     log: Option<Box<Logged>>,
+    /// The server span, when the call is traced.
+    span: Option<OpenSpan>,
 }
 
 /// What the access log needs of a call beyond its metrics.
@@ -62,7 +65,13 @@ impl ServerCall {
             ended: false,
             sizes: MessageSizes::default(),
             log: None,
+            span: None,
         }
+    }
+
+    /// Ends `span` with the call.
+    pub(crate) fn traced(&mut self, span: Option<OpenSpan>) {
+        self.span = span;
     }
 
     /// Writes the call's line to `log` when it ends; returns the counter the request body
@@ -113,6 +122,9 @@ impl Drop for ServerCall {
         self.method.own.observe_duration(self.own.own());
         if let Some(upstream) = &self.upstream {
             upstream.observe(code as i32, elapsed);
+        }
+        if let Some(span) = self.span.take() {
+            span.finish(code, None);
         }
         if let Some(logged) = &self.log {
             logged.log.write(

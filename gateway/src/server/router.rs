@@ -28,6 +28,7 @@ use crate::telemetry::metrics::{
     ByStatus, CallerBody, MeteredBody, Metrics, OTHER_METHOD, ServerMethod,
 };
 use crate::telemetry::own_time::OwnTime;
+use crate::telemetry::trace::{Scope, Tracing};
 
 /// The `protocol` label of calls made over gRPC (gRPC-Web and HTTP/JSON will have their own).
 const PROTOCOL_GRPC: &str = "grpc";
@@ -55,6 +56,8 @@ pub(super) struct Router {
     other: Option<Arc<ServerMethod>>,
     /// Where each call's line goes, when the access log is on.
     access_log: Option<Arc<AccessLog>>,
+    /// The tracer, when calls are traced.
+    tracing: Option<Arc<Tracing>>,
 }
 
 /// The handles one method's calls are recorded into.
@@ -88,6 +91,11 @@ impl Router {
             .collect();
         self.methods = methods;
         self.other = Some(Arc::new(metrics.server_method(OTHER_METHOD, PROTOCOL_GRPC)));
+    }
+
+    /// Traces every gRPC call with `tracing`.
+    pub(super) fn trace_with(&mut self, tracing: Arc<Tracing>) {
+        self.tracing = Some(tracing);
     }
 
     /// Writes a line per gRPC call to `log` (calls are recorded only when metrics are on).
@@ -124,12 +132,23 @@ impl Router {
             // A method no descriptor names: rare, so its upstream is looked up here.
             (None, Some(other)) => (other, self.upstream_calls(path)),
             (None, None) => {
+                // Nothing recorded; a caller's trace context still reaches typed calls.
+                let scope = Scope::server(None, request.headers(), "", peer).map(|(s, _)| s);
                 let request = request.map(|body| MeteredBody::new(body, None));
-                return Ok(self.route(request).await.map(EdgeBody::plain));
+                let response = Scope::run(scope, self.route(request)).await;
+                return Ok(response.map(EdgeBody::plain));
             }
         };
         let mut call = ServerCall::start(Arc::clone(server));
         call.passed_to(client);
+        let (scope, span) = Scope::server(
+            self.tracing.as_ref(),
+            request.headers(),
+            path.trim_start_matches('/'),
+            peer,
+        )
+        .unzip();
+        call.traced(span.flatten());
         let request_bytes = self.access_log.as_ref().map(|log| {
             let trace_id = request
                 .headers()
@@ -150,7 +169,8 @@ impl Router {
         let histogram = server.request_size.clone();
         let request =
             request.map(|body| MeteredBody::new(body, Some(histogram)).counting(request_bytes));
-        let response = OwnTime::scope(call.own_time(), self.route(request)).await;
+        let response =
+            Scope::run(scope, OwnTime::scope(call.own_time(), self.route(request))).await;
         let (head, body) = response.into_parts();
         let body = EdgeBody::recorded(&head.headers, body, call);
         Ok(Response::from_parts(head, body))

@@ -26,6 +26,7 @@ use super::router::{LocalService, Route, Router};
 use crate::client::{DownstreamMap, Upstream};
 use crate::config::{GatewayConfig, UpstreamConfig};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::trace::Tracing;
 
 /// The health service's name: routed like any other service, never watched.
 pub(super) const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -49,8 +50,13 @@ pub(super) struct Base {
     pub(super) descriptor_sets: Vec<FileDescriptorSet>,
     /// `grpc.health.v1.Health`, sharing its state with the gateway's reporter.
     pub(super) health: LocalService,
+    /// The metric families upstreams record into (`None` with `[metrics] enabled = false`).
     pub(super) metrics: Option<Metrics>,
+    /// What the router records each call into: `metrics`, or families registered nowhere
+    /// when metrics are off but the access log or tracing need each call's record.
+    pub(super) recording: Option<Metrics>,
     pub(super) access_log: Option<Arc<AccessLog>>,
+    pub(super) tracing: Option<Arc<Tracing>>,
     /// Shared with every `Downstreams` handed to a composer.
     pub(super) downstreams: DownstreamMap,
 }
@@ -195,7 +201,7 @@ impl Base {
         )?;
 
         let mut router = claims.router;
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = &self.recording {
             let methods = crate::grpc::method_paths(&descriptor_sets, |service| {
                 claims.owners.contains_key(service)
             });
@@ -203,6 +209,9 @@ impl Base {
         }
         if let Some(log) = &self.access_log {
             router.log_to(Arc::clone(log));
+        }
+        if let Some(tracing) = &self.tracing {
+            router.trace_with(Arc::clone(tracing));
         }
         let watched = self.watched(&router, &downstreams);
         let snapshot = Snapshot {

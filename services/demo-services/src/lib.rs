@@ -29,7 +29,7 @@ pub use data::{Dataset, PRODUCT_COUNT, REVIEW_COUNT, USER_COUNT};
 pub use demo_service::{DemoService, UnknownDemoService};
 pub use faults::{
     CallRecord, FaultConfig, FaultHandle, FaultStats, JOURNAL_CAPACITY, Latency, MAX_LATENCY,
-    ParseLatencyError, UnknownErrorCode, error_code_name, parse_error_code,
+    ParseLatencyError, TraceParent, UnknownErrorCode, error_code_name, parse_error_code,
 };
 pub use server::{ServiceHandle, start, start_on};
 

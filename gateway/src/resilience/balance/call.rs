@@ -21,6 +21,7 @@ use crate::resilience::breaker::{Outcome, Ticket};
 use crate::resilience::deadline::{BodyDeadline, EdgeCallId, ExpiresAt};
 use crate::resilience::endpoint::Endpoint;
 use crate::telemetry::own_time::Waiting;
+use crate::telemetry::trace::OpenSpan;
 
 /// Accounts for one call on one endpoint: its in-flight slot, its latency, its outcome.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub(super) struct CallGuard {
     pub(super) code: Option<Code>,
     /// Counts the attempt as time the edge call waits on a downstream, while it is out.
     pub(super) waiting: Option<Waiting>,
+    /// The attempt's client span, when the call is traced.
+    pub(super) span: Option<OpenSpan>,
 }
 
 /// The latency recorded for an endpoint that failed to take a call: high enough that
@@ -135,6 +138,9 @@ impl Drop for CallGuard {
         if let Some(sent) = self.sent {
             let code = self.code.unwrap_or(Code::Cancelled);
             self.endpoint.attempts.observe(code as i32, sent.elapsed());
+            if let Some(span) = self.span.take() {
+                span.finish(code, None);
+            }
         }
     }
 }
@@ -175,6 +181,9 @@ impl ResponseBody {
         self.inner = None;
         if let Some(guard) = self.guard.as_mut() {
             guard.code.get_or_insert(Code::DeadlineExceeded);
+            if let Some(span) = &guard.span {
+                span.event("mosaic.deadline_exceeded", Vec::new());
+            }
             guard.expire();
         }
         let status = self

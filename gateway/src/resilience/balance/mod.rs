@@ -81,6 +81,8 @@ use crate::grpc::Deadline;
 use crate::grpc::headers::GRPC_TIMEOUT;
 use crate::grpc::status::LocalError;
 use crate::telemetry::own_time::OwnTime;
+use crate::telemetry::trace::Scope;
+use opentelemetry::KeyValue;
 
 /// The shared state of one upstream's balancer.
 #[derive(Debug)]
@@ -324,6 +326,10 @@ impl Balancer {
                 && deadline.at <= patience
                 && now >= deadline.at
             {
+                Scope::event(
+                    "mosaic.deadline_exceeded",
+                    vec![KeyValue::new("mosaic.upstream", self.upstream.to_string())],
+                );
                 return Err(LocalError::UpstreamDeadline {
                     upstream: self.upstream.to_string(),
                     timeout: deadline.timeout,
@@ -343,6 +349,10 @@ impl Balancer {
 
     fn no_ready_endpoint(&self, waited: Duration) -> LocalError {
         self.unready_failures.fetch_add(1, Ordering::Relaxed);
+        Scope::event(
+            "mosaic.no_ready_endpoint",
+            vec![KeyValue::new("mosaic.upstream", self.upstream.to_string())],
+        );
         let endpoints = self.endpoints();
         if endpoints.is_empty() {
             return LocalError::NoEndpoints {
@@ -464,6 +474,7 @@ impl Balancer {
                 sent: None,
                 code: None,
                 waiting: None,
+                span: None,
             };
             if let Some(deadline) = deadline
                 && let Err(error) = refresh_grpc_timeout(&mut request, deadline, &self.upstream)
@@ -475,6 +486,8 @@ impl Balancer {
             let started = Instant::now();
             guard.sent = Some(started);
             guard.waiting = OwnTime::attempt_sent();
+            guard.span =
+                Scope::attempt(&mut request, &self.upstream, &guard.endpoint.addr().connect);
             let (returned, error) = match guard.endpoint.send(request).await {
                 Ok(response) => {
                     guard.observe(started.elapsed());

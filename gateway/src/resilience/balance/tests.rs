@@ -222,6 +222,7 @@ async fn a_call_dropped_at_its_deadline_counts_as_a_failure_and_an_early_drop_do
             sent: None,
             code: None,
             waiting: None,
+            span: None,
         }
     };
     // Cancelled by its caller long before the deadline: says nothing about the endpoint.
@@ -264,6 +265,7 @@ fn guard_for(balancer: &Arc<Balancer>, ticket: Ticket, deadline: Instant) -> Cal
         sent: None,
         code: None,
         waiting: None,
+        span: None,
     }
 }
 

@@ -43,10 +43,21 @@ pub struct CallRecord {
     pub received: Instant,
     /// Its `grpc-timeout`, if it had a well-formed one.
     pub grpc_timeout: Option<Duration>,
+    /// Its W3C `traceparent`, if it had a well-formed one.
+    pub traceparent: Option<TraceParent>,
     /// When it ended.
     pub ended: Instant,
     /// `false` when the caller went away before the server answered.
     pub answered: bool,
+}
+
+/// The ids of a W3C `traceparent` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceParent {
+    /// The trace the call belongs to.
+    pub trace_id: [u8; 16],
+    /// The span the caller made the call in.
+    pub parent_id: [u8; 8],
 }
 
 /// Call counters of a demo service's own methods (not health, reflection or FaultControl).

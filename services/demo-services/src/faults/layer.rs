@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::codes::error_code_name;
 use super::config::{FaultAction, FaultPlan};
-use super::handle::{CallRecord, FaultHandle};
+use super::handle::{CallRecord, FaultHandle, TraceParent};
 use crate::deadline::grpc_timeout;
 
 /// Wraps a service in [`FaultInjection`].
@@ -89,6 +89,7 @@ where
                 handle: self.handle.clone(),
                 received: Instant::now(),
                 grpc_timeout: grpc_timeout(&request),
+                traceparent: traceparent(&request),
                 answered: false,
             };
             let call = self.call_planned(plan, request);
@@ -108,7 +109,30 @@ struct JournalEntry {
     handle: FaultHandle,
     received: Instant,
     grpc_timeout: Option<std::time::Duration>,
+    traceparent: Option<TraceParent>,
     answered: bool,
+}
+
+/// The trace and parent ids of a well-formed W3C `traceparent` (version 00).
+fn traceparent<B>(request: &http::Request<B>) -> Option<TraceParent> {
+    let value = request.headers().get("traceparent")?.to_str().ok()?;
+    let mut parts = value.split('-');
+    let (version, trace, parent) = (parts.next()?, parts.next()?, parts.next()?);
+    let hex = |text: &str, out: &mut [u8]| -> Option<()> {
+        (text.len() == out.len() * 2).then_some(())?;
+        for (index, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
+        }
+        Some(())
+    };
+    let mut ids = TraceParent {
+        trace_id: [0; 16],
+        parent_id: [0; 8],
+    };
+    (version == "00").then_some(())?;
+    hex(trace, &mut ids.trace_id)?;
+    hex(parent, &mut ids.parent_id)?;
+    Some(ids)
 }
 
 impl Drop for JournalEntry {
@@ -116,6 +140,7 @@ impl Drop for JournalEntry {
         self.handle.record_call(CallRecord {
             received: self.received,
             grpc_timeout: self.grpc_timeout,
+            traceparent: self.traceparent,
             ended: Instant::now(),
             answered: self.answered,
         });

@@ -26,6 +26,6 @@ mod layer;
 pub use codes::{UnknownErrorCode, error_code_name, parse_error_code};
 pub use config::FaultConfig;
 pub(crate) use control::FaultControlService;
-pub use handle::{CallRecord, FaultHandle, FaultStats, JOURNAL_CAPACITY};
+pub use handle::{CallRecord, FaultHandle, FaultStats, JOURNAL_CAPACITY, TraceParent};
 pub use latency::{Latency, MAX_LATENCY, ParseLatencyError};
 pub(crate) use layer::FaultInjectionLayer;
