@@ -27,6 +27,10 @@
 //! resource = { "deployment.environment" = "prod" }
 //! export_interval = "5s"
 //!
+//! [logging]                        # for the binaries; RUST_LOG, when set, wins over filter
+//! filter = "info"
+//! format = "text"                  # or "json"
+//!
 //! [access_log]                     # one JSON line per call; off without this table
 //! path = "stdout"                  # or a file, appended to
 //! fields = ["time", "peer", "method", "status", "duration_us"]   # default: every field
@@ -91,6 +95,8 @@ pub use crate::resilience::policy::{
 };
 /// `[tracing]`, validated.
 pub use crate::telemetry::trace::TracingConfig;
+/// `[logging]`, validated.
+pub use crate::telemetry::{LogFormat, LoggingConfig};
 
 /// Default time given to in-flight calls to finish once shutdown starts.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,6 +123,8 @@ pub struct GatewayConfig {
     pub access_log: Option<AccessLogConfig>,
     /// Where spans are exported, if anywhere.
     pub tracing: Option<TracingConfig>,
+    /// What the process logs, and how (for binaries that set their logging from the file).
+    pub logging: LoggingConfig,
 }
 
 /// `[access_log]`: one JSON line per edge call; off when the table is absent.
@@ -349,8 +357,16 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     access_log: Option<RawAccessLog>,
     tracing: Option<RawTracing>,
+    logging: Option<RawLogging>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    filter: Option<String>,
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -966,6 +982,24 @@ impl RawConfig {
             })
         });
 
+        let mut logging = LoggingConfig::default();
+        if let Some(raw) = &self.logging {
+            if let Some(filter) = &raw.filter {
+                match crate::telemetry::check_filter(filter) {
+                    Ok(()) => logging.filter = filter.clone(),
+                    Err(error) => problems.push("logging.filter", error),
+                }
+            }
+            match raw.format.as_deref() {
+                None | Some("text") => {}
+                Some("json") => logging.format = LogFormat::Json,
+                Some(other) => problems.push(
+                    "logging.format",
+                    format!("unknown format `{other}`; expected \"text\" or \"json\""),
+                ),
+            }
+        }
+
         let mut upstreams = Vec::with_capacity(self.upstreams.len());
         // service name → the upstream that claimed it first, to report double claims.
         let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
@@ -1041,6 +1075,7 @@ impl RawConfig {
                 upstreams,
                 access_log,
                 tracing,
+                logging,
                 metrics: MetricsConfig {
                     enabled: self
                         .metrics
@@ -1309,6 +1344,21 @@ mod tests {
             found[1].1.contains("duration_us"),
             "lists the known ones: {found:?}"
         );
+    }
+
+    #[test]
+    fn logging_filter_and_format_are_checked() {
+        let config = GatewayConfig::from_toml_str(GOOD, "test.toml").expect("valid config");
+        assert_eq!(config.logging, LoggingConfig::default());
+        let json = format!(
+            "{GOOD}\n[logging]\nfilter = \"warn,mosaic_gateway=debug\"\nformat = \"json\"\n"
+        );
+        let config = GatewayConfig::from_toml_str(&json, "test.toml").expect("valid config");
+        assert_eq!(config.logging.format, LogFormat::Json);
+        assert_eq!(config.logging.filter, "warn,mosaic_gateway=debug");
+        let bad = format!("{GOOD}\n[logging]\nfilter = \"info,[\"\nformat = \"yaml\"\n");
+        let keys: Vec<String> = problems(&bad).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["logging.filter", "logging.format"]);
     }
 
     #[test]

@@ -15,7 +15,6 @@ const USAGE: &str = "usage: mosaic-gateway [--config <gateway.toml>] [--check]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
     let (config_path, check_only) = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -26,10 +25,12 @@ async fn main() -> ExitCode {
     let config = match GatewayConfig::from_file(&config_path) {
         Ok(config) => config,
         Err(error) => {
+            telemetry::init();
             tracing::error!("{error}");
             return ExitCode::FAILURE;
         }
     };
+    telemetry::init_with(&config.logging);
     if check_only {
         println!("{}: ok", config_path.display());
         return ExitCode::SUCCESS;

@@ -8,8 +8,8 @@
 //! calls in flight finish on the old; endpoints dropped from the file are drained that way.
 //!
 //! Some settings belong to sockets and tasks made once at start, and a reload refuses to change
-//! them rather than half-apply them: `[listener]`, `[admin]`, `[metrics]`, `[access_log]` and
-//! `[tracing]` (restart the gateway to change those). Reloads are serialized; a reload that arrives while
+//! them rather than half-apply them: `[listener]`, `[admin]`, `[metrics]`, `[access_log]`,
+//! `[tracing]` and `[logging]` (restart the gateway to change those). Reloads are serialized; a reload that arrives while
 //! another runs waits for it.
 
 use std::path::PathBuf;
@@ -129,6 +129,9 @@ impl Reloader {
         }
         if config.tracing != running.tracing {
             fixed.push("[tracing]");
+        }
+        if config.logging != running.logging {
+            fixed.push("[logging]");
         }
         if !fixed.is_empty() {
             return Err(ReloadError::NeedsRestart(fixed));

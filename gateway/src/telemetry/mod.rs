@@ -8,14 +8,59 @@ pub(crate) mod trace;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG` (default `info`).
-/// Calling it twice is harmless: the second call leaves the first subscriber in place.
+/// `[logging]`: what the process logs, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggingConfig {
+    /// A `tracing` filter (`info`, `warn,mosaic_gateway=debug`); `RUST_LOG`, when set, wins.
+    pub filter: String,
+    /// One line of text per event, or one JSON object.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Whether `filter` is a valid `tracing` filter; the error says what is wrong.
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    EnvFilter::try_new(filter)
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
+/// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG` (default `info`),
+/// as text. Calling it twice is harmless: the second call leaves the first subscriber in place.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    init_with(&LoggingConfig::default());
+}
+
+/// Like [`init`], with the filter (unless `RUST_LOG` is set) and format of `config`.
+pub fn init_with(config: &LoggingConfig) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match config.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// Runs `future` carrying the current edge call's telemetry (its own-time record and its trace

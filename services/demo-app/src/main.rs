@@ -43,7 +43,6 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -54,7 +53,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(&cli)?;
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(error) => {
+            telemetry::init();
+            return Err(error);
+        }
+    };
+    telemetry::init_with(&config.logging);
 
     let mut services = Vec::new();
     if !cli.no_services {
