@@ -11,8 +11,8 @@
 //! address = "127.0.0.1:8080"
 //! drain_timeout = "30s"
 //!
-//! [admin]
-//! address = "127.0.0.1:9901"
+//! [admin]                          # /metrics, /upstreams, /routes, /config, POST /reload
+//! address = "127.0.0.1:9901"       # the default: loopback, since the admin API reconfigures
 //!
 //! [reflection]
 //! descriptor_sets = ["descriptors/upstreams.binpb"]
@@ -98,6 +98,8 @@ pub use crate::telemetry::trace::TracingConfig;
 /// `[logging]`, validated.
 pub use crate::telemetry::{LogFormat, LoggingConfig};
 
+/// Where the admin listener binds when `[admin]` names no address.
+pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9901";
 /// Default time given to in-flight calls to finish once shutdown starts.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest duration any setting takes; longer ones are surely typos, and capping them keeps
@@ -404,7 +406,7 @@ struct RawListener {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
-    address: String,
+    address: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -925,8 +927,10 @@ impl RawConfig {
         };
 
         let admin = self.admin.as_ref().and_then(|raw| {
+            // Loopback unless told otherwise: the admin API reconfigures the gateway.
+            let address = raw.address.as_deref().unwrap_or(DEFAULT_ADMIN_ADDRESS);
             problems
-                .address("admin.address", &raw.address)
+                .address("admin.address", address)
                 .map(|address| AdminConfig { address })
         });
         if let (Some(listener), Some(admin)) = (&listener, &admin)
@@ -1343,6 +1347,16 @@ mod tests {
         assert!(
             found[1].1.contains("duration_us"),
             "lists the known ones: {found:?}"
+        );
+    }
+
+    #[test]
+    fn the_admin_listener_defaults_to_loopback() {
+        let text = "[listener]\naddress = \"127.0.0.1:8080\"\n[admin]\n";
+        let config = GatewayConfig::from_toml_str(text, "test.toml").expect("valid config");
+        assert_eq!(
+            config.admin.map(|admin| admin.address),
+            Some("127.0.0.1:9901".parse().unwrap())
         );
     }
 

@@ -160,16 +160,22 @@ async fn a_composed_call_exports_its_span_tree_under_the_callers_trace() {
         );
     }
     let mut seen_by_downstreams = Vec::new();
+    let mut untraced = 0;
     for handle in &handles {
         for call in handle.faults().take_journal() {
-            let parent = call
-                .traceparent
-                .expect("every downstream call carries traceparent");
-            if hex(&parent.trace_id) == TRACE {
-                seen_by_downstreams.push(hex(&parent.parent_id));
+            match call.traceparent {
+                Some(parent) => {
+                    assert_eq!(hex(&parent.trace_id), TRACE, "only the caller's trace");
+                    seen_by_downstreams.push(hex(&parent.parent_id));
+                }
+                None => untraced += 1,
             }
         }
     }
+    assert_eq!(
+        untraced, 1,
+        "the call not sampled (no parent, sampling 0) started no trace downstream"
+    );
     assert_eq!(seen_by_downstreams.len(), clients.len() + 1);
     for parent in &seen_by_downstreams {
         assert!(

@@ -108,35 +108,56 @@ fn size_histogram() -> Histogram {
     Histogram::new(&SIZE_BUCKETS, 1.0)
 }
 
-/// A histogram with fixed buckets kept in atomics.
+/// A histogram with fixed buckets kept in atomics, striped across a few shards.
 ///
 /// prometheus-client's own histogram takes a write lock for every observation; every call
-/// through the gateway records into the same few series from every core, so that lock would be
-/// contended on the hot path. Here an observation is a bucket search over a dozen integers and
-/// two relaxed atomic additions, and a scrape reads the buckets without stopping writers (a
-/// scrape racing an observation may see its bucket before its sum, which Prometheus tolerates:
-/// each counter is monotonic on its own).
+/// through the gateway records into the same few series from every core, so that lock (and
+/// even a single set of atomic counters) would bounce between cores on the hot path. Here an
+/// observation is a bucket search over a few integers and two relaxed additions to the
+/// calling thread's shard, each shard on its own cache lines; a scrape sums the shards without
+/// stopping writers (a scrape racing an observation may see its bucket before its sum, which
+/// Prometheus tolerates: each counter is monotonic on its own).
 #[derive(Clone, Debug)]
 pub(crate) struct Histogram(Arc<HistogramInner>);
+
+/// Shards per histogram: enough that the worker threads of a small machine rarely share one.
+const SHARDS: usize = 4;
+
+/// The most buckets a histogram has, `+Inf` included.
+const MAX_BUCKETS: usize = DURATION_BUCKETS.len() + 1;
 
 #[derive(Debug)]
 struct HistogramInner {
     /// Upper bounds, in the histogram's integer unit.
     bounds: &'static [u64],
-    /// One count per bound, then the `+Inf` bucket.
-    counts: Box<[AtomicU64]>,
-    /// The sum of observations, in the integer unit.
-    sum: AtomicU64,
+    shards: [Shard; SHARDS],
     /// What one integer unit is in the exported unit (1e-9 for nanoseconds → seconds).
     scale: f64,
 }
 
+/// One thread group's counts: one per bound, then `+Inf`, and the sum of observations.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    counts: [AtomicU64; MAX_BUCKETS],
+    sum: AtomicU64,
+}
+
+/// The shard this thread records into, assigned round-robin on a thread's first observation.
+fn shard_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|index| *index)
+}
+
 impl Histogram {
     fn new(bounds: &'static [u64], scale: f64) -> Self {
+        debug_assert!(bounds.len() < MAX_BUCKETS);
         Self(Arc::new(HistogramInner {
             bounds,
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum: AtomicU64::new(0),
+            shards: Default::default(),
             scale,
         }))
     }
@@ -145,8 +166,9 @@ impl Histogram {
     pub(crate) fn observe(&self, value: u64) {
         let inner = &self.0;
         let bucket = inner.bounds.partition_point(|bound| *bound < value);
-        inner.counts[bucket].fetch_add(1, Ordering::Relaxed);
-        inner.sum.fetch_add(value, Ordering::Relaxed);
+        let shard = &inner.shards[shard_index()];
+        shard.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        shard.sum.fetch_add(value, Ordering::Relaxed);
     }
 
     /// Records a duration (for histograms in seconds).
@@ -154,12 +176,19 @@ impl Histogram {
         self.observe(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// The count in bucket `index` (`bounds.len()` is `+Inf`), over every shard.
+    fn bucket(&self, index: usize) -> u64 {
+        self.0
+            .shards
+            .iter()
+            .map(|shard| shard.counts[index].load(Ordering::Relaxed))
+            .sum()
+    }
+
     #[cfg(test)]
     fn count(&self) -> u64 {
-        self.0
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
+        (0..=self.0.bounds.len())
+            .map(|index| self.bucket(index))
             .sum()
     }
 }
@@ -172,12 +201,9 @@ impl EncodeMetric for Histogram {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
         let inner = &self.0;
         let mut count = 0;
-        let buckets: Vec<(f64, u64)> = inner
-            .counts
-            .iter()
-            .enumerate()
-            .map(|(index, bucket)| {
-                let n = bucket.load(Ordering::Relaxed);
+        let buckets: Vec<(f64, u64)> = (0..=inner.bounds.len())
+            .map(|index| {
+                let n = self.bucket(index);
                 count += n;
                 let bound = inner
                     .bounds
@@ -186,8 +212,12 @@ impl EncodeMetric for Histogram {
                 (bound, n)
             })
             .collect();
-        let sum = inner.sum.load(Ordering::Relaxed) as f64 * inner.scale;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+        let sum: u64 = inner
+            .shards
+            .iter()
+            .map(|shard| shard.sum.load(Ordering::Relaxed))
+            .sum();
+        encoder.encode_histogram::<NoLabelSet>(sum as f64 * inner.scale, count, &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {
@@ -563,6 +593,24 @@ mod tests {
             .parse()
             .unwrap();
         assert!((sum - 20.00327).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn observations_from_every_thread_are_counted_once() {
+        let histogram = size_histogram();
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    for size in 0..1000 {
+                        histogram.observe(size);
+                    }
+                });
+            }
+        });
+        assert_eq!(histogram.count(), 6000);
+        // Sizes 0..=16 fall in the first bucket, 17..=64 in the second.
+        assert_eq!(histogram.bucket(0), 6 * 17);
+        assert_eq!(histogram.bucket(1), 6 * 48);
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub(crate) struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
+    /// The share of traces started here that are sampled.
+    sampling: f64,
 }
 
 /// An edge call's trace context, as the task-local carries it.
@@ -114,11 +116,12 @@ impl Tracing {
                     .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
             )
             .build();
+        // The sampling decision is taken once per edge call, before any span is made
+        // (`Scope::server`): an unsampled call then costs what an untraced one does. Every span
+        // that is made belongs to a sampled call, so the SDK keeps them all.
         let provider = SdkTracerProvider::builder()
             .with_span_processor(batch)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                config.sampling,
-            ))))
+            .with_sampler(Sampler::AlwaysOn)
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("mosaic-gateway");
@@ -126,6 +129,7 @@ impl Tracing {
             provider,
             tracer,
             propagator: TraceContextPropagator::new(),
+            sampling: config.sampling,
         }))
     }
 
@@ -146,12 +150,18 @@ impl Scope {
         method: &str,
         peer: Option<SocketAddr>,
     ) -> Option<(Scope, Option<OpenSpan>)> {
-        let Some(tracing) = tracing else {
-            let traceparent = headers.get(TRACEPARENT)?.clone();
+        let incoming = headers.get(TRACEPARENT);
+        // Parent-based: a caller's decision (its `sampled` flag) is followed; a call without a
+        // valid parent starts a trace with the configured probability.
+        let sampled = tracing.is_some_and(|tracing| match incoming.and_then(sampled_flag) {
+            Some(sampled) => sampled,
+            None => rand::random::<f64>() < tracing.sampling,
+        });
+        let Some(tracing) = tracing.filter(|_| sampled) else {
             let scope = Scope {
                 tracing: None,
                 cx: Context::new(),
-                incoming: Some((traceparent, headers.get(TRACESTATE).cloned())),
+                incoming: Some((incoming?.clone(), headers.get(TRACESTATE).cloned())),
             };
             return Some((scope, None));
         };
@@ -334,6 +344,31 @@ impl Drop for OpenSpan {
     }
 }
 
+/// The `sampled` flag of a well-formed `traceparent` (`00-<trace>-<parent>-<flags>`, ids not
+/// all zero); `None` for anything else, which the Trace Context spec says to treat as absent.
+fn sampled_flag(traceparent: &HeaderValue) -> Option<bool> {
+    let text = traceparent.to_str().ok()?;
+    let mut parts = text.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || parts.next().is_none())
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    valid.then_some(flags & 1 == 1)
+}
+
 struct Headers<'a>(&'a HeaderMap);
 
 impl Extractor for Headers<'_> {
@@ -355,6 +390,38 @@ impl Injector for HeadersMut<'_> {
             HeaderValue::from_str(&value),
         ) {
             self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sampled_flag_is_read_only_from_valid_traceparents() {
+        let value = |text: &str| HeaderValue::from_str(text).unwrap();
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            sampled_flag(&value(&format!("00-{id}-00f067aa0ba902b7-01"))),
+            Some(true)
+        );
+        assert_eq!(
+            sampled_flag(&value(&format!("00-{id}-00f067aa0ba902b7-00"))),
+            Some(false)
+        );
+        assert_eq!(
+            sampled_flag(&value(&format!("00-{id}-00f067aa0ba902b7-03"))),
+            Some(true)
+        );
+        for bad in [
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("ff-{id}-00f067aa0ba902b7-01"),
+            format!("00-{id}-00f067aa0ba902b7"),
+            format!("00-{id}-00f067aa0ba902b7-01-extra"),
+            "garbage".to_owned(),
+        ] {
+            assert_eq!(sampled_flag(&value(&bad)), None, "{bad}");
         }
     }
 }
