@@ -5,7 +5,11 @@
 //!
 //! ```sh
 //! cargo bench -p mosaic-tests --bench telemetry
+//! TELEMETRY_ROUNDS=40 TELEMETRY_SCENARIO=pass-through cargo bench -p mosaic-tests --bench telemetry
 //! ```
+//!
+//! `TELEMETRY_ROUNDS` sets the rounds per scenario (16 by default; more narrow the medians on a
+//! noisy machine), `TELEMETRY_SCENARIO` runs only `pass-through` or `composed`.
 //!
 //! Everything runs in one process (the four demo services, both gateways, the callers), so
 //! process CPU per call covers all of it. The pass-through scenario also measures the direct
@@ -24,7 +28,8 @@ use mosaic_tests::storefront::storefront_client::StorefrontClient;
 use mosaic_tests::{channel, gateway_toml, start_gateway};
 use tonic::transport::Channel;
 
-const ROUNDS: usize = 16;
+/// Rounds per scenario unless `TELEMETRY_ROUNDS` says otherwise.
+const DEFAULT_ROUNDS: usize = 16;
 const WARMUP: Duration = Duration::from_millis(300);
 const MEASURE: Duration = Duration::from_millis(1500);
 
@@ -107,8 +112,14 @@ fn main() -> anyhow::Result<()> {
             .map(|handle| (handle.service(), handle.endpoint()))
             .collect();
         let config = gateway_toml(&endpoints);
+        // Two gateways of each metrics setting: gateways built alike still differ by a few
+        // percent in CPU per call in one process (which cores their connections' tasks land
+        // on), so each setting is the mean of two, and the two "on" ones calibrate that spread.
         let on = start_gateway(&config).await?;
-        let off = start_gateway(&format!("{config}\n[metrics]\nenabled = false\n")).await?;
+        let on_2 = start_gateway(&config).await?;
+        let off_config = format!("{config}\n[metrics]\nenabled = false\n");
+        let off = start_gateway(&off_config).await?;
+        let off_2 = start_gateway(&off_config).await?;
         let (receiver, endpoint) = mosaic_tests::otlp::Receiver::start().await;
         let traced = |sampling: f64| {
             format!(
@@ -124,7 +135,19 @@ fn main() -> anyhow::Result<()> {
             .map(|handle| channel(handle.local_addr()))
             .ok_or_else(|| anyhow::anyhow!("no users service"))?;
 
+        let rounds: usize = std::env::var("TELEMETRY_ROUNDS")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(DEFAULT_ROUNDS);
+        let only = std::env::var("TELEMETRY_SCENARIO").ok();
         for scenario in [Scenario::PassThrough, Scenario::Composed] {
+            let name = match scenario {
+                Scenario::PassThrough => "pass-through",
+                Scenario::Composed => "composed",
+            };
+            if only.as_deref().is_some_and(|only| only != name) {
+                continue;
+            }
             let mut targets = vec![
                 Target {
                     name: "metrics off",
@@ -134,6 +157,16 @@ fn main() -> anyhow::Result<()> {
                 Target {
                     name: "metrics on",
                     channel: channel(on.local_addr()),
+                    rounds: Vec::new(),
+                },
+                Target {
+                    name: "metrics off 2",
+                    channel: channel(off_2.local_addr()),
+                    rounds: Vec::new(),
+                },
+                Target {
+                    name: "metrics on 2",
+                    channel: channel(on_2.local_addr()),
                     rounds: Vec::new(),
                 },
                 Target {
@@ -158,14 +191,14 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             println!(
-                "{}: {ROUNDS} rounds of {MEASURE:?} after {WARMUP:?}, targets in rotating order",
+                "{}: {rounds} rounds of {MEASURE:?} after {WARMUP:?}, targets in rotating order",
                 match scenario {
                     Scenario::PassThrough => "pass-through GetUser, 32 callers",
                     Scenario::Composed =>
                         "composed GetProductPage (9 downstream calls), 16 callers",
                 }
             );
-            for index in 0..ROUNDS {
+            for index in 0..rounds {
                 for offset in 0..targets.len() {
                     let position = (index + offset) % targets.len();
                     let target = &mut targets[position];
@@ -180,9 +213,9 @@ fn main() -> anyhow::Result<()> {
                     target.rounds.push(measured);
                 }
             }
-            report(&targets);
+            report(&targets, rounds);
         }
-        for gateway in [on, off, sampled_1, sampled_all] {
+        for gateway in [on, on_2, off, off_2, sampled_1, sampled_all] {
             gateway.shutdown().await;
         }
         println!(
@@ -193,7 +226,7 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-fn report(targets: &[Target]) {
+fn report(targets: &[Target], rounds: usize) {
     let by_name = |name: &str| targets.iter().find(|target| target.name == name);
     println!("  medians:");
     for target in targets {
@@ -204,8 +237,34 @@ fn report(targets: &[Target]) {
             target.name
         );
     }
-    let per_round = |f: &dyn Fn(usize) -> f64| median((0..ROUNDS).map(f).collect());
+    let per_round = |f: &dyn Fn(usize) -> f64| median((0..rounds).map(f).collect());
+    if let (Some(on), Some(on_2), Some(off), Some(off_2)) = (
+        by_name("metrics on"),
+        by_name("metrics on 2"),
+        by_name("metrics off"),
+        by_name("metrics off 2"),
+    ) {
+        let mean = |a: &Target, b: &Target, i: usize| (a.rounds[i].1 + b.rounds[i].1) / 2.0;
+        let cpu = per_round(&|i| mean(on, on_2, i) / mean(off, off_2, i));
+        let throughput = per_round(&|i| {
+            (on.rounds[i].0.throughput() + on_2.rounds[i].0.throughput())
+                / (off.rounds[i].0.throughput() + off_2.rounds[i].0.throughput())
+        });
+        print!(
+            "    metrics on / off, two gateways each (medians of per-round ratios): throughput \
+             {throughput:.3}, CPU per call {cpu:.3} (whole process)"
+        );
+        if let Some(direct) = by_name("direct") {
+            let share = per_round(&|i| {
+                let direct = direct.rounds[i].1;
+                (mean(on, on_2, i) - direct) / (mean(off, off_2, i) - direct)
+            });
+            print!(", {share:.3} of the gateway's own CPU per call (through it minus direct)");
+        }
+        println!();
+    }
     for (with, without) in [
+        ("metrics on 2", "metrics on"),
         ("metrics on", "metrics off"),
         ("traced 1%", "metrics on"),
         ("traced 100%", "metrics on"),

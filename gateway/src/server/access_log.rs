@@ -171,27 +171,9 @@ async fn write_lines(
     let _ = out.flush().await;
 }
 
-/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), when it is
-/// well formed and not all zeros, as the Trace Context spec requires.
+/// The trace id of a W3C `traceparent` header, when it is well formed.
 pub(crate) fn trace_id(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |text: &str, len| {
-        text.len() == len
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let valid = hex(version, 2)
-        && version != "ff"
-        && (version != "00" || parts.next().is_none())
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0');
-    valid.then_some(trace)
+    crate::telemetry::trace::parse_traceparent(traceparent).map(|(trace, _)| trace)
 }
 
 #[cfg(test)]

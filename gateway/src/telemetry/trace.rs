@@ -344,10 +344,15 @@ impl Drop for OpenSpan {
     }
 }
 
-/// The `sampled` flag of a well-formed `traceparent` (`00-<trace>-<parent>-<flags>`, ids not
-/// all zero); `None` for anything else, which the Trace Context spec says to treat as absent.
+/// The `sampled` flag of a well-formed `traceparent`; `None` for anything else.
 fn sampled_flag(traceparent: &HeaderValue) -> Option<bool> {
-    let text = traceparent.to_str().ok()?;
+    parse_traceparent(traceparent.to_str().ok()?).map(|(_, sampled)| sampled)
+}
+
+/// The trace id and `sampled` flag of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`),
+/// when it is well formed and its ids are not all zeros; anything else is to be treated as
+/// absent, as the Trace Context spec says.
+pub(crate) fn parse_traceparent(text: &str) -> Option<(&str, bool)> {
     let mut parts = text.split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -366,7 +371,7 @@ fn sampled_flag(traceparent: &HeaderValue) -> Option<bool> {
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    valid.then_some(flags & 1 == 1)
+    valid.then_some((trace, flags & 1 == 1))
 }
 
 struct Headers<'a>(&'a HeaderMap);
