@@ -231,3 +231,59 @@ async fn without_tracing_the_callers_trace_context_reaches_every_downstream() {
     gateway.shutdown().await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_decisions_are_span_events() {
+    let (receiver, endpoint) = Receiver::start().await;
+    let handles = services().await;
+    let inventory = handles
+        .iter()
+        .find(|handle| handle.service() == DemoService::Inventory)
+        .unwrap();
+    inventory
+        .faults()
+        .set(mosaic_demo_services::FaultConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+    let tracing = format!(
+        "[tracing]\nendpoint = \"{endpoint}\"\nsampling = 1.0\nexport_interval = \"100ms\"\n\n\
+         [upstreams.inventory.breaker]\nconsecutive_failures = 1\nbackoff_min = \"60s\"\n"
+    );
+    let gateway = start_gateway(&config(&handles, &tracing)).await.unwrap();
+    let mut client =
+        mosaic_tests::pb::inventory::v1::inventory_service_client::InventoryServiceClient::new(
+            channel(gateway.local_addr()),
+        );
+    for _ in 0..2 {
+        let request = mosaic_tests::pb::inventory::v1::GetStockRequest { product_id: 7 };
+        let status = client.get_stock(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    }
+    gateway.shutdown().await;
+
+    let spans = receiver.spans();
+    let with_event = |name: &str| {
+        spans
+            .iter()
+            .filter(|span| span.events.iter().any(|event| event.name == name))
+            .collect::<Vec<_>>()
+    };
+    // The first call's attempt failed and opened the breaker: an event of that attempt.
+    let opened = with_event("mosaic.breaker_opened");
+    assert_eq!(opened.len(), 1, "{spans:#?}");
+    assert_eq!(opened[0].kind, SpanKind::Client as i32);
+    // The second found no ready endpoint: an event of its server span, and no attempt.
+    let unready = with_event("mosaic.no_ready_endpoint");
+    assert_eq!(unready.len(), 1, "{spans:#?}");
+    assert_eq!(unready[0].kind, SpanKind::Server as i32);
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|span| span.kind == SpanKind::Client as i32)
+            .count(),
+        1,
+        "only the first call reached the endpoint"
+    );
+}

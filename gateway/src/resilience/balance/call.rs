@@ -17,11 +17,12 @@ use tonic::Code;
 
 use super::Balancer;
 use crate::grpc::headers::GRPC_STATUS;
-use crate::resilience::breaker::{Outcome, Ticket};
+use crate::resilience::breaker::{Change, Outcome, Ticket};
 use crate::resilience::deadline::{BodyDeadline, EdgeCallId, ExpiresAt};
 use crate::resilience::endpoint::Endpoint;
 use crate::telemetry::own_time::Waiting;
 use crate::telemetry::trace::OpenSpan;
+use opentelemetry::KeyValue;
 
 /// Accounts for one call on one endpoint: its in-flight slot, its latency, its outcome.
 #[derive(Debug)]
@@ -79,7 +80,21 @@ impl CallGuard {
     pub(super) fn finish(&mut self, outcome: Outcome) {
         if !self.finished {
             self.finished = true;
-            self.balancer.record(&self.endpoint, self.ticket, outcome);
+            let change = self.balancer.record(&self.endpoint, self.ticket, outcome);
+            // The breaker's decision is an event of the attempt that caused it.
+            if let (Some(change), Some(span)) = (change, &self.span) {
+                let name = match change {
+                    Change::Opened { .. } => "mosaic.breaker_opened",
+                    Change::Closed => "mosaic.breaker_closed",
+                };
+                span.event(
+                    name,
+                    vec![KeyValue::new(
+                        "mosaic.endpoint",
+                        self.endpoint.addr().connect.clone(),
+                    )],
+                );
+            }
         }
     }
 

@@ -368,7 +368,8 @@ impl Balancer {
     }
 
     /// Feeds a call's outcome to its endpoint's breaker, within the ejection cap.
-    fn record(&self, endpoint: &Arc<Endpoint>, ticket: Ticket, outcome: Outcome) {
+    /// Returns the breaker's change, if the outcome changed its state.
+    fn record(&self, endpoint: &Arc<Endpoint>, ticket: Ticket, outcome: Outcome) -> Option<Change> {
         let now = Instant::now();
         let policy = &self.policy.breaker;
         {
@@ -377,7 +378,7 @@ impl Balancer {
             if outcome == Outcome::Success && ticket == Ticket::Regular && !health.breaker.is_open()
             {
                 health.breaker.record(policy, ticket, outcome, now, false);
-                return;
+                return None;
             }
         }
         let _ejection = self.ejection.lock().unwrap_or_else(PoisonError::into_inner);
@@ -395,7 +396,7 @@ impl Balancer {
             .store(health.breaker.is_open(), Ordering::Release);
         drop(health);
         let endpoint_name = &endpoint.addr().connect;
-        match change {
+        match &change {
             Some(Change::Opened { backoff, cause }) => {
                 if member && ticket == Ticket::Regular {
                     self.ejected.store(ejected + 1, Ordering::Release);
@@ -410,7 +411,7 @@ impl Balancer {
                     upstream = %self.upstream,
                     endpoint = %endpoint_name,
                     ?cause,
-                    backoff = %humantime::format_duration(backoff),
+                    backoff = %humantime::format_duration(*backoff),
                     "circuit breaker opened: endpoint ejected"
                 );
             }
@@ -426,11 +427,12 @@ impl Balancer {
                     "circuit breaker closed: endpoint back in rotation"
                 );
             }
-            None => return,
+            None => return None,
         }
         // Waiting calls re-read the state: a closed endpoint takes them, a failed probe lets
         // them fail at once instead of waiting out their patience.
         self.changed.notify_waiters();
+        change
     }
 
     /// Sends `request` to a ready endpoint, moving on to another when it could not be sent.
