@@ -284,6 +284,19 @@ fn at(endpoint: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// The `grpc-status` of a response head or trailers: `None` without one, `UNKNOWN` for a value
+/// that is not a number (as gRPC clients read it).
+pub(crate) fn code_of(headers: &HeaderMap) -> Option<Code> {
+    let value = headers.get(super::headers::GRPC_STATUS)?;
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+            .map_or(Code::Unknown, Code::from_i32),
+    )
+}
+
 /// The trailers that end a gRPC response with `status`.
 pub(crate) fn trailers(status: &Status) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(2);

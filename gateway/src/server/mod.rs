@@ -39,13 +39,12 @@ mod reload;
 mod router;
 mod snapshot;
 
-use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 
 pub use self::error::GatewayError;
 use self::reload::Reloader;
 use self::router::LocalService;
-use self::snapshot::{Base, Snapshot};
+use self::snapshot::Base;
 use crate::client::Upstream;
 use crate::config::GatewayConfig;
 use crate::telemetry::metrics::Metrics;
@@ -73,8 +72,7 @@ pub struct GatewayBuilder {
 
 /// A gateway with its sockets bound, ready to serve.
 pub struct Gateway {
-    /// What is served now; replaced whole by a reload.
-    current: Arc<ArcSwap<Snapshot>>,
+    /// Publishes what is served now (replaced whole by a reload) and reloads it.
     reloader: Arc<Reloader>,
     /// Exports spans; flushed once the calls are drained.
     tracing: Option<Arc<Tracing>>,
@@ -266,7 +264,6 @@ impl GatewayBuilder {
             reloader: Arc::clone(&reloader),
         });
         Ok(Gateway {
-            current,
             reloader,
             tracing,
             access_log,
@@ -312,8 +309,8 @@ impl Gateway {
 
     /// Every gRPC service this gateway answers, sorted.
     pub fn services(&self) -> Vec<String> {
-        self.current
-            .load()
+        self.reloader
+            .current()
             .router
             .services()
             .into_iter()
@@ -331,7 +328,6 @@ impl Gateway {
     /// configuration meanwhile, when the gateway was given a file to reload from.
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()> + Send) {
         let Gateway {
-            current,
             reloader,
             tracing,
             access_log,
@@ -342,6 +338,7 @@ impl Gateway {
             admin,
             drain_timeout,
         } = self;
+        let current = Arc::clone(reloader.published());
         let local_addr = listener.local_addr().ok();
         let (draining_tx, draining) = watch::channel(false);
         let admin_task =

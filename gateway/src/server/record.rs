@@ -21,7 +21,7 @@ use tonic::Code;
 
 use super::access_log::{AccessLog, Ending, Entry};
 use super::body::GatewayBody;
-use crate::grpc::headers::GRPC_STATUS;
+use crate::grpc::status;
 use crate::telemetry::metrics::{ByStatus, MessageSizes, ServerMethod};
 use crate::telemetry::own_time::OwnTime;
 use crate::telemetry::trace::OpenSpan;
@@ -98,12 +98,7 @@ impl ServerCall {
     }
 
     fn read_status(&mut self, headers: &HeaderMap) {
-        if let Some(value) = headers.get(GRPC_STATUS) {
-            let code = value
-                .to_str()
-                .ok()
-                .and_then(|text| text.parse::<i32>().ok())
-                .map_or(Code::Unknown, Code::from_i32);
+        if let Some(code) = status::code_of(headers) {
             self.code = Some(code);
         }
     }

@@ -85,6 +85,11 @@ impl Reloader {
         self.current.load_full()
     }
 
+    /// The cell the snapshot in force is published in, for the parts that read it per call.
+    pub(crate) fn published(&self) -> &Arc<ArcSwap<Snapshot>> {
+        &self.current
+    }
+
     /// Reads the file again and applies it, or changes nothing and says why.
     pub(crate) async fn reload(&self) -> Result<Applied, ReloadError> {
         let _running = self.running.lock().await;
@@ -114,25 +119,17 @@ impl Reloader {
         let config = GatewayConfig::from_file(path)?;
         let current = self.current.load_full();
         let running = &current.config;
-        let mut fixed = Vec::new();
-        if config.listener != running.listener {
-            fixed.push("[listener]");
-        }
-        if config.admin != running.admin {
-            fixed.push("[admin]");
-        }
-        if config.metrics != running.metrics {
-            fixed.push("[metrics]");
-        }
-        if config.access_log != running.access_log {
-            fixed.push("[access_log]");
-        }
-        if config.tracing != running.tracing {
-            fixed.push("[tracing]");
-        }
-        if config.logging != running.logging {
-            fixed.push("[logging]");
-        }
+        let fixed: Vec<&'static str> = [
+            ("[listener]", config.listener == running.listener),
+            ("[admin]", config.admin == running.admin),
+            ("[metrics]", config.metrics == running.metrics),
+            ("[access_log]", config.access_log == running.access_log),
+            ("[tracing]", config.tracing == running.tracing),
+            ("[logging]", config.logging == running.logging),
+        ]
+        .into_iter()
+        .filter_map(|(table, unchanged)| (!unchanged).then_some(table))
+        .collect();
         if !fixed.is_empty() {
             return Err(ReloadError::NeedsRestart(fixed));
         }

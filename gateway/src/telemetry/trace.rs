@@ -208,7 +208,14 @@ impl Scope {
     /// A span for call step `step` (calling `method`) of the current edge call, and the scope
     /// its attempts run in; `None` when the call is not traced.
     pub(crate) fn step(step: &str, method: &str) -> Option<(Scope, OpenSpan)> {
-        let current = CURRENT.try_with(Clone::clone).ok()?;
+        CURRENT
+            .try_with(|current| current.step_in(step, method))
+            .ok()
+            .flatten()
+    }
+
+    fn step_in(&self, step: &str, method: &str) -> Option<(Scope, OpenSpan)> {
+        let current = self;
         let tracing = current.tracing.as_ref()?;
         let name = if step.is_empty() { method } else { step };
         let span = tracing
@@ -236,7 +243,19 @@ impl Scope {
         upstream: &str,
         endpoint: &str,
     ) -> Option<OpenSpan> {
-        let current = CURRENT.try_with(Clone::clone).ok()?;
+        CURRENT
+            .try_with(|current| current.attempt_in(request, upstream, endpoint))
+            .ok()
+            .flatten()
+    }
+
+    fn attempt_in<B>(
+        &self,
+        request: &mut http::Request<B>,
+        upstream: &str,
+        endpoint: &str,
+    ) -> Option<OpenSpan> {
+        let current = self;
         let Some(tracing) = &current.tracing else {
             let headers = request.headers_mut();
             // Not traced here: the caller's context goes on (typed calls do not carry it).

@@ -16,7 +16,6 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use super::Balancer;
-use crate::grpc::headers::GRPC_STATUS;
 use crate::resilience::breaker::{Change, Outcome, Ticket};
 use crate::resilience::deadline::{BodyDeadline, EdgeCallId, ExpiresAt};
 use crate::resilience::endpoint::Endpoint;
@@ -294,13 +293,7 @@ pub(super) fn outcome_of(headers: &HeaderMap) -> Option<Outcome> {
 
 /// The `grpc-status` of a head or trailers, and the breaker's reading of it.
 fn status_of(headers: &HeaderMap) -> Option<(Code, Outcome)> {
-    let code = headers
-        .get(GRPC_STATUS)?
-        .to_str()
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
-    let code = Code::from_i32(code);
+    let code = crate::grpc::status::code_of(headers)?;
     let outcome = match code {
         Code::Unavailable | Code::Internal | Code::Unknown | Code::DataLoss => Outcome::Failure,
         _ => Outcome::Success,
