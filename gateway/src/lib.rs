@@ -1,5 +1,5 @@
 //! Mosaic's runtime: the gateway server, routing, upstream calls with their resilience
-//! stack (balancing, breakers, limits, deadlines, retries), and (later) transcoding and security.
+//! stack (balancing, breakers, limits, deadlines, retries), and HTTP/JSON transcoding.
 //!
 //! A gateway is assembled from a validated [`GatewayConfig`] with [`Gateway::builder`], given the
 //! in-process services and descriptor sets it serves, bound, and served:
@@ -24,6 +24,7 @@
 //! compose      the runtime of generated handlers: steps, map, expressions       (compose/)
 //! client       upstreams, typed calls with retries and hedging, pass-through    (client/)
 //! config       gateway.toml, validated into typed values                        (config.rs)
+//! transcode    HTTP/JSON (google.api.http) to gRPC and back                      (transcode/)
 //! resilience   the per-upstream stack: limit, deadline, balancer, breakers      (resilience/)
 //! telemetry    metric families and handles, message sizes; logging set-up       (telemetry/)
 //! grpc         grpc-timeout and deadlines, header names, local errors → status  (grpc/)
@@ -38,6 +39,7 @@ mod grpc;
 mod resilience;
 mod server;
 pub mod telemetry;
+mod transcode;
 
 pub use config::{ConfigError, GatewayConfig};
 pub use grpc::status::LocalError;

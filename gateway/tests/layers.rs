@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. `main` stands outside the stack.
-const LAYERS: [&str; 7] = [
+const LAYERS: [&str; 8] = [
     "grpc",
     "telemetry",
     "resilience",
+    "transcode",
     "config",
     "client",
     "compose",

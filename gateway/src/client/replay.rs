@@ -102,7 +102,7 @@ pub(crate) enum Buffered {
 }
 
 /// Reads `body` to its end while it stays within `limit` bytes.
-pub(crate) async fn buffer(mut body: CallerBody, limit: usize) -> Result<Buffered, hyper::Error> {
+pub(crate) async fn buffer(mut body: CallerBody, limit: usize) -> Result<Buffered, tower::BoxError> {
     let mut data = BytesMut::new();
     loop {
         let Some(frame) = body.frame().await.transpose()? else {
@@ -141,12 +141,12 @@ impl PrefixedBody {
 
 impl Body for PrefixedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = tower::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, tower::BoxError>>> {
         if let Some(frame) = self.prefix.pop_front() {
             return Poll::Ready(Some(Ok(frame)));
         }

@@ -1,6 +1,7 @@
 //! The bottom layer: gRPC's wire conventions the gateway reads and writes, and the one
 //! mapping of local failures to statuses. It imports nothing else of the crate.
 
+pub(crate) mod body;
 pub(crate) mod deadline;
 pub(crate) mod status;
 

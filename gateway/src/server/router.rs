@@ -134,7 +134,7 @@ impl Router {
             (None, None) => {
                 // Nothing recorded; a caller's trace context still reaches typed calls.
                 let scope = Scope::server(None, request.headers(), "", peer).map(|(s, _)| s);
-                let request = request.map(|body| MeteredBody::new(body, None));
+                let request = request.map(|body| MeteredBody::new(body.into(), None));
                 let response = Scope::run(scope, self.route(request)).await;
                 return Ok(response.map(EdgeBody::plain));
             }
@@ -168,7 +168,7 @@ impl Router {
         });
         let histogram = server.request_size.clone();
         let request =
-            request.map(|body| MeteredBody::new(body, Some(histogram)).counting(request_bytes));
+            request.map(|body| MeteredBody::new(body.into(), Some(histogram)).counting(request_bytes));
         let response =
             Scope::run(scope, OwnTime::scope(call.own_time(), self.route(request))).await;
         let (head, body) = response.into_parts();

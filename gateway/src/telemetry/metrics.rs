@@ -474,8 +474,8 @@ impl MessageSizes {
     }
 }
 
-/// A caller's request body as the edge hands it over: hyper's, its message sizes recorded.
-pub(crate) type CallerBody = MeteredBody<hyper::body::Incoming>;
+/// A caller's request body as the edge hands it over, its message sizes recorded.
+pub(crate) type CallerBody = MeteredBody<crate::grpc::body::CallerStream>;
 
 /// A request body that records the size of each gRPC message as it streams past.
 #[derive(Debug)]
