@@ -34,8 +34,6 @@ pub mod source;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use prost::Message as _;
-
 pub use diagnostic::{Diagnostic, render_all};
 
 /// Why generation failed.
@@ -146,9 +144,11 @@ impl Builder {
             std::fs::write(out_dir.join(format!("{package}.mosaic.rs")), code)?;
             tree.insert(package, true);
         }
+        // The pool's encoding keeps extension options (`google.api.http` routes), which
+        // `prost_types` would drop.
         std::fs::write(
             out_dir.join("mosaic_descriptor.bin"),
-            descriptor_set.encode_to_vec(),
+            loaded.pool.encode_to_vec(),
         )?;
         std::fs::write(out_dir.join("mosaic.rs"), tree.render())?;
         Ok(())
@@ -165,10 +165,7 @@ impl Builder {
         let loaded = load::load(&protos, &includes)?;
         let (model, schema) = resolve::resolve(&loaded).map_err(sorted)?;
         let packages = emit::emit(&model, &schema);
-        let descriptor_set = prost_types::FileDescriptorSet {
-            file: loaded.pool.file_descriptor_protos().cloned().collect(),
-        }
-        .encode_to_vec();
+        let descriptor_set = loaded.pool.encode_to_vec();
         Ok(Generated {
             packages,
             descriptor_set,

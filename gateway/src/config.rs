@@ -31,6 +31,9 @@
 //! filter = "info"
 //! format = "text"                  # or "json"
 //!
+//! [http]                           # HTTP/JSON transcoding: see `config/edge.rs` for every key
+//! field_names = "json"
+//!
 //! [access_log]                     # one JSON line per call; off without this table
 //! path = "stdout"                  # or a file, appended to
 //! fields = ["time", "peer", "method", "status", "duration_us"]   # default: every field
@@ -87,6 +90,8 @@ use http::Uri;
 use serde::Deserialize;
 use tonic::Code;
 
+mod edge;
+
 use crate::resilience::policy::MAX_ATTEMPTS;
 /// The typed policy an upstream's section is validated into.
 pub use crate::resilience::policy::{
@@ -97,6 +102,8 @@ pub use crate::resilience::policy::{
 pub use crate::telemetry::trace::TracingConfig;
 /// `[logging]`, validated.
 pub use crate::telemetry::{LogFormat, LoggingConfig};
+/// `[http]`, validated.
+pub use crate::transcode::{HttpConfig, JsonOptions};
 
 /// Where the admin listener binds when `[admin]` names no address.
 pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9901";
@@ -127,6 +134,8 @@ pub struct GatewayConfig {
     pub tracing: Option<TracingConfig>,
     /// What the process logs, and how (for binaries that set their logging from the file).
     pub logging: LoggingConfig,
+    /// The HTTP/JSON edge.
+    pub http: HttpConfig,
 }
 
 /// `[access_log]`: one JSON line per edge call; off when the table is absent.
@@ -360,6 +369,7 @@ struct RawConfig {
     access_log: Option<RawAccessLog>,
     tracing: Option<RawTracing>,
     logging: Option<RawLogging>,
+    http: Option<edge::RawHttp>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
@@ -1004,6 +1014,8 @@ impl RawConfig {
             }
         }
 
+        let http = edge::http(self.http.as_ref(), &mut problems);
+
         let mut upstreams = Vec::with_capacity(self.upstreams.len());
         // service name → the upstream that claimed it first, to report double claims.
         let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
@@ -1080,6 +1092,7 @@ impl RawConfig {
                 access_log,
                 tracing,
                 logging,
+                http,
                 metrics: MetricsConfig {
                     enabled: self
                         .metrics

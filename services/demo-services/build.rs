@@ -4,8 +4,6 @@
 
 use std::path::PathBuf;
 
-use protox::prost::Message as _;
-
 /// Every demo proto, relative to the include root.
 const PROTOS: &[&str] = &[
     "demo/users/v1/users.proto",
@@ -22,12 +20,22 @@ const INCLUDE_ROOT: &str = "../../proto";
 const DESCRIPTOR_FILE: &str = "mosaic_demo_descriptor.bin";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Only our own protos: the well-known types they import are built into protox.
+    // Our own protos and the google.api ones they import; the well-known types are built into
+    // protox.
     println!("cargo:rerun-if-changed={INCLUDE_ROOT}/demo");
+    println!("cargo:rerun-if-changed={INCLUDE_ROOT}/google");
 
-    let fds = protox::compile(PROTOS, [INCLUDE_ROOT])?;
+    let mut compiler = protox::Compiler::new([INCLUDE_ROOT])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(PROTOS)?;
+    let fds = compiler.file_descriptor_set();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join(DESCRIPTOR_FILE), fds.encode_to_vec())?;
+    // Encoded by protox rather than prost, so that extension options (the `google.api.http`
+    // routes) are kept for the gateway's HTTP edge.
+    std::fs::write(
+        out_dir.join(DESCRIPTOR_FILE),
+        compiler.encode_file_descriptor_set(),
+    )?;
 
     tonic_prost_build::configure()
         // Sorted maps encode in key order, so the same data gives the same bytes in every

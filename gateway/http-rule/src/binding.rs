@@ -182,8 +182,7 @@ impl Rule {
         } else {
             (None, String::new())
         };
-        let additional_bindings = match rule.get_field_by_name("additional_bindings").as_deref()
-        {
+        let additional_bindings = match rule.get_field_by_name("additional_bindings").as_deref() {
             Some(Value::List(list)) => list
                 .iter()
                 .filter_map(|value| value.as_message().map(Self::from_message))

@@ -28,7 +28,10 @@ pub enum Mode {
 
 /// Decodes `text`; `Err` says what is malformed.
 pub fn decode(text: &str, mode: Mode) -> Result<String, String> {
-    if !text.bytes().any(|b| b == b'%' || (b == b'+' && mode == Mode::Query)) {
+    if !text
+        .bytes()
+        .any(|b| b == b'%' || (b == b'+' && mode == Mode::Query))
+    {
         return Ok(text.to_owned());
     }
     let bytes = text.as_bytes();
@@ -83,7 +86,10 @@ mod tests {
     fn decodes_by_mode() {
         assert_eq!(decode("a%20b", Mode::Segment).unwrap(), "a b");
         assert_eq!(decode("a%2Fb", Mode::Segment).unwrap(), "a/b");
-        assert_eq!(decode("a%2Fb%2fc%20", Mode::KeepSlash).unwrap(), "a%2Fb%2fc ");
+        assert_eq!(
+            decode("a%2Fb%2fc%20", Mode::KeepSlash).unwrap(),
+            "a%2Fb%2fc "
+        );
         assert_eq!(decode("a+b%2B", Mode::Query).unwrap(), "a b+");
         assert_eq!(decode("a+b", Mode::Segment).unwrap(), "a+b");
         assert_eq!(decode("caf%C3%A9", Mode::Segment).unwrap(), "café");

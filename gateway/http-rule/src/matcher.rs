@@ -151,8 +151,7 @@ impl<T> Matcher<T> {
                 *end = head;
             }
             let decoded = decode_all(&segments)?;
-            if let Some(found) = self.find(method, &segments, &decoded, Some(verb), &mut allowed)?
-            {
+            if let Some(found) = self.find(method, &segments, &decoded, Some(verb), &mut allowed)? {
                 return Ok(found);
             }
         }
@@ -264,7 +263,11 @@ fn captures(template: &Template, raw: &[&str], decoded: &[String]) -> Result<Vec
         .iter()
         .map(|variable| {
             let multi_at_end = template.segments[variable.end - 1] == Segment::Multi;
-            let end = if multi_at_end { raw.len() } else { variable.end };
+            let end = if multi_at_end {
+                raw.len()
+            } else {
+                variable.end
+            };
             if variable.is_multi_segment(template) {
                 escape::decode(&raw[variable.start..end].join("/"), Mode::KeepSlash)
             } else {
@@ -289,7 +292,11 @@ mod tests {
             };
             let template = Template::parse(path).unwrap();
             matcher
-                .insert(method.clone(), template, format!("{} {path}", method.as_str()))
+                .insert(
+                    method.clone(),
+                    template,
+                    format!("{} {path}", method.as_str()),
+                )
                 .unwrap();
         }
         matcher
@@ -327,7 +334,10 @@ mod tests {
             m.lookup("DELETE", "/v1/me").unwrap(),
             Lookup::MethodNotAllowed(allowed) if allowed == ["GET", "POST"]
         ));
-        assert!(matches!(m.lookup("GET", "/v2/me").unwrap(), Lookup::NotFound));
+        assert!(matches!(
+            m.lookup("GET", "/v2/me").unwrap(),
+            Lookup::NotFound
+        ));
     }
 
     #[test]
@@ -358,7 +368,10 @@ mod tests {
         assert_eq!(found(&m, "GET", "/files/a/b%2Fc/d").1, ["a/b%2Fc/d"]);
         assert_eq!(found(&m, "GET", "/files").1, [""]);
         assert_eq!(found(&m, "GET", "/one/a%2Fb").1, ["a/b"]);
-        assert!(matches!(m.lookup("GET", "/one/a/b").unwrap(), Lookup::NotFound));
+        assert!(matches!(
+            m.lookup("GET", "/one/a/b").unwrap(),
+            Lookup::NotFound
+        ));
         assert!(m.lookup("GET", "/one/%zz").is_err());
     }
 
@@ -366,7 +379,9 @@ mod tests {
     fn duplicates_are_conflicts() {
         let mut m = matcher(&[("GET", "/v1/{id}")]);
         let again = Template::parse("/v1/{name=*}").unwrap();
-        let conflict = m.insert(HttpMethod::Get, again, "second".into()).unwrap_err();
+        let conflict = m
+            .insert(HttpMethod::Get, again, "second".into())
+            .unwrap_err();
         assert_eq!(conflict.existing, "GET /v1/{id}");
         assert_eq!(conflict.shape, "GET /v1/*");
         let any = Template::parse("/v1/{id}").unwrap();

@@ -84,8 +84,21 @@ fn literal_char(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
-            b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'+'
-                | b',' | b';' | b'=' | b'@'
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b'@'
         )
 }
 
@@ -159,10 +172,7 @@ impl Parser<'_> {
                     }
                     template.verb = Some(verb);
                     if self.peek().is_some() {
-                        return error(
-                            "the verb ends the template",
-                            self.at..self.text.len(),
-                        );
+                        return error("the verb ends the template", self.at..self.text.len());
                     }
                     break;
                 }
@@ -216,10 +226,7 @@ impl Parser<'_> {
                 if let Some(c) = self.peek()
                     && !matches!(c, b'/' | b':' | b'}')
                 {
-                    return error(
-                        "`*` and `**` stand alone in a segment",
-                        start..self.at + 1,
-                    );
+                    return error("`*` and `**` stand alone in a segment", start..self.at + 1);
                 }
                 Ok(())
             }

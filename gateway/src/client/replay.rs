@@ -102,7 +102,10 @@ pub(crate) enum Buffered {
 }
 
 /// Reads `body` to its end while it stays within `limit` bytes.
-pub(crate) async fn buffer(mut body: CallerBody, limit: usize) -> Result<Buffered, tower::BoxError> {
+pub(crate) async fn buffer(
+    mut body: CallerBody,
+    limit: usize,
+) -> Result<Buffered, tower::BoxError> {
     let mut data = BytesMut::new();
     loop {
         let Some(frame) = body.frame().await.transpose()? else {

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::grpc::status::{self, LocalError};
 use crate::resilience::balance::ResponseBody;
+use crate::transcode::HttpBody;
 
 pin_project! {
     /// The body of a response sent by the gateway.
@@ -33,6 +34,8 @@ pin_project! {
         Text { data: Option<Bytes> },
         /// Produced by a service hosted in the gateway (health, reflection, generated handlers).
         Local { #[pin] body: tonic::body::Body },
+        /// A transcoded answer to an HTTP/JSON request.
+        Http { #[pin] body: HttpBody },
         /// Streamed from an upstream unchanged.
         Upstream {
             #[pin]
@@ -101,6 +104,7 @@ impl Body for GatewayBody {
             GatewayBodyProj::Empty => Poll::Ready(None),
             GatewayBodyProj::Text { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             GatewayBodyProj::Local { body } => body.poll_frame(cx),
+            GatewayBodyProj::Http { body } => body.poll_frame(cx),
             GatewayBodyProj::Upstream {
                 mut body,
                 upstream,
@@ -147,6 +151,7 @@ impl Body for GatewayBody {
             Self::Empty => true,
             Self::Text { data } => data.is_none(),
             Self::Local { body } => body.is_end_stream(),
+            Self::Http { body } => body.is_end_stream(),
             Self::Upstream { body, finished, .. } => *finished || body.is_end_stream(),
         }
     }
@@ -158,6 +163,7 @@ impl Body for GatewayBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Self::Local { body } => body.size_hint(),
+            Self::Http { body } => body.size_hint(),
             Self::Upstream { body, .. } => body.size_hint(),
         }
     }

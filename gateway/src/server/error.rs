@@ -24,6 +24,12 @@ pub enum GatewayError {
         /// What went wrong.
         reason: String,
     },
+    /// HTTP bindings that cannot be routed: bad rules, conflicts, unknown selectors.
+    #[error("the HTTP routes have problems:\n  - {}", problems.join("\n  - "))]
+    HttpRoutes {
+        /// Each problem, naming the method and the rule.
+        problems: Vec<String>,
+    },
     /// Two routes claim the same gRPC service.
     #[error("gRPC service `{service}` is routed twice: {first} and {second}")]
     DuplicateService {

@@ -54,6 +54,8 @@ use crate::telemetry::trace::Tracing;
 pub struct GatewayBuilder {
     config: GatewayConfig,
     descriptor_sets: Vec<FileDescriptorSet>,
+    /// The same sets as given, with their options (the HTTP annotations) intact.
+    encoded_sets: Vec<(String, bytes::Bytes)>,
     local: Vec<(&'static str, LocalService)>,
     required: Vec<&'static str>,
     /// Composed services and the downstream services each calls, for health.
@@ -117,6 +119,7 @@ impl GatewayBuilder {
         Self {
             config,
             descriptor_sets: Vec::new(),
+            encoded_sets: Vec::new(),
             local: Vec::new(),
             required: Vec::new(),
             composed: Vec::new(),
@@ -144,6 +147,8 @@ impl GatewayBuilder {
                 reason: err.to_string(),
             })?;
         self.descriptor_sets.push(set);
+        self.encoded_sets
+            .push((origin.to_owned(), bytes::Bytes::copy_from_slice(encoded)));
         Ok(self)
     }
 
@@ -227,6 +232,7 @@ impl GatewayBuilder {
             required: self.required,
             composed: self.composed,
             descriptor_sets: self.descriptor_sets,
+            encoded_sets: self.encoded_sets,
             health: BoxCloneSyncService::new(health_service),
             metrics: self.metrics,
             recording,

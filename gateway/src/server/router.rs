@@ -22,6 +22,7 @@ use super::access_log::{self, AccessLog, Entry};
 use super::body::{CallLog, GatewayBody};
 use super::record::{EdgeBody, ServerCall};
 use crate::client::Upstream;
+use crate::grpc::body::CallerStream;
 use crate::grpc::headers::TRACEPARENT;
 use crate::grpc::status::LocalError;
 use crate::telemetry::metrics::{
@@ -29,9 +30,12 @@ use crate::telemetry::metrics::{
 };
 use crate::telemetry::own_time::OwnTime;
 use crate::telemetry::trace::{Scope, Tracing};
+use crate::transcode::{HttpRoutes, Prepared};
 
-/// The `protocol` label of calls made over gRPC (gRPC-Web and HTTP/JSON will have their own).
+/// The `protocol` label of calls made over gRPC.
 const PROTOCOL_GRPC: &str = "grpc";
+/// The `protocol` label of calls made over HTTP/JSON (`google.api.http`).
+const PROTOCOL_HTTP: &str = "http";
 
 /// A gRPC service hosted inside the gateway process.
 pub(super) type LocalService =
@@ -52,6 +56,10 @@ pub(super) struct Router {
     routes: HashMap<Box<str>, Route>,
     /// What each method's calls are recorded into, by path; built once with the routes.
     methods: HashMap<Box<str>, Recorded>,
+    /// The HTTP/JSON routes, when any method has a binding.
+    http: Option<Arc<HttpRoutes>>,
+    /// What each method's HTTP/JSON calls are recorded into, by gRPC path.
+    http_methods: HashMap<Box<str>, Recorded>,
     /// Where calls to methods no descriptor names are recorded (`_OTHER`).
     other: Option<Arc<ServerMethod>>,
     /// Where each call's line goes, when the access log is on.
@@ -91,6 +99,26 @@ impl Router {
             .collect();
         self.methods = methods;
         self.other = Some(Arc::new(metrics.server_method(OTHER_METHOD, PROTOCOL_GRPC)));
+        let http_paths: Vec<Arc<str>> = self
+            .http
+            .iter()
+            .flat_map(|http| http.routes())
+            .map(|route| Arc::clone(&route.grpc_path))
+            .collect();
+        let mut http_methods = HashMap::new();
+        for path in http_paths {
+            let recorded = Recorded {
+                server: Arc::new(metrics.server_method(&path[1..], PROTOCOL_HTTP)),
+                client: self.upstream_calls(&path),
+            };
+            http_methods.entry(Box::from(&*path)).or_insert(recorded);
+        }
+        self.http_methods = http_methods;
+    }
+
+    /// Serves HTTP/JSON requests by `routes`.
+    pub(super) fn transcode_with(&mut self, routes: Arc<HttpRoutes>) {
+        self.http = Some(routes);
     }
 
     /// Traces every gRPC call with `tracing`.
@@ -117,7 +145,12 @@ impl Router {
         peer: Option<SocketAddr>,
     ) -> Result<Response<EdgeBody>, Infallible> {
         if !is_grpc(&request) {
-            return Ok(not_grpc(&request).map(EdgeBody::plain));
+            return Ok(match &self.http {
+                Some(http) if !looks_like_grpc(&request) => {
+                    self.transcoded(http, request, peer).await
+                }
+                _ => not_grpc(&request).map(EdgeBody::plain),
+            });
         }
         if request.version() < Version::HTTP_2 {
             return Ok(plain(
@@ -126,17 +159,52 @@ impl Router {
             )
             .map(EdgeBody::plain));
         }
+        let recorded = self.methods.get(request.uri().path());
+        Ok(self
+            .call(recorded, request.map(CallerStream::from), peer)
+            .await)
+    }
+
+    /// Answers an HTTP/JSON request through the gRPC route of the method it binds.
+    async fn transcoded(
+        &self,
+        http: &HttpRoutes,
+        request: Request<Incoming>,
+        peer: Option<SocketAddr>,
+    ) -> Response<EdgeBody> {
+        let (request, reply) = match http.prepare(request).await {
+            Prepared::Call { request, reply } => (request, reply),
+            Prepared::Answer(response) => {
+                return response.map(|body| EdgeBody::plain(GatewayBody::Http { body }));
+            }
+        };
+        let recorded = self.http_methods.get(reply.grpc_path());
+        let response = self.call(recorded, request, peer).await;
+        reply
+            .respond(response)
+            .await
+            .map(|body| EdgeBody::plain(GatewayBody::Http { body }))
+    }
+
+    /// Routes one gRPC call (from the wire or transcoded), recording it into `recorded` (or
+    /// `_OTHER`), with its trace scope and access-log line.
+    async fn call(
+        &self,
+        recorded: Option<&Recorded>,
+        request: Request<CallerStream>,
+        peer: Option<SocketAddr>,
+    ) -> Response<EdgeBody> {
         let path = request.uri().path();
-        let (server, client) = match (self.methods.get(path), &self.other) {
+        let (server, client) = match (recorded, &self.other) {
             (Some(recorded), _) => (&recorded.server, recorded.client.clone()),
             // A method no descriptor names: rare, so its upstream is looked up here.
             (None, Some(other)) => (other, self.upstream_calls(path)),
             (None, None) => {
                 // Nothing recorded; a caller's trace context still reaches typed calls.
                 let scope = Scope::server(None, request.headers(), "", peer).map(|(s, _)| s);
-                let request = request.map(|body| MeteredBody::new(body.into(), None));
+                let request = request.map(|body| MeteredBody::new(body, None));
                 let response = Scope::run(scope, self.route(request)).await;
-                return Ok(response.map(EdgeBody::plain));
+                return response.map(EdgeBody::plain);
             }
         };
         let mut call = ServerCall::start(Arc::clone(server));
@@ -168,12 +236,12 @@ impl Router {
         });
         let histogram = server.request_size.clone();
         let request =
-            request.map(|body| MeteredBody::new(body.into(), Some(histogram)).counting(request_bytes));
+            request.map(|body| MeteredBody::new(body, Some(histogram)).counting(request_bytes));
         let response =
             Scope::run(scope, OwnTime::scope(call.own_time(), self.route(request))).await;
         let (head, body) = response.into_parts();
         let body = EdgeBody::recorded(&head.headers, body, call);
-        Ok(Response::from_parts(head, body))
+        Response::from_parts(head, body)
     }
 
     /// The client-side record of a call to `path` passed through to an upstream.
@@ -247,6 +315,15 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
     bytes
         .strip_prefix(b"application/grpc")
         .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
+}
+
+/// A gRPC-flavoured content type this listener does not speak (yet): answered as before,
+/// rather than as an HTTP/JSON request without a route.
+fn looks_like_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 fn not_grpc<B>(request: &Request<B>) -> Response<GatewayBody> {

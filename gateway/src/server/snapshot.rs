@@ -27,6 +27,7 @@ use crate::client::{DownstreamMap, Upstream};
 use crate::config::{GatewayConfig, UpstreamConfig};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::trace::Tracing;
+use crate::transcode::{HttpRoutes, edge_pool};
 
 /// The health service's name: routed like any other service, never watched.
 pub(super) const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -48,6 +49,8 @@ pub(super) struct Base {
     pub(super) composed: Vec<(&'static str, &'static [&'static str])>,
     /// Descriptor sets registered in code.
     pub(super) descriptor_sets: Vec<FileDescriptorSet>,
+    /// The same, encoded, options kept (by origin).
+    pub(super) encoded_sets: Vec<(String, bytes::Bytes)>,
     /// `grpc.health.v1.Health`, sharing its state with the gateway's reporter.
     pub(super) health: LocalService,
     /// The metric families upstreams record into (`None` with `[metrics] enabled = false`).
@@ -115,6 +118,7 @@ impl Base {
             });
         }
         let mut descriptor_sets = self.descriptor_sets.clone();
+        let mut encoded_sets = self.encoded_sets.clone();
         for path in &config.descriptor_sets {
             let encoded = std::fs::read(path).map_err(|err| GatewayError::DescriptorSet {
                 origin: path.display().to_string(),
@@ -127,6 +131,7 @@ impl Base {
                 }
             })?;
             descriptor_sets.push(set);
+            encoded_sets.push((path.display().to_string(), encoded.into()));
         }
 
         let mut changes = UpstreamChanges::default();
@@ -201,6 +206,22 @@ impl Base {
         )?;
 
         let mut router = claims.router;
+        if config.http.enabled {
+            let sets = encoded_sets
+                .iter()
+                .map(|(origin, encoded)| (origin.as_str(), encoded.as_ref()));
+            let pool = edge_pool(sets)
+                .map_err(|(origin, reason)| GatewayError::DescriptorSet { origin, reason })?;
+            let routes = HttpRoutes::build(
+                &pool,
+                |service| claims.owners.contains_key(service),
+                &config.http,
+            )
+            .map_err(|problems| GatewayError::HttpRoutes { problems })?;
+            if !routes.is_empty() {
+                router.transcode_with(Arc::new(routes));
+            }
+        }
         if let Some(metrics) = &self.recording {
             let methods = crate::grpc::method_paths(&descriptor_sets, |service| {
                 claims.owners.contains_key(service)

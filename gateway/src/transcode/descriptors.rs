@@ -15,7 +15,10 @@ pub(crate) fn edge_pool<'a>(
 ) -> Result<DescriptorPool, (String, String)> {
     let mut pool = DescriptorPool::new();
     let built_in = [
-        ("the gateway's google.rpc and google.api protos", EDGE_DESCRIPTORS),
+        (
+            "the gateway's google.rpc and google.api protos",
+            EDGE_DESCRIPTORS,
+        ),
         ("grpc.health.v1", tonic_health::pb::FILE_DESCRIPTOR_SET),
     ];
     for (origin, encoded) in sets.into_iter().chain(built_in) {

@@ -28,7 +28,7 @@ mod value;
 
 pub(crate) use descriptors::edge_pool;
 pub(crate) use response::HttpBody;
-pub(crate) use routes::{HttpRoute, HttpRoutes, Prepared, Reply};
+pub(crate) use routes::{HttpRoutes, Prepared};
 
 /// `[http]` in `gateway.toml`, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +59,7 @@ pub struct JsonOptions {
 }
 
 /// The request body limit when `[http]` names none: 4 MiB, gRPC's usual message limit.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for HttpConfig {
     fn default() -> Self {

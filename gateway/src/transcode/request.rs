@@ -16,9 +16,9 @@ use prost_reflect::{
     Value,
 };
 
+use super::HttpConfig;
 use super::routes::HttpRoute;
 use super::value;
-use super::HttpConfig;
 
 /// A request that cannot be turned into a message: the 400 (or 415) it gets, and why.
 #[derive(Debug)]
@@ -57,9 +57,7 @@ pub(crate) fn messages(
         BodyRule::All if route.http_body_request => {
             vec![http_body(&input, parts.content_type, parts.body)]
         }
-        BodyRule::All if route.method.is_client_streaming() => {
-            json_stream(&input, &parts, config)?
-        }
+        BodyRule::All if route.method.is_client_streaming() => json_stream(&input, &parts, config)?,
         BodyRule::All => vec![json_message(&input, &parts, config)?],
         BodyRule::Field(field) => {
             let mut message = DynamicMessage::new(input.clone());
@@ -98,10 +96,11 @@ pub(crate) fn messages(
             .zip(&parts.captures)
         {
             let name = variable.field_path.join(".");
-            let leaf = path.last().ok_or_else(|| Rejection::bad("empty field path"))?;
-            let value = value::parse(leaf, &name, text).map_err(|message| {
-                Rejection::bad(format!("path variable {message}"))
-            })?;
+            let leaf = path
+                .last()
+                .ok_or_else(|| Rejection::bad("empty field path"))?;
+            let value = value::parse(leaf, &name, text)
+                .map_err(|message| Rejection::bad(format!("path variable {message}")))?;
             value::set(message, path, &name, value).map_err(Rejection::bad)?;
         }
     }
@@ -122,7 +121,10 @@ fn json_message(
         return Ok(DynamicMessage::new(input.clone()));
     }
     parse_json(input, &parts.body, config).map_err(|error| {
-        Rejection::bad(format!("the request body is not a valid `{}`: {error}", input.full_name()))
+        Rejection::bad(format!(
+            "the request body is not a valid `{}`: {error}",
+            input.full_name()
+        ))
     })
 }
 
@@ -132,8 +134,11 @@ fn parse_json(
     config: &HttpConfig,
 ) -> Result<DynamicMessage, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let message =
-        DynamicMessage::deserialize_with_options(input.clone(), &mut deserializer, &deserialize_options(config))?;
+    let message = DynamicMessage::deserialize_with_options(
+        input.clone(),
+        &mut deserializer,
+        &deserialize_options(config),
+    )?;
     deserializer.end()?;
     Ok(message)
 }
@@ -205,8 +210,8 @@ fn json_stream(
     };
     let first = parts.body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') && !ndjson {
-        let values: Vec<serde_json::Value> = serde_json::from_slice(&parts.body)
-            .map_err(|error| {
+        let values: Vec<serde_json::Value> =
+            serde_json::from_slice(&parts.body).map_err(|error| {
                 Rejection::bad(format!(
                     "the request body is not a JSON array of `{}`: {error}",
                     input.full_name()
@@ -235,7 +240,11 @@ fn json_stream(
 }
 
 /// A `google.api.HttpBody` holding the raw body and its content type.
-fn http_body(descriptor: &MessageDescriptor, content_type: Option<&str>, body: Bytes) -> DynamicMessage {
+fn http_body(
+    descriptor: &MessageDescriptor,
+    content_type: Option<&str>,
+    body: Bytes,
+) -> DynamicMessage {
     let mut message = DynamicMessage::new(descriptor.clone());
     if let Some(content_type) = content_type {
         message.set_field_by_name("content_type", Value::String(content_type.to_owned()));
@@ -295,13 +304,17 @@ fn apply_query(
             Err(message) => return Err(Rejection::bad(message)),
         };
         let covered = body.is_some_and(|field| path.first() == Some(field))
-            || bound.iter().any(|bound| path.starts_with(bound) || bound.starts_with(&path));
+            || bound
+                .iter()
+                .any(|bound| path.starts_with(bound) || bound.starts_with(&path));
         if covered {
             return Err(Rejection::bad(format!(
                 "query parameter `{name}` sets a field the path or the body already gives"
             )));
         }
-        let leaf = path.last().ok_or_else(|| Rejection::bad("empty query parameter name"))?;
+        let leaf = path
+            .last()
+            .ok_or_else(|| Rejection::bad("empty query parameter name"))?;
         if leaf.is_map() {
             return Err(Rejection::bad(format!(
                 "query parameter `{name}` is a map, which the query cannot set: send it in a body"

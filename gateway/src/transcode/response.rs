@@ -228,7 +228,10 @@ fn render(route: &HttpRoute, options: &JsonOptions, message: &[u8]) -> Result<By
     let decoded = DynamicMessage::decode(route.method.output(), message).map_err(|error| {
         GrpcStatus::new(
             Code::Internal,
-            format!("the response is not a valid `{}`: {error}", route.method.output().full_name()),
+            format!(
+                "the response is not a valid `{}`: {error}",
+                route.method.output().full_name()
+            ),
         )
     })?;
     let serialize = SerializeOptions::new()
@@ -237,7 +240,10 @@ fn render(route: &HttpRoute, options: &JsonOptions, message: &[u8]) -> Result<By
         .use_enum_numbers(options.enum_numbers);
     let mut out = Vec::with_capacity(message.len() * 2 + 16);
     let failed = |error: serde_json::Error| {
-        GrpcStatus::new(Code::Internal, format!("the response does not render as JSON: {error}"))
+        GrpcStatus::new(
+            Code::Internal,
+            format!("the response does not render as JSON: {error}"),
+        )
     };
     match &route.binding.response_body {
         None => {
@@ -279,8 +285,12 @@ fn render(route: &HttpRoute, options: &JsonOptions, message: &[u8]) -> Result<By
 
 /// An `HttpBody` response message's content type and data.
 fn raw_body(route: &HttpRoute, message: &[u8]) -> Result<(Option<HeaderValue>, Bytes), GrpcStatus> {
-    let decoded = DynamicMessage::decode(route.method.output(), message)
-        .map_err(|error| GrpcStatus::new(Code::Internal, format!("the response does not decode: {error}")))?;
+    let decoded = DynamicMessage::decode(route.method.output(), message).map_err(|error| {
+        GrpcStatus::new(
+            Code::Internal,
+            format!("the response does not decode: {error}"),
+        )
+    })?;
     let body = match &route.binding.response_body {
         Some(field) => match decoded.get_field(field).as_ref() {
             Value::Message(inner) => inner.clone(),
@@ -329,12 +339,20 @@ where
             Some(Piece::Message(data)) if message.is_none() => message = Some(data),
             Some(Piece::Message(_)) => {
                 break (
-                    GrpcStatus::new(Code::Internal, "a unary call answered with several messages"),
+                    GrpcStatus::new(
+                        Code::Internal,
+                        "a unary call answered with several messages",
+                    ),
                     HeaderMap::new(),
                 );
             }
             Some(Piece::End(status, trailers)) => break (status, trailers),
-            None => break (GrpcStatus::new(Code::Unknown, "the call ended without a status"), HeaderMap::new()),
+            None => {
+                break (
+                    GrpcStatus::new(Code::Unknown, "the call ended without a status"),
+                    HeaderMap::new(),
+                );
+            }
         }
     };
     if status.code != Code::Ok {
@@ -421,39 +439,42 @@ where
         }
     }
     let state = (reader, pending, route, shared, false);
-    let stream = futures_util::stream::unfold(state, move |(mut reader, pending, route, shared, ended)| async move {
-        if let Some(frame) = pending {
-            return Some((Ok(frame), (reader, None, route, shared, ended)));
-        }
-        if ended {
-            return None;
-        }
-        let frame = match reader.next().await? {
-            Piece::Message(message) if raw => match raw_body(&route, &message) {
-                Ok((_, data)) => Frame::data(data),
-                Err(status) => Frame::data(failure(&shared, framing, &status)),
-            },
-            Piece::Message(message) => match render(&route, &shared.config.json, &message) {
-                Ok(json) => Frame::data(element(framing, &json, false)),
-                Err(status) => {
+    let stream = futures_util::stream::unfold(
+        state,
+        move |(mut reader, pending, route, shared, ended)| async move {
+            if let Some(frame) = pending {
+                return Some((Ok(frame), (reader, None, route, shared, ended)));
+            }
+            if ended {
+                return None;
+            }
+            let frame = match reader.next().await? {
+                Piece::Message(message) if raw => match raw_body(&route, &message) {
+                    Ok((_, data)) => Frame::data(data),
+                    Err(status) => Frame::data(failure(&shared, framing, &status)),
+                },
+                Piece::Message(message) => match render(&route, &shared.config.json, &message) {
+                    Ok(json) => Frame::data(element(framing, &json, false)),
+                    Err(status) => {
+                        let frame = Frame::data(failure(&shared, framing, &status));
+                        return Some((Ok(frame), (reader, None, route, shared, true)));
+                    }
+                },
+                Piece::End(status, _) if status.code == Code::Ok => return None,
+                Piece::End(status, _) if raw => {
+                    return Some((
+                        Err(tonic::Status::new(status.code, status.message)),
+                        (reader, None, route, shared, true),
+                    ));
+                }
+                Piece::End(status, _) => {
                     let frame = Frame::data(failure(&shared, framing, &status));
                     return Some((Ok(frame), (reader, None, route, shared, true)));
                 }
-            },
-            Piece::End(status, _) if status.code == Code::Ok => return None,
-            Piece::End(status, _) if raw => {
-                return Some((
-                    Err(tonic::Status::new(status.code, status.message)),
-                    (reader, None, route, shared, true),
-                ));
-            }
-            Piece::End(status, _) => {
-                let frame = Frame::data(failure(&shared, framing, &status));
-                return Some((Ok(frame), (reader, None, route, shared, true)));
-            }
-        };
-        Some((Ok(frame), (reader, None, route, shared, false)))
-    });
+            };
+            Some((Ok(frame), (reader, None, route, shared, false)))
+        },
+    );
     let mut response = Response::new(HttpBody::Stream(Box::pin(stream)));
     *response.status_mut() = StatusCode::OK;
     let out = response.headers_mut();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use mosaic_http_rule::{Binding, HttpMethod, Lookup, Matcher, Rule};
+use mosaic_http_rule::{Binding, Lookup, Matcher, Rule};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, Kind, MethodDescriptor};
 use tonic::Code;
@@ -80,13 +80,11 @@ impl HttpRoutes {
         let mut configured: HashMap<&str, (usize, &Rule)> = HashMap::new();
         for (index, rule) in config.rules.iter().enumerate() {
             let selector = rule.selector.as_str();
-            let method = selector
-                .rsplit_once('.')
-                .and_then(|(service, method)| {
-                    let service = pool.get_service_by_name(service)?;
-                    served(service.full_name()).then_some(())?;
-                    service.methods().find(|m| m.name() == method)
-                });
+            let method = selector.rsplit_once('.').and_then(|(service, method)| {
+                let service = pool.get_service_by_name(service)?;
+                served(service.full_name()).then_some(())?;
+                service.methods().find(|m| m.name() == method)
+            });
             if method.is_none() {
                 problems.push(format!(
                     "http.rules[{index}]: selector `{selector}` names no method of a service the gateway serves (write `package.Service.Method`)"
@@ -99,7 +97,10 @@ impl HttpRoutes {
             }
         }
         let mut matcher = Matcher::default();
-        for service in pool.services().filter(|service| served(service.full_name())) {
+        for service in pool
+            .services()
+            .filter(|service| served(service.full_name()))
+        {
             for method in service.methods() {
                 let (rule, origin) = match configured.get(method.full_name()) {
                     Some((_, rule)) => ((*rule).clone(), "gateway.toml"),
@@ -122,9 +123,7 @@ impl HttpRoutes {
                 }
                 for binding in bindings {
                     let input_is_raw = match &binding.body {
-                        mosaic_http_rule::BodyRule::All => {
-                            method.input().full_name() == JSON_NAME
-                        }
+                        mosaic_http_rule::BodyRule::All => method.input().full_name() == JSON_NAME,
                         mosaic_http_rule::BodyRule::Field(field) => {
                             is_http_body(field.kind()) && !field.is_list()
                         }
@@ -196,7 +195,11 @@ impl HttpRoutes {
                 let mut answer = self.refuse(
                     StatusCode::METHOD_NOT_ALLOWED,
                     Code::Unimplemented,
-                    format!("{} {} is not routed; this path takes {allow}", parts.method, parts.uri.path()),
+                    format!(
+                        "{} {} is not routed; this path takes {allow}",
+                        parts.method,
+                        parts.uri.path()
+                    ),
                 );
                 if let Prepared::Answer(response) = &mut answer
                     && let Ok(value) = HeaderValue::from_str(&allow)
@@ -206,7 +209,11 @@ impl HttpRoutes {
                 return answer;
             }
             Err(message) => {
-                return self.refuse(StatusCode::BAD_REQUEST, Code::InvalidArgument, format!("path: {message}"));
+                return self.refuse(
+                    StatusCode::BAD_REQUEST,
+                    Code::InvalidArgument,
+                    format!("path: {message}"),
+                );
             }
         };
         if route.method.is_client_streaming() && route.method.is_server_streaming() {
@@ -254,8 +261,9 @@ impl HttpRoutes {
         let mut call = Request::new(CallerStream::Made(Full::new(framed.freeze())));
         *call.method_mut() = Method::POST;
         *call.version_mut() = http::Version::HTTP_2;
-        *call.uri_mut() = http::Uri::from_maybe_shared(Bytes::copy_from_slice(route.grpc_path.as_bytes()))
-            .unwrap_or_default();
+        *call.uri_mut() =
+            http::Uri::from_maybe_shared(Bytes::copy_from_slice(route.grpc_path.as_bytes()))
+                .unwrap_or_default();
         metadata(&parts.headers, call.headers_mut());
         let framing = Framing::negotiate(parts.headers.get(header::ACCEPT));
         Prepared::Call {
@@ -270,7 +278,11 @@ impl HttpRoutes {
 
     fn refuse(&self, http: StatusCode, code: Code, message: String) -> Prepared {
         let status = GrpcStatus::new(code, message);
-        Prepared::Answer(status.response(&self.shared.status, Some(http)).map(HttpBody::full))
+        Prepared::Answer(
+            status
+                .response(&self.shared.status, Some(http))
+                .map(HttpBody::full),
+        )
     }
 
     fn rejected(&self, rejection: Rejection) -> Prepared {
@@ -317,7 +329,9 @@ async fn read_body(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(Rejection::bad(format!("reading the request body failed: {error}"))),
+        Err(error) => Err(Rejection::bad(format!(
+            "reading the request body failed: {error}"
+        ))),
     }
 }
 
@@ -352,6 +366,9 @@ fn metadata(from: &HeaderMap, into: &mut HeaderMap) {
             into.append(name.clone(), value.clone());
         }
     }
-    into.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    into.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
     into.insert(header::TE, HeaderValue::from_static("trailers"));
 }

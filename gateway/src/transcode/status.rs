@@ -59,7 +59,10 @@ impl GrpcStatus {
             .unwrap_or_default();
         let details = headers.get("grpc-status-details-bin").and_then(|value| {
             let text = value.as_bytes();
-            let trimmed = text.strip_suffix(b"==").or(text.strip_suffix(b"=")).unwrap_or(text);
+            let trimmed = text
+                .strip_suffix(b"==")
+                .or(text.strip_suffix(b"="))
+                .unwrap_or(text);
             base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(trimmed)
                 .ok()
@@ -119,9 +122,10 @@ impl GrpcStatus {
     ) -> http::Response<Bytes> {
         let mut response = http::Response::new(Bytes::from(self.to_json(status)));
         *response.status_mut() = http.unwrap_or_else(|| http_status(self.code));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }
@@ -208,7 +212,10 @@ mod tests {
         headers.insert("grpc-status", HeaderValue::from_static("9"));
         headers.insert("grpc-message", HeaderValue::from_static("not%20now"));
         let bin = base64::engine::general_purpose::STANDARD.encode(encoded.encode_to_vec());
-        headers.insert("grpc-status-details-bin", HeaderValue::from_str(&bin).unwrap());
+        headers.insert(
+            "grpc-status-details-bin",
+            HeaderValue::from_str(&bin).unwrap(),
+        );
         let status = GrpcStatus::from_headers(&headers).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&status.to_json(&descriptor)).unwrap();
         assert_eq!(
@@ -243,6 +250,9 @@ mod tests {
             details: Some(Bytes::from(details)),
         };
         let json: serde_json::Value = serde_json::from_slice(&status.to_json(&descriptor)).unwrap();
-        assert_eq!(json, serde_json::json!({"code": 13, "message": "boom", "details": []}));
+        assert_eq!(
+            json,
+            serde_json::json!({"code": 13, "message": "boom", "details": []})
+        );
     }
 }

@@ -38,7 +38,9 @@ fn wrapped(message: &prost_reflect::MessageDescriptor) -> Option<FieldDescriptor
     let is_wrapper = name.starts_with("google.protobuf.")
         && name.ends_with("Value")
         && !matches!(name, "google.protobuf.Value" | "google.protobuf.ListValue");
-    is_wrapper.then(|| message.get_field_by_name("value")).flatten()
+    is_wrapper
+        .then(|| message.get_field_by_name("value"))
+        .flatten()
 }
 
 fn scalar(kind: &Kind, name: &str, text: &str) -> Result<Value, String> {
@@ -171,10 +173,7 @@ mod tests {
 
     #[test]
     fn scalars_parse_or_say_what_they_need() {
-        assert_eq!(
-            scalar(&Kind::Int64, "id", "-7").unwrap(),
-            Value::I64(-7)
-        );
+        assert_eq!(scalar(&Kind::Int64, "id", "-7").unwrap(), Value::I64(-7));
         let error = scalar(&Kind::Int64, "id", "abc").unwrap_err();
         assert_eq!(error, "`id` must be a 64-bit integer, not `abc`");
         assert!(scalar(&Kind::Uint32, "n", "-1").is_err());
