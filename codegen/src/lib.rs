@@ -25,6 +25,7 @@
 pub mod diagnostic;
 pub mod emit;
 pub mod expr;
+pub mod http;
 pub mod load;
 pub mod model;
 pub mod resolve;
@@ -72,6 +73,19 @@ fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diagnostics
 }
 
+/// Every check: the composition rules and the HTTP bindings, all diagnostics in reading order.
+fn checked(loaded: &load::Loaded) -> Result<(model::Model, schema::PoolSchema), Vec<Diagnostic>> {
+    let http = http::check(loaded);
+    match resolve::resolve(loaded) {
+        Ok(resolved) if http.is_empty() => Ok(resolved),
+        Ok(_) => Err(sorted(http)),
+        Err(mut diagnostics) => {
+            diagnostics.extend(http);
+            Err(sorted(diagnostics))
+        }
+    }
+}
+
 /// Starts configuring a generation run.
 pub fn configure() -> Builder {
     Builder::default()
@@ -111,8 +125,7 @@ impl Builder {
         let protos: Vec<PathBuf> = protos.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let loaded = load::load(&protos, &includes).map_err(Error::Diagnostics)?;
-        let (model, schema) = resolve::resolve(&loaded).map_err(|diagnostics| {
-            let diagnostics = sorted(diagnostics);
+        let (model, schema) = checked(&loaded).map_err(|diagnostics| {
             eprint!("{}", render_all(&diagnostics));
             Error::Diagnostics(diagnostics)
         })?;
@@ -163,7 +176,7 @@ impl Builder {
         let protos: Vec<PathBuf> = protos.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let loaded = load::load(&protos, &includes)?;
-        let (model, schema) = resolve::resolve(&loaded).map_err(sorted)?;
+        let (model, schema) = checked(&loaded)?;
         let packages = emit::emit(&model, &schema);
         let descriptor_set = loaded.pool.encode_to_vec();
         Ok(Generated {

@@ -48,14 +48,6 @@ struct Extensions {
     field: ExtensionDescriptor,
 }
 
-/// Where an option value lies: a span in a file, and for aggregates the scanned tree.
-#[derive(Clone)]
-struct OptionSite {
-    file: Arc<SourceFile>,
-    tree: Option<Arc<OptionTree>>,
-    whole: std::ops::Range<usize>,
-}
-
 /// A message waiting to be resolved, with who builds it.
 struct Pending {
     descriptor: MessageDescriptor,
@@ -140,38 +132,9 @@ impl<'a> Resolver<'a> {
 
     // --- source positions ---
 
-    fn file_of(&self, name: &str) -> Option<Arc<SourceFile>> {
-        self.loaded.sources.get(name).cloned()
-    }
-
     /// The location of the element at `path` in `file` (a protobuf source-info path).
     fn site(&self, file_name: &str, path: &[i32], aggregate: bool) -> Option<OptionSite> {
-        let file = self.file_of(file_name)?;
-        let descriptor = self.loaded.pool.get_file_by_name(file_name)?;
-        let info = descriptor
-            .file_descriptor_proto()
-            .source_code_info
-            .as_ref()?;
-        let location = info.location.iter().find(|l| l.path == path)?;
-        let (start_line, start_col) = (
-            *location.span.first()? as usize,
-            *location.span.get(1)? as usize,
-        );
-        let (end_line, end_col) = match location.span.len() {
-            3 => (start_line, location.span[2] as usize),
-            _ => (
-                *location.span.get(2)? as usize,
-                *location.span.get(3)? as usize,
-            ),
-        };
-        let start = file.offset_of(start_line, start_col);
-        let end = file.offset_of(end_line, end_col);
-        let tree = aggregate.then(|| Arc::new(OptionTree::scan(&file.text, start)));
-        Some(OptionSite {
-            file,
-            tree,
-            whole: start..end,
-        })
+        option_site(self.loaded, file_name, path, aggregate)
     }
 
     fn span_of_site(site: &Option<OptionSite>) -> Option<Span> {
@@ -1573,6 +1536,50 @@ struct StepCtx<'s> {
     all_names: &'s [String],
     index: usize,
     message: &'s MessageDescriptor,
+}
+
+/// Where an option value lies: a span in a file, and for aggregates the scanned tree.
+#[derive(Clone)]
+pub(crate) struct OptionSite {
+    pub(crate) file: Arc<SourceFile>,
+    pub(crate) tree: Option<Arc<OptionTree>>,
+    pub(crate) whole: std::ops::Range<usize>,
+}
+
+/// The location of the element at `path` in `file_name` (a protobuf source-info path); for an
+/// aggregate option, its value's fields are scanned too.
+pub(crate) fn option_site(
+    loaded: &Loaded,
+    file_name: &str,
+    path: &[i32],
+    aggregate: bool,
+) -> Option<OptionSite> {
+    let file = loaded.sources.get(file_name).cloned()?;
+    let descriptor = loaded.pool.get_file_by_name(file_name)?;
+    let info = descriptor
+        .file_descriptor_proto()
+        .source_code_info
+        .as_ref()?;
+    let location = info.location.iter().find(|l| l.path == path)?;
+    let (start_line, start_col) = (
+        *location.span.first()? as usize,
+        *location.span.get(1)? as usize,
+    );
+    let (end_line, end_col) = match location.span.len() {
+        3 => (start_line, location.span[2] as usize),
+        _ => (
+            *location.span.get(2)? as usize,
+            *location.span.get(3)? as usize,
+        ),
+    };
+    let start = file.offset_of(start_line, start_col);
+    let end = file.offset_of(end_line, end_col);
+    let tree = aggregate.then(|| Arc::new(OptionTree::scan(&file.text, start)));
+    Some(OptionSite {
+        file,
+        tree,
+        whole: start..end,
+    })
 }
 
 /// Whether a value of expression type `ty` may be stored in `field`.
