@@ -20,6 +20,7 @@ pub use mosaic_demo::demo::storefront::v1 as storefront;
 pub use mosaic_demo_services::pb;
 
 pub mod chaos;
+pub mod curl;
 pub mod load;
 pub mod otlp;
 pub mod raw;

@@ -27,6 +27,17 @@ struct Answer {
 }
 
 impl Answer {
+    /// The HTTP edge's answer to a request no binding matches: a `google.rpc.Status` body.
+    fn no_route(method: &str, path: &str) -> Self {
+        Self {
+            status: 404,
+            content_type: Some("application/json".into()),
+            body: format!(
+                "{{\"code\":5,\"message\":\"no route for {method} {path}\",\"details\":[]}}"
+            ),
+        }
+    }
+
     /// A `text/plain` answer, as the gateway gives to traffic that is not gRPC.
     fn text(status: u16, body: &str) -> Self {
         Self {
@@ -121,6 +132,10 @@ const NOT_GRPC_OTHER: &str = "no HTTP route here: this listener serves gRPC over
 #[tokio::test]
 async fn traffic_that_is_not_grpc_gets_the_readme_answers_over_http1_and_http2() {
     let stack = Stack::start().await.unwrap();
+    // The same gateway without its HTTP/JSON edge.
+    let grpc_only = Stack::start_with(|config| config + "\n[http]\nenabled = false\n")
+        .await
+        .unwrap();
     let addr = stack.gateway_addr();
     let grpc_body = raw::frame(&[GetUserRequest { id: 1 }.encode_to_vec()]);
 
@@ -148,26 +163,69 @@ async fn traffic_that_is_not_grpc_gets_the_readme_answers_over_http1_and_http2()
     );
 
     for version in [Version::HTTP_11, Version::HTTP_2] {
-        // A POST that is not gRPC: 415.
-        for content_type in [Some("application/json"), Some("application/grpc-web"), None] {
+        let json = Bytes::from_static(b"{\"id\": 1}");
+        // A gRPC wire format this listener does not speak: 415, with or without the HTTP edge.
+        for gateway in [&stack, &grpc_only] {
+            let answer = http_call(
+                gateway.gateway_addr(),
+                version,
+                Method::POST,
+                GET_USER,
+                Some("application/grpc-web"),
+                json.clone(),
+            )
+            .await;
+            assert_eq!(
+                answer,
+                Answer::text(415, NOT_GRPC_POST),
+                "{version:?} grpc-web"
+            );
+        }
+        for content_type in [Some("application/json"), None] {
+            // With the HTTP edge, a path no binding matches: 404 with a Status body.
             let answer = http_call(
                 addr,
                 version,
                 Method::POST,
                 GET_USER,
                 content_type,
-                Bytes::from_static(b"{\"id\": 1}"),
+                json.clone(),
             )
             .await;
             assert_eq!(
                 answer,
-                Answer::text(415, NOT_GRPC_POST),
+                Answer::no_route("POST", GET_USER),
                 "{version:?} POST {content_type:?}"
             );
+            // Without it, a POST that is not gRPC: 415.
+            let answer = http_call(
+                grpc_only.gateway_addr(),
+                version,
+                Method::POST,
+                GET_USER,
+                content_type,
+                json.clone(),
+            )
+            .await;
+            assert_eq!(answer, Answer::text(415, NOT_GRPC_POST), "{version:?} POST");
         }
         // Anything else: 404.
         for path in ["/", GET_USER, "/ready"] {
             let answer = http_call(addr, version, Method::GET, path, None, Bytes::new()).await;
+            assert_eq!(
+                answer,
+                Answer::no_route("GET", path),
+                "{version:?} GET {path}"
+            );
+            let answer = http_call(
+                grpc_only.gateway_addr(),
+                version,
+                Method::GET,
+                path,
+                None,
+                Bytes::new(),
+            )
+            .await;
             assert_eq!(
                 answer,
                 Answer::text(404, NOT_GRPC_OTHER),
@@ -183,7 +241,7 @@ async fn traffic_that_is_not_grpc_gets_the_readme_answers_over_http1_and_http2()
             Bytes::from_static(b"x"),
         )
         .await;
-        assert_eq!(answer, Answer::text(404, NOT_GRPC_OTHER), "{version:?} PUT");
+        assert_eq!(answer, Answer::no_route("PUT", GET_USER), "{version:?} PUT");
     }
 
     // The same port serves gRPC over HTTP/2.

@@ -209,7 +209,9 @@ impl<T> Matcher<T> {
             {
                 return Some(found);
             }
+            // `*` takes one segment, not an empty one (`/v1/users/` is not `/v1/users/{id}`).
             if let Some(child) = &node.single
+                && !segments[at].is_empty()
                 && let Some(found) = self.walk(child, segments, at + 1, method, verb, allowed)
             {
                 return Some(found);
@@ -228,23 +230,18 @@ impl<T> Matcher<T> {
         verb: Option<&str>,
         allowed: &mut Vec<String>,
     ) -> Option<usize> {
-        let mut found = None;
         for &(ref end_verb, index) in &node.ends {
             if end_verb.as_deref() != verb {
                 continue;
             }
+            // At most one entry here accepts the method: `insert` refuses overlapping ones.
             let entry_method = &self.entries[index].method;
             if entry_method.accepts(method) {
-                // A specific method wins over `custom { kind: "*" }` at the same node.
-                if *entry_method != HttpMethod::Any {
-                    return Some(index);
-                }
-                found = found.or(Some(index));
-            } else {
-                allowed.push(entry_method.as_str().to_owned());
+                return Some(index);
             }
+            allowed.push(entry_method.as_str().to_owned());
         }
-        found
+        None
     }
 }
 

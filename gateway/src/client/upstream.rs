@@ -332,9 +332,7 @@ impl Upstream {
             },
             None => reading.await,
         }
-        .map_err(|error| LocalError::RequestBroken {
-            source: error.into(),
-        })?;
+        .map_err(|error| LocalError::RequestBroken { source: error })?;
         let message = match buffered {
             Buffered::Whole(message) => message,
             Buffered::Partial(body) => {

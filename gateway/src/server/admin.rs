@@ -11,7 +11,9 @@
 //!   the scraper's `Accept` asks for `application/openmetrics-text`.
 //! - `GET /upstreams`: JSON; each upstream's limit and its endpoints' breaker state, load
 //!   estimate, calls in flight and breaker transitions.
-//! - `GET /routes`: JSON; every gRPC service the edge answers and who serves it.
+//! - `GET /routes`: JSON; every gRPC service the edge answers and who serves it, and every
+//!   HTTP/JSON binding (method, path template, gRPC method, and whether it comes from an
+//!   annotation or `gateway.toml`).
 //! - `GET /config`: JSON; the configuration in force, every default filled in.
 //! - `POST /reload`: reads `gateway.toml` again and applies it (`reload.rs`); 200 with what
 //!   changed, 422 with every problem when nothing changed, 409 when there is no file.
@@ -46,7 +48,7 @@ pub(crate) struct AdminState {
 const INDEX: &str = "<!doctype html><title>Mosaic admin</title><h1>Mosaic admin</h1><ul>\
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
 <li><a href=\"/upstreams\">/upstreams</a>: endpoints, breakers, load (JSON)</li>\
-<li><a href=\"/routes\">/routes</a>: the gRPC services served (JSON)</li>\
+<li><a href=\"/routes\">/routes</a>: the gRPC services and HTTP routes served (JSON)</li>\
 <li><a href=\"/config\">/config</a>: the configuration in force (JSON)</li>\
 <li>POST /reload: read gateway.toml again and apply it (JSON)</li>\
 <li><a href=\"/healthz\">/healthz</a>: liveness</li>\
@@ -110,7 +112,11 @@ async fn respond(
         "/upstreams" => json_answer(StatusCode::OK, &upstreams(&snapshot)),
         "/routes" => json_answer(
             StatusCode::OK,
-            &json!({ "generation": snapshot.generation, "grpc_services": snapshot.routes }),
+            &json!({
+                "generation": snapshot.generation,
+                "grpc_services": snapshot.routes,
+                "http_routes": snapshot.router.http_routes(),
+            }),
         ),
         "/config" => json_answer(StatusCode::OK, &super::effective::config(&snapshot)),
         _ => text(

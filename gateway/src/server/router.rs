@@ -131,6 +131,22 @@ impl Router {
         self.access_log = Some(log);
     }
 
+    /// Every HTTP/JSON binding, for `/routes`.
+    pub(super) fn http_routes(&self) -> Vec<serde_json::Value> {
+        self.http
+            .iter()
+            .flat_map(|http| http.routes())
+            .map(|route| {
+                serde_json::json!({
+                    "method": route.binding.method.as_str(),
+                    "path": route.binding.path,
+                    "grpc": &route.grpc_path[1..],
+                    "origin": route.origin,
+                })
+            })
+            .collect()
+    }
+
     /// Every routed service name, sorted.
     pub(super) fn services(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.routes.keys().map(AsRef::as_ref).collect();

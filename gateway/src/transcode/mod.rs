@@ -22,6 +22,7 @@
 mod descriptors;
 mod request;
 mod response;
+mod route;
 mod routes;
 mod status;
 mod value;

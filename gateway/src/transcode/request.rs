@@ -17,7 +17,7 @@ use prost_reflect::{
 };
 
 use super::HttpConfig;
-use super::routes::HttpRoute;
+use super::route::HttpRoute;
 use super::value;
 
 /// A request that cannot be turned into a message: the 400 (or 415) it gets, and why.

@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use prost_reflect::{DynamicMessage, Kind, SerializeOptions, Value};
 use tonic::Code;
 
-use super::routes::HttpRoute;
+use super::route::HttpRoute;
 use super::status::GrpcStatus;
 use super::{JsonOptions, Shared};
 
@@ -512,4 +512,114 @@ fn element(framing: Framing, json: &[u8], error: bool) -> Bytes {
 /// A stream's last element when it fails.
 fn failure(shared: &Shared, framing: Framing, status: &GrpcStatus) -> Bytes {
     element(framing, &status.to_json(&shared.status), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+    use mosaic_http_rule::{HttpMethod, Rule};
+
+    use super::*;
+
+    /// `grpc.health.v1.Health/Watch` (a server stream) bound to `GET /watch`.
+    fn watch_route() -> (Arc<HttpRoute>, Arc<Shared>) {
+        let pool = super::super::edge_pool([]).unwrap();
+        let method = pool
+            .get_service_by_name("grpc.health.v1.Health")
+            .unwrap()
+            .methods()
+            .find(|m| m.name() == "Watch")
+            .unwrap();
+        let rule = Rule {
+            method: Some(HttpMethod::Get),
+            path: "/watch".into(),
+            ..Rule::default()
+        };
+        let (mut bindings, errors) = rule.bindings(&method);
+        assert!(errors.is_empty(), "{errors:?}");
+        let route = Arc::new(HttpRoute {
+            grpc_path: "/grpc.health.v1.Health/Watch".into(),
+            method,
+            binding: bindings.remove(0),
+            http_body_request: false,
+            http_body_response: false,
+            origin: "test",
+        });
+        let shared = Arc::new(Shared {
+            config: super::super::HttpConfig::default(),
+            status: pool.get_message_by_name("google.rpc.Status").unwrap(),
+        });
+        (route, shared)
+    }
+
+    /// A gRPC response: `SERVING`, `NOT_SERVING`, then `UNAVAILABLE` in the trailers.
+    fn failing_stream() -> Response<impl Body<Data = Bytes, Error = tonic::Status> + Send + Unpin> {
+        let message = |status: u8| Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]);
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("14"));
+        trailers.insert("grpc-message", HeaderValue::from_static("gone%20away"));
+        let frames = vec![
+            Ok(Frame::data(message(1))),
+            Ok(Frame::data(message(2))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        Response::new(StreamBody::new(stream::iter(frames)))
+    }
+
+    async fn text(response: Response<HttpBody>) -> String {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_fails_midway_ends_with_an_error_line() {
+        let (route, shared) = watch_route();
+        let response = respond(route, shared, Framing::Ndjson, failing_stream()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            text(response).await,
+            "{\"status\":\"SERVING\"}\n{\"status\":\"NOT_SERVING\"}\n\
+             {\"error\":{\"code\":14,\"message\":\"gone away\",\"details\":[]}}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn sse_ends_a_failed_stream_with_an_error_event() {
+        let (route, shared) = watch_route();
+        let response = respond(route, shared, Framing::Sse, failing_stream()).await;
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        assert_eq!(
+            text(response).await,
+            "data: {\"status\":\"SERVING\"}\n\ndata: {\"status\":\"NOT_SERVING\"}\n\n\
+             event: error\ndata: {\"code\":14,\"message\":\"gone away\",\"details\":[]}\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_fails_first_gets_the_http_status() {
+        let (route, shared) = watch_route();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("7"));
+        let frames: Vec<Result<Frame<Bytes>, tonic::Status>> = vec![Ok(Frame::trailers(trailers))];
+        let grpc = Response::new(StreamBody::new(stream::iter(frames)));
+        let response = respond(route, shared, Framing::Ndjson, grpc).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            text(response).await,
+            "{\"code\":7,\"message\":\"\",\"details\":[]}"
+        );
+    }
+
+    #[test]
+    fn framing_follows_accept() {
+        let sse = HeaderValue::from_static("text/event-stream");
+        assert_eq!(Framing::negotiate(Some(&sse)), Framing::Sse);
+        let any = HeaderValue::from_static("*/*");
+        assert_eq!(Framing::negotiate(Some(&any)), Framing::Ndjson);
+        assert_eq!(Framing::negotiate(None), Framing::Ndjson);
+    }
 }

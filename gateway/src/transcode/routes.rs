@@ -7,31 +7,17 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use mosaic_http_rule::{Binding, Lookup, Matcher, Rule};
+use mosaic_http_rule::{Lookup, Matcher, Rule};
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, Kind, MethodDescriptor};
+use prost_reflect::{DescriptorPool, Kind};
 use tonic::Code;
 
 use super::request::{self, Parts, Rejection};
 use super::response::{self, Framing, HttpBody};
+use super::route::HttpRoute;
 use super::status::GrpcStatus;
 use super::{HttpConfig, Shared};
 use crate::grpc::body::CallerStream;
-
-/// One HTTP binding of one gRPC method.
-#[derive(Debug)]
-pub(crate) struct HttpRoute {
-    /// The gRPC path the call goes to: `/package.Service/Method`.
-    pub(crate) grpc_path: Arc<str>,
-    pub(crate) method: MethodDescriptor,
-    pub(crate) binding: Binding,
-    /// The request (or its body field) is a `google.api.HttpBody`, taken raw.
-    pub(crate) http_body_request: bool,
-    /// The response (or its `response_body`) is a `google.api.HttpBody`, sent raw.
-    pub(crate) http_body_response: bool,
-    /// Where the binding comes from: `annotation` or `gateway.toml`.
-    pub(crate) origin: &'static str,
-}
 
 /// Every HTTP route of a configuration.
 #[derive(Debug)]
