@@ -164,14 +164,15 @@ async fn traffic_that_is_not_grpc_gets_the_readme_answers_over_http1_and_http2()
 
     for version in [Version::HTTP_11, Version::HTTP_2] {
         let json = Bytes::from_static(b"{\"id\": 1}");
-        // A gRPC wire format this listener does not speak: 415, with or without the HTTP edge.
+        // A gRPC wire format this listener does not speak (gRPC-Web with the JSON codec): 415,
+        // with or without the HTTP edge.
         for gateway in [&stack, &grpc_only] {
             let answer = http_call(
                 gateway.gateway_addr(),
                 version,
                 Method::POST,
                 GET_USER,
-                Some("application/grpc-web"),
+                Some("application/grpc-web+json"),
                 json.clone(),
             )
             .await;

@@ -30,10 +30,13 @@ use crate::telemetry::metrics::{
 };
 use crate::telemetry::own_time::OwnTime;
 use crate::telemetry::trace::{Scope, Tracing};
+use crate::transcode::grpc_web::{self, WebMode};
 use crate::transcode::{HttpRoutes, Prepared};
 
 /// The `protocol` label of calls made over gRPC.
 const PROTOCOL_GRPC: &str = "grpc";
+/// The `protocol` label of calls made over gRPC-Web.
+const PROTOCOL_GRPC_WEB: &str = "grpc-web";
 /// The `protocol` label of calls made over HTTP/JSON (`google.api.http`).
 const PROTOCOL_HTTP: &str = "http";
 
@@ -51,11 +54,15 @@ pub(super) enum Route {
 }
 
 /// The routing table of one gateway.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(super) struct Router {
     routes: HashMap<Box<str>, Route>,
     /// What each method's calls are recorded into, by path; built once with the routes.
     methods: HashMap<Box<str>, Recorded>,
+    /// What each method's gRPC-Web calls are recorded into, by path.
+    web_methods: HashMap<Box<str>, Recorded>,
+    /// The largest request body read whole (gRPC-Web text, HTTP/JSON).
+    max_request_bytes: usize,
     /// The HTTP/JSON routes, when any method has a binding.
     http: Option<Arc<HttpRoutes>>,
     /// What each method's HTTP/JSON calls are recorded into, by gRPC path.
@@ -78,6 +85,22 @@ struct Recorded {
 
 // === impl Router ===
 
+impl Default for Router {
+    fn default() -> Self {
+        Self {
+            routes: HashMap::new(),
+            methods: HashMap::new(),
+            web_methods: HashMap::new(),
+            max_request_bytes: crate::transcode::DEFAULT_MAX_REQUEST_BYTES,
+            http: None,
+            http_methods: HashMap::new(),
+            other: None,
+            access_log: None,
+            tracing: None,
+        }
+    }
+}
+
 impl Router {
     /// Adds a route; returns the route it replaced, if the service was already routed.
     pub(super) fn insert(&mut self, service: &str, route: Route) -> Option<Route> {
@@ -98,6 +121,16 @@ impl Router {
             })
             .collect();
         self.methods = methods;
+        self.web_methods = paths
+            .iter()
+            .map(|path| {
+                let recorded = Recorded {
+                    server: Arc::new(metrics.server_method(&path[1..], PROTOCOL_GRPC_WEB)),
+                    client: self.upstream_calls(path),
+                };
+                (path.as_str().into(), recorded)
+            })
+            .collect();
         self.other = Some(Arc::new(metrics.server_method(OTHER_METHOD, PROTOCOL_GRPC)));
         let http_paths: Vec<Arc<str>> = self
             .http
@@ -114,6 +147,11 @@ impl Router {
             http_methods.entry(Box::from(&*path)).or_insert(recorded);
         }
         self.http_methods = http_methods;
+    }
+
+    /// Reads request bodies that must be read whole up to `limit` bytes.
+    pub(super) fn limit_requests_to(&mut self, limit: usize) {
+        self.max_request_bytes = limit;
     }
 
     /// Serves HTTP/JSON requests by `routes`.
@@ -160,6 +198,9 @@ impl Router {
         request: Request<Incoming>,
         peer: Option<SocketAddr>,
     ) -> Result<Response<EdgeBody>, Infallible> {
+        if let Some(mode) = WebMode::of(request.headers()) {
+            return Ok(self.grpc_web(request, mode, peer).await);
+        }
         if !is_grpc(&request) {
             return Ok(match &self.http {
                 Some(http) if !looks_like_grpc(&request) => {
@@ -200,6 +241,22 @@ impl Router {
             .respond(response)
             .await
             .map(|body| EdgeBody::plain(GatewayBody::Http { body }))
+    }
+
+    /// Answers a gRPC-Web call: the same gRPC route, with the trailers in the body.
+    async fn grpc_web(
+        &self,
+        request: Request<Incoming>,
+        mode: WebMode,
+        peer: Option<SocketAddr>,
+    ) -> Response<EdgeBody> {
+        let call = match grpc_web::request(request, mode, self.max_request_bytes).await {
+            Ok(call) => call,
+            Err(refused) => return refused.map(|body| EdgeBody::plain(GatewayBody::Http { body })),
+        };
+        let recorded = self.web_methods.get(call.uri().path());
+        let response = self.call(recorded, call, peer).await;
+        grpc_web::response(response, mode).map(|body| EdgeBody::plain(GatewayBody::Http { body }))
     }
 
     /// Routes one gRPC call (from the wire or transcoded), recording it into `recorded` (or

@@ -206,6 +206,7 @@ impl Base {
         )?;
 
         let mut router = claims.router;
+        router.limit_requests_to(config.http.max_request_bytes);
         if config.http.enabled {
             let sets = encoded_sets
                 .iter()

@@ -20,6 +20,7 @@
 //!   are not sent: its status, when not OK, is the stream's last element.
 
 mod descriptors;
+pub(crate) mod grpc_web;
 mod request;
 mod response;
 mod route;
