@@ -103,7 +103,7 @@ pub use crate::telemetry::trace::TracingConfig;
 /// `[logging]`, validated.
 pub use crate::telemetry::{LogFormat, LoggingConfig};
 /// `[http]`, validated.
-pub use crate::transcode::{HttpConfig, JsonOptions};
+pub use crate::transcode::{CorsConfig, HttpConfig, JsonOptions};
 
 /// Where the admin listener binds when `[admin]` names no address.
 pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9901";

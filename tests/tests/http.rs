@@ -400,3 +400,76 @@ async fn bodies_over_the_limit_get_413() {
     .await;
     assert_eq!(taken.status, 200, "{}", taken.text());
 }
+
+#[tokio::test]
+async fn cors_preflights_are_answered_here_and_responses_expose_metadata() {
+    let cors = "\n[http.cors]\nallow_origins = [\"https://shop.test\"]\nexpose_headers = [\"x-trace\"]\nmax_age = \"2m\"\n";
+    let stack = Stack::start_with(|config| config + cors).await.unwrap();
+    let calls_before = stack
+        .service(DemoService::Users)
+        .faults()
+        .stats()
+        .calls_total;
+    for path in ["/v1/users/3", "/demo.users.v1.UserService/GetUser"] {
+        let preflight = both(
+            &stack,
+            &[
+                "-X",
+                "OPTIONS",
+                "-H",
+                "origin: https://shop.test",
+                "-H",
+                "access-control-request-method: POST",
+                "-H",
+                "access-control-request-headers: content-type,x-grpc-web",
+            ],
+            path,
+        )
+        .await;
+        assert_eq!(preflight.status, 204, "{path}: {}", preflight.text());
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some("https://shop.test")
+        );
+        assert_eq!(preflight.header("access-control-max-age"), Some("120"));
+        let allowed = preflight.header("access-control-allow-headers").unwrap();
+        assert!(allowed.contains("x-grpc-web") && allowed.contains("content-type"));
+        let refused = both(
+            &stack,
+            &[
+                "-X",
+                "OPTIONS",
+                "-H",
+                "origin: https://evil.test",
+                "-H",
+                "access-control-request-method: GET",
+            ],
+            path,
+        )
+        .await;
+        assert_eq!(refused.status, 403);
+        assert!(refused.header("access-control-allow-origin").is_none());
+    }
+    assert_eq!(
+        stack
+            .service(DemoService::Users)
+            .faults()
+            .stats()
+            .calls_total,
+        calls_before,
+        "no preflight reached the upstream"
+    );
+
+    let answer = both(&stack, &["-H", "origin: https://shop.test"], "/v1/users/3").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("access-control-allow-origin"),
+        Some("https://shop.test")
+    );
+    let exposed = answer.header("access-control-expose-headers").unwrap();
+    for name in ["grpc-status", "grpc-message", "x-trace"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
+    let foreign = both(&stack, &["-H", "origin: https://evil.test"], "/v1/users/3").await;
+    assert!(foreign.header("access-control-allow-origin").is_none());
+}

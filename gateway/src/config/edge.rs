@@ -10,6 +10,14 @@
 //! unknown_fields = "reject"          # JSON body fields the message lacks; or "ignore"
 //! max_request_bytes = 4194304        # larger bodies get 413
 //!
+//! [http.cors]                        # for gRPC-Web and HTTP/JSON callers in browsers
+//! allow_origins = ["https://app.example.com"]   # or ["*"]
+//! allow_methods = ["GET", "POST"]    # default: GET, POST, PUT, PATCH, DELETE
+//! allow_headers = ["x-tenant"]       # added to content-type, x-grpc-web, grpc-timeout, ...
+//! expose_headers = ["x-request-id"]  # added to grpc-status, grpc-message and the response's
+//! max_age = "10m"
+//! allow_credentials = false
+//!
 //! [[http.rules]]                     # for protos without annotations (and over them)
 //! selector = "grpc.health.v1.Health.Check"
 //! get = "/v1/health"
@@ -19,7 +27,7 @@
 use serde::Deserialize;
 
 use super::Problems;
-use crate::transcode::{DEFAULT_MAX_REQUEST_BYTES, HttpConfig, JsonOptions};
+use crate::transcode::{CorsConfig, DEFAULT_MAX_REQUEST_BYTES, HttpConfig, JsonOptions};
 use mosaic_http_rule::{HttpMethod, Rule, Template};
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +42,21 @@ pub(super) struct RawHttp {
     max_request_bytes: Option<usize>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    cors: Option<RawCors>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCors {
+    #[serde(default)]
+    allow_origins: Vec<String>,
+    allow_methods: Option<Vec<String>>,
+    #[serde(default)]
+    allow_headers: Vec<String>,
+    #[serde(default)]
+    expose_headers: Vec<String>,
+    max_age: Option<String>,
+    allow_credentials: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +124,7 @@ pub(super) fn http(raw: Option<&RawHttp>, problems: &mut Problems) -> HttpConfig
         Some(limit) => config.max_request_bytes = limit,
         None => config.max_request_bytes = DEFAULT_MAX_REQUEST_BYTES,
     }
+    config.cors = raw.cors.as_ref().map(|raw| cors(raw, problems));
     for (index, raw) in raw.rules.iter().enumerate() {
         let key = format!("http.rules[{index}]");
         if raw.selector.is_empty() {
@@ -126,6 +150,55 @@ pub(super) fn http(raw: Option<&RawHttp>, problems: &mut Problems) -> HttpConfig
             })
             .collect();
         config.rules.push(checked);
+    }
+    config
+}
+
+/// `[http.cors]`: origins are `*` or `scheme://host[:port]`; the default headers stay allowed.
+fn cors(raw: &RawCors, problems: &mut Problems) -> CorsConfig {
+    let mut config = CorsConfig::default();
+    if raw.allow_origins.is_empty() {
+        problems.push(
+            "http.cors.allow_origins",
+            "names the origins that may call, such as [\"https://app.example.com\"], or [\"*\"]",
+        );
+    }
+    for (i, origin) in raw.allow_origins.iter().enumerate() {
+        let well_formed = origin == "*"
+            || origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains('/')
+            });
+        if !well_formed {
+            problems.push(
+                format!("http.cors.allow_origins[{i}]"),
+                format!(
+                    "`{origin}` is not an origin; write `https://host[:port]` (no path), or `*`"
+                ),
+            );
+        }
+    }
+    config.allow_origins = raw.allow_origins.clone();
+    if let Some(methods) = &raw.allow_methods {
+        config.allow_methods = methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+    }
+    for name in &raw.allow_headers {
+        let name = name.to_ascii_lowercase();
+        if !config.allow_headers.contains(&name) {
+            config.allow_headers.push(name);
+        }
+    }
+    config.expose_headers = raw
+        .expose_headers
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    config.max_age = problems.duration("http.cors.max_age", raw.max_age.as_deref(), config.max_age);
+    config.allow_credentials = raw.allow_credentials.unwrap_or(false);
+    if config.allow_credentials && config.allow_origins.iter().any(|o| o == "*") {
+        problems.push(
+            "http.cors.allow_credentials",
+            "browsers refuse credentials with a wildcard origin: list the origins",
+        );
     }
     config
 }

@@ -30,6 +30,7 @@ use crate::telemetry::metrics::{
 };
 use crate::telemetry::own_time::OwnTime;
 use crate::telemetry::trace::{Scope, Tracing};
+use crate::transcode::CorsConfig;
 use crate::transcode::grpc_web::{self, WebMode};
 use crate::transcode::{HttpRoutes, Prepared};
 
@@ -59,6 +60,8 @@ pub(super) struct Router {
     routes: HashMap<Box<str>, Route>,
     /// What each method's calls are recorded into, by path; built once with the routes.
     methods: HashMap<Box<str>, Recorded>,
+    /// CORS for gRPC-Web and HTTP/JSON, when `[http.cors]` is configured.
+    cors: Option<Arc<CorsConfig>>,
     /// What each method's gRPC-Web calls are recorded into, by path.
     web_methods: HashMap<Box<str>, Recorded>,
     /// The largest request body read whole (gRPC-Web text, HTTP/JSON).
@@ -91,6 +94,7 @@ impl Default for Router {
             routes: HashMap::new(),
             methods: HashMap::new(),
             web_methods: HashMap::new(),
+            cors: None,
             max_request_bytes: crate::transcode::DEFAULT_MAX_REQUEST_BYTES,
             http: None,
             http_methods: HashMap::new(),
@@ -149,6 +153,11 @@ impl Router {
         self.http_methods = http_methods;
     }
 
+    /// Answers preflights and adds CORS headers by `cors`.
+    pub(super) fn cors_by(&mut self, cors: CorsConfig) {
+        self.cors = Some(Arc::new(cors));
+    }
+
     /// Reads request bodies that must be read whole up to `limit` bytes.
     pub(super) fn limit_requests_to(&mut self, limit: usize) {
         self.max_request_bytes = limit;
@@ -198,16 +207,28 @@ impl Router {
         request: Request<Incoming>,
         peer: Option<SocketAddr>,
     ) -> Result<Response<EdgeBody>, Infallible> {
-        if let Some(mode) = WebMode::of(request.headers()) {
-            return Ok(self.grpc_web(request, mode, peer).await);
+        if let Some(cors) = &self.cors
+            && let Some(answer) = cors.preflight(request.method(), request.headers())
+        {
+            return Ok(answer.map(|body| EdgeBody::plain(GatewayBody::Http { body })));
         }
-        if !is_grpc(&request) {
-            return Ok(match &self.http {
-                Some(http) if !looks_like_grpc(&request) => {
+        let web = WebMode::of(request.headers());
+        if web.is_some() || !is_grpc(&request) {
+            let origin = self
+                .cors
+                .as_ref()
+                .and_then(|_| request.headers().get(header::ORIGIN).cloned());
+            let mut response = match (web, &self.http) {
+                (Some(mode), _) => self.grpc_web(request, mode, peer).await,
+                (None, Some(http)) if !looks_like_grpc(&request) => {
                     self.transcoded(http, request, peer).await
                 }
                 _ => not_grpc(&request).map(EdgeBody::plain),
-            });
+            };
+            if let Some(cors) = &self.cors {
+                cors.decorate(origin.as_ref(), response.headers_mut());
+            }
+            return Ok(response);
         }
         if request.version() < Version::HTTP_2 {
             return Ok(plain(

@@ -207,6 +207,9 @@ impl Base {
 
         let mut router = claims.router;
         router.limit_requests_to(config.http.max_request_bytes);
+        if let Some(cors) = &config.http.cors {
+            router.cors_by(cors.clone());
+        }
         if config.http.enabled {
             let sets = encoded_sets
                 .iter()

@@ -19,6 +19,7 @@
 //!   HTTP status and the error body), `content-type` and `content-length`. A stream's trailers
 //!   are not sent: its status, when not OK, is the stream's last element.
 
+pub(crate) mod cors;
 mod descriptors;
 pub(crate) mod grpc_web;
 mod request;
@@ -28,6 +29,7 @@ mod routes;
 mod status;
 mod value;
 
+pub use cors::CorsConfig;
 pub(crate) use descriptors::edge_pool;
 pub(crate) use response::HttpBody;
 pub(crate) use routes::{HttpRoutes, Prepared};
@@ -46,6 +48,8 @@ pub struct HttpConfig {
     pub reject_unknown_fields: bool,
     /// The largest request body read; larger ones get 413.
     pub max_request_bytes: usize,
+    /// CORS for gRPC-Web and HTTP/JSON callers in browsers; none without `[http.cors]`.
+    pub cors: Option<CorsConfig>,
 }
 
 /// How responses are written in JSON.
@@ -72,6 +76,7 @@ impl Default for HttpConfig {
             reject_unknown_query_parameters: true,
             reject_unknown_fields: true,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            cors: None,
         }
     }
 }
