@@ -31,11 +31,14 @@ use crate::telemetry::metrics::{
 use crate::telemetry::own_time::OwnTime;
 use crate::telemetry::trace::{Scope, Tracing};
 use crate::transcode::CorsConfig;
+use crate::transcode::connect::{self, ConnectCall, ConnectMethods};
 use crate::transcode::grpc_web::{self, WebMode};
 use crate::transcode::{HttpRoutes, Prepared};
 
 /// The `protocol` label of calls made over gRPC.
 const PROTOCOL_GRPC: &str = "grpc";
+/// The `protocol` label of calls made over the Connect protocol.
+const PROTOCOL_CONNECT: &str = "connect";
 /// The `protocol` label of calls made over gRPC-Web.
 const PROTOCOL_GRPC_WEB: &str = "grpc-web";
 /// The `protocol` label of calls made over HTTP/JSON (`google.api.http`).
@@ -62,6 +65,10 @@ pub(super) struct Router {
     methods: HashMap<Box<str>, Recorded>,
     /// CORS for gRPC-Web and HTTP/JSON, when `[http.cors]` is configured.
     cors: Option<Arc<CorsConfig>>,
+    /// The methods Connect's JSON codec converts.
+    connect: Arc<ConnectMethods>,
+    /// What each method's Connect calls are recorded into, by path.
+    connect_methods: HashMap<Box<str>, Recorded>,
     /// What each method's gRPC-Web calls are recorded into, by path.
     web_methods: HashMap<Box<str>, Recorded>,
     /// The largest request body read whole (gRPC-Web text, HTTP/JSON).
@@ -94,6 +101,8 @@ impl Default for Router {
             routes: HashMap::new(),
             methods: HashMap::new(),
             web_methods: HashMap::new(),
+            connect: Arc::default(),
+            connect_methods: HashMap::new(),
             cors: None,
             max_request_bytes: crate::transcode::DEFAULT_MAX_REQUEST_BYTES,
             http: None,
@@ -125,16 +134,8 @@ impl Router {
             })
             .collect();
         self.methods = methods;
-        self.web_methods = paths
-            .iter()
-            .map(|path| {
-                let recorded = Recorded {
-                    server: Arc::new(metrics.server_method(&path[1..], PROTOCOL_GRPC_WEB)),
-                    client: self.upstream_calls(path),
-                };
-                (path.as_str().into(), recorded)
-            })
-            .collect();
+        self.web_methods = self.recorded(metrics, paths, PROTOCOL_GRPC_WEB);
+        self.connect_methods = self.recorded(metrics, paths, PROTOCOL_CONNECT);
         self.other = Some(Arc::new(metrics.server_method(OTHER_METHOD, PROTOCOL_GRPC)));
         let http_paths: Vec<Arc<str>> = self
             .http
@@ -156,6 +157,30 @@ impl Router {
     /// Answers preflights and adds CORS headers by `cors`.
     pub(super) fn cors_by(&mut self, cors: CorsConfig) {
         self.cors = Some(Arc::new(cors));
+    }
+
+    /// Each of `paths` recorded under its name, with `protocol`.
+    fn recorded(
+        &self,
+        metrics: &Metrics,
+        paths: &[String],
+        protocol: &'static str,
+    ) -> HashMap<Box<str>, Recorded> {
+        paths
+            .iter()
+            .map(|path| {
+                let recorded = Recorded {
+                    server: Arc::new(metrics.server_method(&path[1..], protocol)),
+                    client: self.upstream_calls(path),
+                };
+                (path.as_str().into(), recorded)
+            })
+            .collect()
+    }
+
+    /// Converts Connect's JSON for `methods`.
+    pub(super) fn connect_with(&mut self, methods: ConnectMethods) {
+        self.connect = Arc::new(methods);
     }
 
     /// Reads request bodies that must be read whole up to `limit` bytes.
@@ -213,13 +238,15 @@ impl Router {
             return Ok(answer.map(|body| EdgeBody::plain(GatewayBody::Http { body })));
         }
         let web = WebMode::of(request.headers());
-        if web.is_some() || !is_grpc(&request) {
+        let connect = ConnectCall::of(&request);
+        if web.is_some() || connect.is_some() || !is_grpc(&request) {
             let origin = self
                 .cors
                 .as_ref()
                 .and_then(|_| request.headers().get(header::ORIGIN).cloned());
             let mut response = match (web, &self.http) {
                 (Some(mode), _) => self.grpc_web(request, mode, peer).await,
+                (None, _) if let Some(call) = connect => self.connect(request, call, peer).await,
                 (None, Some(http)) if !looks_like_grpc(&request) => {
                     self.transcoded(http, request, peer).await
                 }
@@ -278,6 +305,28 @@ impl Router {
         let recorded = self.web_methods.get(call.uri().path());
         let response = self.call(recorded, call, peer).await;
         grpc_web::response(response, mode).map(|body| EdgeBody::plain(GatewayBody::Http { body }))
+    }
+
+    /// Answers a Connect call through the gRPC route of its path.
+    async fn connect(
+        &self,
+        request: Request<Incoming>,
+        call: ConnectCall,
+        peer: Option<SocketAddr>,
+    ) -> Response<EdgeBody> {
+        let (grpc, reply) =
+            match connect::request(request, call, &self.connect, self.max_request_bytes).await {
+                Ok(prepared) => prepared,
+                Err(refused) => {
+                    return refused.map(|body| EdgeBody::plain(GatewayBody::Http { body }));
+                }
+            };
+        let recorded = self.connect_methods.get(grpc.uri().path());
+        let response = self.call(recorded, grpc, peer).await;
+        reply
+            .respond(response)
+            .await
+            .map(|body| EdgeBody::plain(GatewayBody::Http { body }))
     }
 
     /// Routes one gRPC call (from the wire or transcoded), recording it into `recorded` (or

@@ -27,6 +27,7 @@ use crate::client::{DownstreamMap, Upstream};
 use crate::config::{GatewayConfig, UpstreamConfig};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::trace::Tracing;
+use crate::transcode::connect::ConnectMethods;
 use crate::transcode::{HttpRoutes, edge_pool};
 
 /// The health service's name: routed like any other service, never watched.
@@ -210,12 +211,17 @@ impl Base {
         if let Some(cors) = &config.http.cors {
             router.cors_by(cors.clone());
         }
+        let sets = encoded_sets
+            .iter()
+            .map(|(origin, encoded)| (origin.as_str(), encoded.as_ref()));
+        let pool = edge_pool(sets)
+            .map_err(|(origin, reason)| GatewayError::DescriptorSet { origin, reason })?;
+        let served_methods = pool
+            .services()
+            .filter(|service| claims.owners.contains_key(service.full_name()))
+            .flat_map(|service| service.methods().collect::<Vec<_>>());
+        router.connect_with(ConnectMethods::new(served_methods));
         if config.http.enabled {
-            let sets = encoded_sets
-                .iter()
-                .map(|(origin, encoded)| (origin.as_str(), encoded.as_ref()));
-            let pool = edge_pool(sets)
-                .map_err(|(origin, reason)| GatewayError::DescriptorSet { origin, reason })?;
             let routes = HttpRoutes::build(
                 &pool,
                 |service| claims.owners.contains_key(service),

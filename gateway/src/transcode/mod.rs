@@ -19,6 +19,7 @@
 //!   HTTP status and the error body), `content-type` and `content-length`. A stream's trailers
 //!   are not sent: its status, when not OK, is the stream's last element.
 
+pub(crate) mod connect;
 pub(crate) mod cors;
 mod descriptors;
 pub(crate) mod grpc_web;

@@ -140,14 +140,14 @@ impl Messages {
 }
 
 /// What reading a gRPC response body gives, one piece at a time.
-enum Piece {
+pub(super) enum Piece {
     Message(Bytes),
     /// The call's status (trailers, or the body ending without them), and the trailers.
     End(GrpcStatus, HeaderMap),
 }
 
 /// Reads `body` to its next message or its end.
-struct Reader<B> {
+pub(super) struct Reader<B> {
     body: B,
     messages: Messages,
     done: bool,
@@ -157,7 +157,15 @@ impl<B> Reader<B>
 where
     B: Body<Data = Bytes, Error = tonic::Status> + Unpin,
 {
-    async fn next(&mut self) -> Option<Piece> {
+    pub(super) fn new(body: B) -> Self {
+        Self {
+            body,
+            messages: Messages::default(),
+            done: false,
+        }
+    }
+
+    pub(super) async fn next(&mut self) -> Option<Piece> {
         loop {
             if let Some(message) = self.messages.next() {
                 return Some(match message {
@@ -215,7 +223,7 @@ fn is_withheld(name: &HeaderName) -> bool {
         || name.as_str().starts_with("grpc-")
 }
 
-fn copy_metadata(from: &HeaderMap, into: &mut HeaderMap) {
+pub(super) fn copy_metadata(from: &HeaderMap, into: &mut HeaderMap) {
     for (name, value) in from {
         if !is_withheld(name) {
             into.append(name.clone(), value.clone());
@@ -325,11 +333,7 @@ where
     {
         return error(&shared, &status, &head.headers, None);
     }
-    let mut reader = Reader {
-        body,
-        messages: Messages::default(),
-        done: false,
-    };
+    let mut reader = Reader::new(body);
     if route.method.is_server_streaming() {
         return stream(route, shared, framing, head.headers, reader).await;
     }
