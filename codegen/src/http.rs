@@ -24,6 +24,30 @@ const SERVICE: i32 = 6;
 const METHOD: i32 = 2;
 const OPTIONS: i32 = 4;
 
+/// Every binding of the root files' methods, with its method, in declaration order.
+pub fn operations(loaded: &Loaded) -> Vec<(MethodDescriptor, mosaic_http_rule::Binding)> {
+    let mut out = Vec::new();
+    for file_name in &loaded.roots {
+        let Some(file) = loaded.pool.get_file_by_name(file_name) else {
+            continue;
+        };
+        for method in file
+            .services()
+            .flat_map(|service| service.methods().collect::<Vec<_>>())
+        {
+            if let Some(rule) = Rule::of_method(&method) {
+                let (bindings, _) = rule.bindings(&method);
+                out.extend(
+                    bindings
+                        .into_iter()
+                        .map(|binding| (method.clone(), binding)),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// Checks every binding of every method of the root files' services.
 pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();

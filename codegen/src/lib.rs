@@ -167,6 +167,23 @@ impl Builder {
         Ok(())
     }
 
+    /// Runs every check, then returns the OpenAPI 3.1 document of the protos' HTTP bindings.
+    pub fn openapi(
+        &self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+        options: &mosaic_http_rule::openapi::Options,
+    ) -> Result<serde_json::Value, Vec<Diagnostic>> {
+        let protos: Vec<PathBuf> = protos.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let loaded = load::load(&protos, &includes)?;
+        checked(&loaded)?;
+        Ok(mosaic_http_rule::openapi::document(
+            &http::operations(&loaded),
+            options,
+        ))
+    }
+
     /// Runs every check without writing anything; returns the generated composition code.
     pub fn check(
         &self,

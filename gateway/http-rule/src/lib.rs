@@ -8,11 +8,13 @@
 //! - [`matcher`]: one matcher built once over every binding: literal segments before `*`
 //!   before `**` whatever the declaration order, 404 against 405, percent-decoding as the spec
 //!   says;
-//! - [`escape`]: percent-decoding of path segments and query strings.
+//! - [`escape`]: percent-decoding of path segments and query strings;
+//! - [`openapi`]: the OpenAPI 3.1 document of a set of bindings.
 
 pub mod binding;
 pub mod escape;
 pub mod matcher;
+pub mod openapi;
 pub mod template;
 
 pub use binding::{Binding, BodyRule, FieldPath, HttpMethod, Rule, RuleError, RulePart};

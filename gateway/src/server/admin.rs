@@ -11,6 +11,7 @@
 //!   the scraper's `Accept` asks for `application/openmetrics-text`.
 //! - `GET /upstreams`: JSON; each upstream's limit and its endpoints' breaker state, load
 //!   estimate, calls in flight and breaker transitions.
+//! - `GET /openapi.json`: the OpenAPI 3.1 document of every HTTP/JSON binding.
 //! - `GET /routes`: JSON; every gRPC service the edge answers and who serves it, and every
 //!   HTTP/JSON binding (method, path template, gRPC method, and whether it comes from an
 //!   annotation or `gateway.toml`).
@@ -49,6 +50,7 @@ const INDEX: &str = "<!doctype html><title>Mosaic admin</title><h1>Mosaic admin<
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
 <li><a href=\"/upstreams\">/upstreams</a>: endpoints, breakers, load (JSON)</li>\
 <li><a href=\"/routes\">/routes</a>: the gRPC services and HTTP routes served (JSON)</li>\
+<li><a href=\"/openapi.json\">/openapi.json</a>: the HTTP/JSON API, OpenAPI 3.1</li>\
 <li><a href=\"/config\">/config</a>: the configuration in force (JSON)</li>\
 <li>POST /reload: read gateway.toml again and apply it (JSON)</li>\
 <li><a href=\"/healthz\">/healthz</a>: liveness</li>\
@@ -119,6 +121,12 @@ async fn respond(
             }),
         ),
         "/config" => json_answer(StatusCode::OK, &super::effective::config(&snapshot)),
+        "/openapi.json" => json_answer(
+            StatusCode::OK,
+            &snapshot
+                .router
+                .openapi(snapshot.config.http.json.proto_field_names),
+        ),
         _ => text(
             StatusCode::NOT_FOUND,
             "unknown admin path; see / for the list\n".into(),

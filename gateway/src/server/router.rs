@@ -219,6 +219,22 @@ impl Router {
             .collect()
     }
 
+    /// The OpenAPI 3.1 document of every HTTP/JSON binding.
+    pub(super) fn openapi(&self, proto_field_names: bool) -> serde_json::Value {
+        let operations: Vec<_> = self
+            .http
+            .iter()
+            .flat_map(|http| http.routes())
+            .map(|route| (route.method.clone(), route.binding.clone()))
+            .collect();
+        let options = mosaic_http_rule::openapi::Options {
+            title: "Mosaic gateway".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            proto_field_names,
+        };
+        mosaic_http_rule::openapi::document(&operations, &options)
+    }
+
     /// Every routed service name, sorted.
     pub(super) fn services(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.routes.keys().map(AsRef::as_ref).collect();
