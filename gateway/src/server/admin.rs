@@ -11,6 +11,7 @@
 //!   the scraper's `Accept` asks for `application/openmetrics-text`.
 //! - `GET /upstreams`: JSON; each upstream's limit and its endpoints' breaker state, load
 //!   estimate, calls in flight and breaker transitions.
+//! - `GET /apis`: every published API for people (`apis.rs`).
 //! - `GET /openapi.json`: the OpenAPI 3.1 document of every HTTP/JSON binding.
 //! - `GET /routes`: JSON; every gRPC service the edge answers and who serves it, and every
 //!   HTTP/JSON binding (method, path template, gRPC method, and whether it comes from an
@@ -44,12 +45,15 @@ pub(crate) struct AdminState {
     pub(crate) registry: Registry,
     /// The snapshot in force, and reloads.
     pub(crate) reloader: Arc<Reloader>,
+    /// The edge listener's address, for the examples of `/apis`.
+    pub(crate) edge: Option<std::net::SocketAddr>,
 }
 
 const INDEX: &str = "<!doctype html><title>Mosaic admin</title><h1>Mosaic admin</h1><ul>\
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
 <li><a href=\"/upstreams\">/upstreams</a>: endpoints, breakers, load (JSON)</li>\
 <li><a href=\"/routes\">/routes</a>: the gRPC services and HTTP routes served (JSON)</li>\
+<li><a href=\"/apis\">/apis</a>: the published APIs, for people</li>\
 <li><a href=\"/openapi.json\">/openapi.json</a>: the HTTP/JSON API, OpenAPI 3.1</li>\
 <li><a href=\"/config\">/config</a>: the configuration in force (JSON)</li>\
 <li>POST /reload: read gateway.toml again and apply it (JSON)</li>\
@@ -121,6 +125,11 @@ async fn respond(
             }),
         ),
         "/config" => json_answer(StatusCode::OK, &super::effective::config(&snapshot)),
+        "/apis" => with_type(
+            StatusCode::OK,
+            super::apis::page(&snapshot, state.edge).into(),
+            "text/html; charset=utf-8",
+        ),
         "/openapi.json" => json_answer(
             StatusCode::OK,
             &snapshot

@@ -28,6 +28,7 @@ use tower::util::BoxCloneSyncService;
 
 mod access_log;
 mod admin;
+mod apis;
 mod body;
 mod collector;
 mod effective;
@@ -268,6 +269,7 @@ impl GatewayBuilder {
         let admin_state = Arc::new(admin::AdminState {
             registry: self.registry,
             reloader: Arc::clone(&reloader),
+            edge: listener.local_addr().ok(),
         });
         Ok(Gateway {
             reloader,

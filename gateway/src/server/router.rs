@@ -219,6 +219,31 @@ impl Router {
             .collect()
     }
 
+    /// Every routed method a descriptor describes, sorted by service and declaration order.
+    pub(super) fn described_methods(&self) -> Vec<prost_reflect::MethodDescriptor> {
+        let mut methods: Vec<_> = self.connect.methods().cloned().collect();
+        methods.sort_by(|a, b| {
+            (a.parent_service().full_name(), a.index())
+                .cmp(&(b.parent_service().full_name(), b.index()))
+        });
+        methods
+    }
+
+    /// The HTTP bindings of the method at `grpc_path` (`/pkg.Svc/Method`).
+    pub(super) fn bindings_of(&self, grpc_path: &str) -> Vec<(String, String)> {
+        self.http
+            .iter()
+            .flat_map(|http| http.routes())
+            .filter(|route| &*route.grpc_path == grpc_path)
+            .map(|route| {
+                (
+                    route.binding.method.as_str().to_owned(),
+                    route.binding.path.clone(),
+                )
+            })
+            .collect()
+    }
+
     /// The OpenAPI 3.1 document of every HTTP/JSON binding.
     pub(super) fn openapi(&self, proto_field_names: bool) -> serde_json::Value {
         let operations: Vec<_> = self

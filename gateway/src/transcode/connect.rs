@@ -127,6 +127,13 @@ impl ConnectMethods {
     }
 }
 
+impl ConnectMethods {
+    /// Every method, in no particular order.
+    pub(crate) fn methods(&self) -> impl Iterator<Item = &MethodDescriptor> {
+        self.methods.values()
+    }
+}
+
 fn query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
