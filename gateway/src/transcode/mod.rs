@@ -28,6 +28,8 @@ mod response;
 mod route;
 mod routes;
 mod status;
+#[cfg(test)]
+mod tests;
 mod value;
 
 pub use cors::CorsConfig;

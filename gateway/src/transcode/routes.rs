@@ -152,6 +152,23 @@ impl HttpRoutes {
         })
     }
 
+    /// The route and variable values for `method` and `path`, if one matches.
+    #[cfg(test)]
+    pub(super) fn find(&self, method: &str, path: &str) -> Option<(Arc<HttpRoute>, Vec<String>)> {
+        match self.matcher.lookup(method, path) {
+            Ok(Lookup::Found {
+                value, captures, ..
+            }) => Some((Arc::clone(value), captures)),
+            _ => None,
+        }
+    }
+
+    /// What every route of these shares.
+    #[cfg(test)]
+    pub(super) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
     /// Every route, in declaration order.
     pub(crate) fn routes(&self) -> impl Iterator<Item = &Arc<HttpRoute>> {
         self.matcher.values()
