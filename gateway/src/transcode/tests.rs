@@ -219,10 +219,11 @@ fn shared(routes: &HttpRoutes) -> Arc<Shared> {
     routes.shared()
 }
 
+/// A gRPC response body made of fixed frames.
+type Frames = StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, tonic::Status>>>>;
+
 /// A unary gRPC answer carrying `message`.
-fn answer(
-    message: Vec<u8>,
-) -> Response<StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, tonic::Status>>>>> {
+fn answer(message: Vec<u8>) -> Response<Frames> {
     let mut framed = vec![0];
     framed.extend((message.len() as u32).to_be_bytes());
     framed.extend(message);
