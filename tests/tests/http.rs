@@ -473,3 +473,85 @@ async fn cors_preflights_are_answered_here_and_responses_expose_metadata() {
     let foreign = both(&stack, &["-H", "origin: https://evil.test"], "/v1/users/3").await;
     assert!(foreign.header("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn request_headers_reach_the_upstream_as_metadata_with_the_deadline() {
+    let stack = stack().await;
+    let faults = stack.service(DemoService::Catalog).faults().clone();
+    faults.start_journal();
+    let traceparent = "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let answer = both(
+        &stack,
+        &[
+            "-H",
+            traceparent,
+            "-H",
+            "grpc-timeout: 3S",
+            "-H",
+            "connection: keep-alive",
+        ],
+        "/v1/products/7",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let journal = faults.take_journal();
+    assert_eq!(journal.len(), 2, "one call per HTTP version");
+    for call in journal {
+        let parent = call.traceparent.expect("traceparent passed as metadata");
+        assert_eq!(parent.trace_id[..2], [0x0a, 0xf7]);
+        let timeout = call.grpc_timeout.expect("the caller's deadline passed on");
+        assert!(
+            timeout <= std::time::Duration::from_secs(3)
+                && timeout > std::time::Duration::from_secs(2),
+            "{timeout:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_gateways_own_refusals_have_their_http_status() {
+    // One call at a time to the catalog, each taking 300 ms: concurrent callers are shed.
+    let stack = Stack::start_with(|config| {
+        config.replace(
+            "[upstreams.catalog]\n",
+            "[upstreams.catalog]\nmax_concurrent = 1\n",
+        )
+    })
+    .await
+    .unwrap();
+    stack
+        .service(DemoService::Catalog)
+        .faults()
+        .set(mosaic_demo_services::FaultConfig {
+            latency: mosaic_demo_services::Latency::Fixed(std::time::Duration::from_millis(300)),
+            ..Default::default()
+        })
+        .unwrap();
+    let target = url(&stack, "/v1/products/7");
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move { curl(&[&target]).await })
+        })
+        .collect();
+    let mut shed = 0;
+    let mut served = 0;
+    for call in calls {
+        let answer = call.await.unwrap();
+        match answer.status {
+            200 => served += 1,
+            429 => {
+                let body = answer.json();
+                assert_eq!(body["code"], json!(8), "RESOURCE_EXHAUSTED: {body}");
+                assert!(
+                    body["message"].as_str().unwrap().contains("call shed"),
+                    "{body}"
+                );
+                shed += 1;
+            }
+            other => panic!("unexpected {other}: {}", answer.text()),
+        }
+    }
+    assert!(served >= 1 && shed >= 1, "served {served}, shed {shed}");
+    assert_eq!(served + shed, 4);
+}
