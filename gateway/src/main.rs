@@ -13,6 +13,12 @@ use mosaic_gateway::{Gateway, GatewayConfig, telemetry};
 
 const USAGE: &str = "usage: mosaic-gateway [--config <gateway.toml>] [--check]";
 
+/// mimalloc rather than the system allocator: a gateway allocates and frees small buffers on
+/// every call, and glibc's allocator spent about a third of the CPU of an HTTP/JSON
+/// pass-through call (BENCHMARKS.md, "HTTP/JSON: Mosaic against grpc-gateway").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let (config_path, check_only) = match parse_args(std::env::args().skip(1)) {

@@ -36,6 +36,12 @@ use mosaic_demo_services::{DemoService, FaultConfig};
 use mosaic_gateway::{Gateway, GatewayConfig};
 use mosaic_tests::load::median;
 
+/// The allocator the gateway binaries use (`mosaic-gateway`, `mosaic-demo`), so that the Mosaic
+/// processes this bench starts are the binaries' equal (the demo services, also started from
+/// this binary, use it as well, for both gateways alike).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROUNDS: usize = 5;
 const SECONDS_PER_ROUND: u64 = 6;
 const CONNECTIONS: usize = 16;

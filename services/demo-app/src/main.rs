@@ -40,6 +40,12 @@ struct Cli {
     no_services: bool,
 }
 
+/// mimalloc rather than the system allocator: a gateway allocates and frees small buffers on
+/// every call, and glibc's allocator spent about a third of the CPU of an HTTP/JSON
+/// pass-through call (BENCHMARKS.md, "HTTP/JSON: Mosaic against grpc-gateway").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
