@@ -555,3 +555,53 @@ async fn the_gateways_own_refusals_have_their_http_status() {
     assert!(served >= 1 && shed >= 1, "served {served}, shed {shed}");
     assert_eq!(served + shed, 4);
 }
+
+#[tokio::test]
+async fn each_protocol_is_recorded_under_its_own_label() {
+    let stack = stack().await;
+    let json = both(&stack, &[], "/v1/users/4").await;
+    assert_eq!(json.status, 200);
+    let connect = curl(&[
+        "-H",
+        "connect-protocol-version: 1",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        "{\"id\": 4}",
+        &url(&stack, "/demo.users.v1.UserService/GetUser"),
+    ])
+    .await;
+    assert_eq!(connect.status, 200);
+    let grpc = mosaic_tests::pb::users::v1::user_service_client::UserServiceClient::new(
+        stack.via_gateway(),
+    )
+    .get_user(mosaic_tests::pb::users::v1::GetUserRequest { id: 4 })
+    .await;
+    assert!(grpc.is_ok());
+    let scrape = mosaic_tests::scrape::Scrape::fetch(stack.admin_addr())
+        .await
+        .unwrap();
+    let calls = |protocol: &str| {
+        scrape.sum(
+            "rpc_server_call_duration_seconds_count",
+            &[
+                ("rpc_method", "demo.users.v1.UserService/GetUser"),
+                ("protocol", protocol),
+                ("rpc_status_code", "OK"),
+            ],
+        )
+    };
+    assert_eq!(calls("http"), 2.0, "HTTP/1.1 and h2c");
+    assert_eq!(calls("connect"), 1.0);
+    assert_eq!(calls("grpc"), 1.0);
+    assert_eq!(calls("grpc-web"), 0.0);
+    // The pass-through's client side counts every one of them.
+    let client = scrape.sum(
+        "rpc_client_call_duration_seconds_count",
+        &[
+            ("upstream", "users"),
+            ("rpc_method", "demo.users.v1.UserService/GetUser"),
+        ],
+    );
+    assert_eq!(client, 4.0);
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mosaic_demo_services::{DemoService, ServiceHandle};
+use mosaic_tests::curl::curl;
 use mosaic_tests::pb::inventory::v1::GetStockRequest;
 use mosaic_tests::pb::inventory::v1::inventory_service_client::InventoryServiceClient;
 use mosaic_tests::pb::users::v1::GetUserRequest;
@@ -373,4 +374,46 @@ async fn a_reload_that_needs_a_restart_or_breaks_a_composer_changes_nothing() {
         .unwrap();
     gateway.shutdown().await;
     std::fs::remove_file(&path).ok();
+}
+
+#[tokio::test]
+async fn http_rules_and_json_options_change_with_a_reload() {
+    let fleet = Fleet::start().await;
+    let path = scratch_file("gateway-http.toml");
+    let base = fleet.config(1, 1024);
+    std::fs::write(&path, &base).unwrap();
+    let gateway = start_reloadable_gateway(&path).await.unwrap();
+    let admin = gateway.admin_addr().unwrap();
+    let edge = gateway.local_addr();
+    let health = format!("http://{edge}/v1/health");
+    assert_eq!(curl(&[&health]).await.status, 404, "no such route yet");
+    let product = format!("http://{edge}/v1/products/7");
+    assert!(curl(&[&product]).await.json().get("sellerId").is_some());
+
+    let rules = "\n[http]\nfield_names = \"proto\"\n\n[[http.rules]]\nselector = \"grpc.health.v1.Health.Check\"\nget = \"/v1/health\"\n";
+    std::fs::write(&path, format!("{base}{rules}")).unwrap();
+    let (status, answer) = reload(admin).await;
+    assert_eq!(status, 200, "{answer}");
+    let served = curl(&[&health]).await;
+    assert_eq!(served.status, 200, "{}", served.text());
+    assert_eq!(served.json(), serde_json::json!({"status": "SERVING"}));
+    let body = curl(&[&product]).await.json();
+    assert!(
+        body.get("seller_id").is_some(),
+        "proto names after the reload: {body}"
+    );
+
+    // A rule that names no served method is refused, and the routes in force stay.
+    std::fs::write(
+        &path,
+        format!("{base}{rules}\n[[http.rules]]\nselector = \"no.Such.Method\"\nget = \"/x\"\n"),
+    )
+    .unwrap();
+    let (status, answer) = reload(admin).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("no.Such.Method"),
+        "{answer}"
+    );
+    assert_eq!(curl(&[&health]).await.status, 200);
 }
