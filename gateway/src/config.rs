@@ -11,6 +11,11 @@
 //! address = "127.0.0.1:8080"
 //! drain_timeout = "30s"
 //!
+//! [listener.tls]                   # optional: TLS 1.2+ with ALPN h2 and http/1.1
+//! cert = "certs/edge.pem"          # the chain, PEM; read again when the file changes
+//! key = "certs/edge.key"
+//! reload_interval = "10s"
+//!
 //! [admin]                          # /metrics, /upstreams, /routes, /config, POST /reload
 //! address = "127.0.0.1:9901"       # the default: loopback, since the admin API reconfigures
 //!
@@ -241,7 +246,21 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// How long in-flight calls may run after shutdown begins.
     pub drain_timeout: Duration,
+    /// TLS on the listener; plain text (h2c and HTTP/1.1) without it.
+    pub tls: Option<TlsConfig>,
 }
+
+/// `[listener.tls]`: the certificate chain and key, PEM files read again when they change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// How often the files' modification times are checked.
+    pub reload_interval: Duration,
+}
+
+/// How often the TLS files are checked for changes when `[listener.tls]` says nothing.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Where the admin listener binds.
 #[derive(Clone, Debug, PartialEq)]
@@ -411,6 +430,15 @@ struct RawMetrics {
 struct RawListener {
     address: String,
     drain_timeout: Option<String>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+    reload_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -929,9 +957,19 @@ impl RawConfig {
                     raw.drain_timeout.as_deref(),
                     DEFAULT_DRAIN_TIMEOUT,
                 );
+                let tls = raw.tls.as_ref().map(|tls| TlsConfig {
+                    cert: tls.cert.clone(),
+                    key: tls.key.clone(),
+                    reload_interval: problems.duration(
+                        "listener.tls.reload_interval",
+                        tls.reload_interval.as_deref(),
+                        DEFAULT_TLS_RELOAD_INTERVAL,
+                    ),
+                });
                 address.map(|address| ListenerConfig {
                     address,
                     drain_timeout,
+                    tls,
                 })
             }
         };

@@ -26,6 +26,11 @@ pub(super) fn config(snapshot: &Snapshot) -> Value {
         "listener": {
             "address": config.listener.address.to_string(),
             "drain_timeout": duration(config.listener.drain_timeout),
+            "tls": config.listener.tls.as_ref().map(|tls| serde_json::json!({
+                "cert": tls.cert.display().to_string(),
+                "key": tls.key.display().to_string(),
+                "reload_interval": duration(tls.reload_interval),
+            })),
         },
         "admin": config.admin.as_ref().map(|admin| json!({ "address": admin.address.to_string() })),
         "reflection": {

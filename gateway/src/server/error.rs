@@ -24,6 +24,12 @@ pub enum GatewayError {
         /// What went wrong.
         reason: String,
     },
+    /// The listener's TLS certificate or key could not be loaded.
+    #[error("cannot set up TLS on the listener: {reason}")]
+    Tls {
+        /// What went wrong, naming the file.
+        reason: String,
+    },
     /// HTTP bindings that cannot be routed: bad rules, conflicts, unknown selectors.
     #[error("the HTTP routes have problems:\n  - {}", problems.join("\n  - "))]
     HttpRoutes {

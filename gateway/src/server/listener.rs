@@ -21,6 +21,27 @@ use tokio::sync::watch;
 use arc_swap::ArcSwap;
 
 use super::snapshot::Snapshot;
+use super::tls::HANDSHAKE_TIMEOUT;
+use tokio_rustls::TlsAcceptor;
+
+/// Serves one connection until it ends or is cut at the drain timeout.
+async fn run<E>(
+    connection: impl Future<Output = Result<(), E>>,
+    mut cut_signal: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) where
+    E: std::fmt::Display,
+{
+    tokio::select! {
+        ended = connection => if let Err(error) = ended {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        },
+        // Dropping the connection closes it; its calls' tasks see the reset and stop.
+        _ = cut_signal.wait_for(|cut| *cut) => {
+            tracing::debug!(%peer, "connection cut at the drain timeout");
+        }
+    }
+}
 
 /// Upper bound on concurrent streams per HTTP/2 connection. Set on purpose rather than left to
 /// the library default, because clients size their connection pools from it.
@@ -54,6 +75,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     current: Arc<ArcSwap<Snapshot>>,
     signal: impl Future<Output = ()> + Send,
+    tls: Option<TlsAcceptor>,
 ) -> Connections {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
@@ -85,22 +107,41 @@ pub(crate) async fn serve(
         let service = service_fn(move |request| {
             Arc::clone(&current.load().router).handle(request, Some(peer))
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = connections.watch(connection);
-        let mut cut_signal = cut_signal.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                ended = connection => if let Err(error) = ended {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                },
-                // Dropping the connection closes it; its calls' tasks see the reset and stop.
-                _ = cut_signal.wait_for(|cut| *cut) => {
-                    tracing::debug!(%peer, "connection cut at the drain timeout");
-                }
+        let watcher = connections.watcher();
+        let cut_signal = cut_signal.clone();
+        match &tls {
+            None => {
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                tokio::spawn(run(watcher.watch(connection), cut_signal, peer));
             }
-        });
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let builder = builder.clone();
+                tokio::spawn(async move {
+                    let mut cut = cut_signal.clone();
+                    let stream = tokio::select! {
+                        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match done {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        _ = cut.wait_for(|cut| *cut) => return,
+                    };
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    run(watcher.watch(connection), cut_signal, peer).await;
+                });
+            }
+        }
     }
     Connections {
         graceful: connections,

@@ -39,6 +39,7 @@ mod record;
 mod reload;
 mod router;
 mod snapshot;
+mod tls;
 
 use prometheus_client::registry::Registry;
 
@@ -85,6 +86,8 @@ pub struct Gateway {
     admin_state: Arc<admin::AdminState>,
     health: HealthReporter,
     listener: TcpListener,
+    /// TLS on the listener, and the certificate to refresh.
+    tls: Option<(tokio_rustls::TlsAcceptor, Arc<tls::ReloadingCert>)>,
     admin: Option<TcpListener>,
     drain_timeout: Duration,
 }
@@ -248,6 +251,10 @@ impl GatewayBuilder {
             .collect();
         let (snapshot, _) = base.assemble(self.config, 1, &built)?;
 
+        let tls = match &snapshot.config.listener.tls {
+            Some(config) => Some(tls::acceptor(config)?),
+            None => None,
+        };
         let listener = bind("listener", snapshot.config.listener.address).await?;
         let admin = match &snapshot.config.admin {
             Some(admin) => Some(bind("admin", admin.address).await?),
@@ -279,6 +286,7 @@ impl GatewayBuilder {
             admin_state,
             health,
             listener,
+            tls,
             admin,
             drain_timeout,
         })
@@ -343,6 +351,7 @@ impl Gateway {
             admin_state,
             health,
             listener,
+            tls,
             admin,
             drain_timeout,
         } = self;
@@ -359,7 +368,15 @@ impl Gateway {
         );
 
         let health_task = tokio::spawn(health::watch(health.clone(), Arc::clone(&current)));
-        let mut connections = listener::serve(listener, Arc::clone(&current), signal).await;
+        let (acceptor, tls_task) = match tls {
+            Some((acceptor, resolver)) => (Some(acceptor), Some(tls::watch(resolver))),
+            None => (None, None),
+        };
+        let mut connections =
+            listener::serve(listener, Arc::clone(&current), signal, acceptor).await;
+        if let Some(task) = tls_task {
+            task.abort();
+        }
 
         let _ = draining_tx.send(true);
         hangup_task.abort();
