@@ -15,6 +15,8 @@
 //! cert = "certs/edge.pem"          # the chain, PEM; read again when the file changes
 //! key = "certs/edge.key"
 //! reload_interval = "10s"
+//! client_ca = "certs/clients-ca.pem"   # optional: mutual TLS, client certificates verified
+//! client_auth = "required"         # or "optional" (no certificate: unauthenticated)
 //!
 //! [admin]                          # /metrics, /upstreams, /routes, /config, POST /reload
 //! address = "127.0.0.1:9901"       # the default: loopback, since the admin API reconfigures
@@ -257,6 +259,11 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// How often the files' modification times are checked.
     pub reload_interval: Duration,
+    /// CA certificates (PEM) that client certificates must chain to: mutual TLS.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: whether a client without a certificate is turned away (the default)
+    /// or let through unauthenticated.
+    pub client_cert_required: bool,
 }
 
 /// How often the TLS files are checked for changes when `[listener.tls]` says nothing.
@@ -439,6 +446,8 @@ struct RawTls {
     cert: PathBuf,
     key: PathBuf,
     reload_interval: Option<String>,
+    client_ca: Option<PathBuf>,
+    client_auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -957,14 +966,37 @@ impl RawConfig {
                     raw.drain_timeout.as_deref(),
                     DEFAULT_DRAIN_TIMEOUT,
                 );
-                let tls = raw.tls.as_ref().map(|tls| TlsConfig {
-                    cert: tls.cert.clone(),
-                    key: tls.key.clone(),
-                    reload_interval: problems.duration(
-                        "listener.tls.reload_interval",
-                        tls.reload_interval.as_deref(),
-                        DEFAULT_TLS_RELOAD_INTERVAL,
-                    ),
+                let tls = raw.tls.as_ref().map(|tls| {
+                    let client_cert_required = match tls.client_auth.as_deref() {
+                        None | Some("required") => true,
+                        Some("optional") => false,
+                        Some(other) => {
+                            problems.push(
+                                "listener.tls.client_auth",
+                                format!(
+                                    "unknown value `{other}`; expected \"required\" or \"optional\""
+                                ),
+                            );
+                            true
+                        }
+                    };
+                    if tls.client_auth.is_some() && tls.client_ca.is_none() {
+                        problems.push(
+                            "listener.tls.client_auth",
+                            "needs `client_ca`: the CA certificates client certificates chain to",
+                        );
+                    }
+                    TlsConfig {
+                        cert: tls.cert.clone(),
+                        key: tls.key.clone(),
+                        reload_interval: problems.duration(
+                            "listener.tls.reload_interval",
+                            tls.reload_interval.as_deref(),
+                            DEFAULT_TLS_RELOAD_INTERVAL,
+                        ),
+                        client_ca: tls.client_ca.clone(),
+                        client_cert_required,
+                    }
                 });
                 address.map(|address| ListenerConfig {
                     address,

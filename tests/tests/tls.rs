@@ -205,3 +205,108 @@ async fn a_key_that_does_not_match_refuses_to_start() {
         std::fs::remove_file(path).ok();
     }
 }
+
+/// A client certificate (and key) signed by a CA of its own; returns (CA, cert, key) PEMs.
+fn client_identity(name: &str) -> Issued {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{name} clients CA"));
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![format!("{name}.clients.test")]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    Issued {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+#[tokio::test]
+async fn client_certificates_are_verified_when_a_client_ca_is_set() {
+    let server = issue("mtls");
+    let trusted = client_identity("trusted");
+    let stranger = client_identity("stranger");
+    let path = |name: &str, text: &str| {
+        let file = scratch_file(name);
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    let ca = path("mtls-ca.pem", &server.ca);
+    let cert = path("mtls-cert.pem", &server.cert);
+    let key = path("mtls-key.pem", &server.key);
+    let client_ca = path("mtls-client-ca.pem", &trusted.ca);
+    let trusted_cert = path("mtls-trusted.pem", &trusted.cert);
+    let trusted_key = path("mtls-trusted.key", &trusted.key);
+    let stranger_cert = path("mtls-stranger.pem", &stranger.cert);
+    let stranger_key = path("mtls-stranger.key", &stranger.key);
+    for required in [true, false] {
+        let tls = format!(
+            "\n[listener.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\nclient_auth = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            client_ca.display(),
+            if required { "required" } else { "optional" }
+        );
+        let stack = Stack::start_with(|config| {
+            config.replacen(
+                "drain_timeout = \"5s\"\n",
+                &format!("drain_timeout = \"5s\"\n{tls}"),
+                1,
+            )
+        })
+        .await
+        .unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}/v1/products/7",
+            stack.gateway_addr().port()
+        );
+        let with = |c: &Path, k: &Path| {
+            vec![
+                "--cert".to_owned(),
+                c.display().to_string(),
+                "--key".to_owned(),
+                k.display().to_string(),
+            ]
+        };
+        let trusted_args = with(&trusted_cert, &trusted_key);
+        let trusted_args: Vec<&str> = trusted_args.iter().map(String::as_str).collect();
+        let ok = curl_tls(&trusted_args, &ca, &url).await;
+        assert_eq!(
+            ok.map(|r| r.status),
+            Ok(200),
+            "a trusted client certificate is taken"
+        );
+        let stranger_args = with(&stranger_cert, &stranger_key);
+        let stranger_args: Vec<&str> = stranger_args.iter().map(String::as_str).collect();
+        assert!(
+            curl_tls(&stranger_args, &ca, &url).await.is_err(),
+            "a certificate from another CA is refused"
+        );
+        let anonymous = curl_tls(&[], &ca, &url).await;
+        if required {
+            assert!(anonymous.is_err(), "no certificate, no connection");
+        } else {
+            assert_eq!(
+                anonymous.map(|r| r.status),
+                Ok(200),
+                "optional: let through"
+            );
+        }
+    }
+    for file in [
+        ca,
+        cert,
+        key,
+        client_ca,
+        trusted_cert,
+        trusted_key,
+        stranger_cert,
+        stranger_key,
+    ] {
+        std::fs::remove_file(file).ok();
+    }
+}

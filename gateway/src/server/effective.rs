@@ -30,6 +30,8 @@ pub(super) fn config(snapshot: &Snapshot) -> Value {
                 "cert": tls.cert.display().to_string(),
                 "key": tls.key.display().to_string(),
                 "reload_interval": duration(tls.reload_interval),
+                "client_ca": tls.client_ca.as_ref().map(|p| p.display().to_string()),
+                "client_cert_required": tls.client_ca.is_some() && tls.client_cert_required,
             })),
         },
         "admin": config.admin.as_ref().map(|admin| json!({ "address": admin.address.to_string() })),

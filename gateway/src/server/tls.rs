@@ -1,6 +1,8 @@
 //! TLS on the edge listener: rustls with the ring provider (no OpenSSL), TLS 1.3 and 1.2 only,
 //! ALPN `h2` then `http/1.1`, so gRPC, gRPC-Web, Connect and HTTP/JSON share the port as they
-//! do in plain text. The certificate chain and key come from PEM files and are read again
+//! do in plain text. With `client_ca`, client certificates are verified against those CAs
+//! (mutual TLS): required by default, or optional, letting clients without one through
+//! unauthenticated. The certificate chain and key come from PEM files and are read again
 //! when either file's modification time changes (checked every `reload_interval`): new
 //! handshakes get the new certificate, connections already open keep theirs, and files that
 //! do not load (half written, a key that does not match) leave the certificate in force and
@@ -113,11 +115,39 @@ pub(crate) fn acceptor(
 ) -> Result<(TlsAcceptor, Arc<ReloadingCert>), GatewayError> {
     let refuse = |reason: String| GatewayError::Tls { reason };
     let resolver = Arc::new(ReloadingCert::new(config).map_err(refuse)?);
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
+    let provider = Arc::new(default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|error| refuse(error.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
+        .map_err(|error| refuse(error.to_string()))?;
+    let builder = match &config.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|error| refuse(format!("cannot read {}: {error}", path.display())))?;
+            for cert in certs {
+                let cert = cert.map_err(|error| refuse(format!("{}: {error}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|error| refuse(format!("{}: {error}", path.display())))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let verifier = if config.client_cert_required {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|error| refuse(format!("{}: {error}", path.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut server =
+        builder.with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((TlsAcceptor::from(Arc::new(server)), resolver))
 }
