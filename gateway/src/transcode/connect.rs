@@ -26,11 +26,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
 use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use prost::Message as _;
 use prost_reflect::{DeserializeOptions, DynamicMessage, MethodDescriptor, SerializeOptions};
 use tonic::Code;
 
+use super::read::{ReadError, read_limited};
 use super::response::{HttpBody, Piece, Reader, copy_metadata};
 use super::status::{GrpcStatus, http_status};
 use crate::grpc::body::CallerStream;
@@ -210,16 +211,16 @@ pub(crate) async fn request(
         // Connect's envelopes are gRPC's frames (flag 0, length, message).
         CallerStream::Wire(body)
     } else {
-        let data = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+        let data = match read_limited(body, &parts.headers, limit).await {
+            Ok(data) => data,
+            Err(ReadError::TooLarge) => {
                 return Err(refuse(
                     call,
                     Code::ResourceExhausted,
                     format!("the request body is larger than the limit of {limit} bytes"),
                 ));
             }
-            Err(error) => {
+            Err(ReadError::Broken(error)) => {
                 return Err(refuse(
                     call,
                     Code::Cancelled,

@@ -18,8 +18,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 
+use super::read::{ReadError, read_limited};
 use super::response::HttpBody;
 use crate::grpc::body::CallerStream;
 
@@ -64,15 +65,15 @@ pub(crate) async fn request(
     let body = match mode {
         WebMode::Binary => CallerStream::Wire(body),
         WebMode::Text => {
-            let text = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            let text = match read_limited(body, &parts.headers, limit).await {
+                Ok(text) => text,
+                Err(ReadError::TooLarge) => {
                     return Err(plain(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         format!("the request body is larger than the limit of {limit} bytes"),
                     ));
                 }
-                Err(error) => {
+                Err(ReadError::Broken(error)) => {
                     return Err(plain(
                         StatusCode::BAD_REQUEST,
                         format!("reading the request body failed: {error}"),

@@ -23,6 +23,7 @@ pub(crate) mod connect;
 pub(crate) mod cors;
 mod descriptors;
 pub(crate) mod grpc_web;
+mod read;
 mod request;
 mod response;
 mod route;

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use mosaic_http_rule::{Lookup, Matcher, Rule};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, Kind};
 use tonic::Code;
 
+use super::read::{ReadError, read_limited};
 use super::request::{self, Parts, Rejection};
 use super::response::{self, Framing, HttpBody};
 use super::route::HttpRoute;
@@ -318,21 +319,13 @@ async fn read_body(
     headers: &HeaderMap,
     limit: usize,
 ) -> Result<Bytes, Rejection> {
-    let too_large = || Rejection {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        message: format!("the request body is larger than the limit of {limit} bytes"),
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(Rejection::bad(format!(
+    match read_limited(body, headers, limit).await {
+        Ok(body) => Ok(body),
+        Err(ReadError::TooLarge) => Err(Rejection {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the request body is larger than the limit of {limit} bytes"),
+        }),
+        Err(ReadError::Broken(error)) => Err(Rejection::bad(format!(
             "reading the request body failed: {error}"
         ))),
     }
