@@ -49,6 +49,34 @@ pub async fn curl_until_timeout(args: &[&str]) -> CurlResponse {
     run(args, true).await
 }
 
+/// POSTs `body` (bytes as they are, from a scratch file) to `url` over HTTP/2 with prior
+/// knowledge when `h2`, HTTP/1.1 otherwise, with `content-type` and the `headers` given.
+pub async fn post_bytes(
+    url: &str,
+    content_type: &str,
+    headers: &[&str],
+    body: &[u8],
+    h2: bool,
+) -> CurlResponse {
+    let file = crate::scratch_file("curl-body");
+    std::fs::write(&file, body).expect("write the request body");
+    let content_type = format!("content-type: {content_type}");
+    let data = format!("@{}", file.display());
+    let version = if h2 {
+        "--http2-prior-knowledge"
+    } else {
+        "--http1.1"
+    };
+    let mut args = vec![version, "-H", &content_type];
+    for header in headers {
+        args.extend(["-H", header]);
+    }
+    args.extend(["--data-binary", &data, url]);
+    let answer = curl(&args).await;
+    std::fs::remove_file(&file).ok();
+    answer
+}
+
 /// curl's exit status when `--max-time` stopped it.
 const TIMED_OUT: i32 = 28;
 

@@ -7,8 +7,8 @@ use mosaic_demo::demo::reviews::v1::{Review, StreamReviewsRequest};
 use mosaic_demo::demo::users::v1::user_service_client::UserServiceClient;
 use mosaic_demo::demo::users::v1::{GetUserRequest, GetUserResponse};
 use mosaic_demo_services::DemoService;
-use mosaic_tests::curl::{CurlResponse, curl};
-use mosaic_tests::{Stack, scratch_file};
+use mosaic_tests::Stack;
+use mosaic_tests::curl::{CurlResponse, curl, post_bytes};
 use prost::Message;
 use serde_json::json;
 
@@ -19,29 +19,15 @@ async fn post(
     body: &[u8],
     h2: bool,
 ) -> CurlResponse {
-    let file = scratch_file("connect-body");
-    std::fs::write(&file, body).unwrap();
-    let header = format!("content-type: {content_type}");
-    let data = format!("@{}", file.display());
     let url = format!("http://{}{path}", stack.gateway_addr());
-    let version = if h2 {
-        "--http2-prior-knowledge"
-    } else {
-        "--http1.1"
-    };
-    let answer = curl(&[
-        version,
-        "-H",
-        &header,
-        "-H",
-        "connect-protocol-version: 1",
-        "--data-binary",
-        &data,
+    post_bytes(
         &url,
-    ])
-    .await;
-    std::fs::remove_file(&file).ok();
-    answer
+        content_type,
+        &["connect-protocol-version: 1"],
+        body,
+        h2,
+    )
+    .await
 }
 
 /// Envelopes: `(flags, payload)` each.

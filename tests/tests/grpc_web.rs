@@ -9,9 +9,9 @@ use mosaic_demo::demo::reviews::v1::{Review, StreamReviewsRequest};
 use mosaic_demo::demo::users::v1::user_service_client::UserServiceClient;
 use mosaic_demo::demo::users::v1::{GetUserRequest, GetUserResponse};
 use mosaic_demo_services::DemoService;
-use mosaic_tests::curl::{CurlResponse, curl};
+use mosaic_tests::curl::{CurlResponse, post_bytes};
 use mosaic_tests::storefront::{GetProductPageRequest, ProductPage};
-use mosaic_tests::{Stack, raw, scratch_file};
+use mosaic_tests::{Stack, raw};
 use prost::Message;
 
 /// A gRPC-Web response body split up: the messages, then the trailers frame's lines.
@@ -41,7 +41,6 @@ fn frames(body: &[u8]) -> (Vec<Vec<u8>>, Vec<(String, String)>) {
 /// Calls `path` with `messages` over gRPC-Web (text when `text`), HTTP/1.1 or h2c.
 async fn call(stack: &Stack, path: &str, message: Vec<u8>, text: bool, h2: bool) -> CurlResponse {
     let framed = raw::frame(&[message]);
-    let file = scratch_file("grpc-web-body");
     let (content_type, body) = if text {
         (
             "application/grpc-web-text",
@@ -50,27 +49,8 @@ async fn call(stack: &Stack, path: &str, message: Vec<u8>, text: bool, h2: bool)
     } else {
         ("application/grpc-web+proto", framed.to_vec())
     };
-    std::fs::write(&file, body).unwrap();
-    let header = format!("content-type: {content_type}");
-    let data = format!("@{}", file.display());
     let url = format!("http://{}{path}", stack.gateway_addr());
-    let version = if h2 {
-        "--http2-prior-knowledge"
-    } else {
-        "--http1.1"
-    };
-    let answer = curl(&[
-        version,
-        "-H",
-        &header,
-        "-H",
-        "x-grpc-web: 1",
-        "--data-binary",
-        &data,
-        &url,
-    ])
-    .await;
-    std::fs::remove_file(&file).ok();
+    let answer = post_bytes(&url, content_type, &["x-grpc-web: 1"], &body, h2).await;
     if text && answer.status == 200 {
         let decoded = decode_chunks(&answer.body);
         return CurlResponse {

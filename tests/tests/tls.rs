@@ -50,6 +50,18 @@ fn write(issued: &Issued, files: &Files) {
     std::fs::write(&files.cert, &issued.cert).unwrap();
 }
 
+/// The demo stack with `tls` (a `[listener.tls]` table) in the listener's configuration.
+async fn start_with_tls(tls: &str) -> anyhow::Result<Stack> {
+    Stack::start_with(|config| {
+        config.replacen(
+            "drain_timeout = \"5s\"\n",
+            &format!("drain_timeout = \"5s\"\n{tls}"),
+            1,
+        )
+    })
+    .await
+}
+
 async fn curl_tls(args: &[&str], ca: &Path, url: &str) -> Result<CurlResponse, String> {
     let ca = ca.display().to_string();
     let output = tokio::process::Command::new("curl")
@@ -99,15 +111,7 @@ async fn http2_and_http1_over_tls_and_a_rotated_certificate() {
         files.cert.display(),
         files.key.display()
     );
-    let stack = Stack::start_with(|config| {
-        config.replacen(
-            "drain_timeout = \"5s\"\n",
-            &format!("drain_timeout = \"5s\"\n{tls}"),
-            1,
-        )
-    })
-    .await
-    .unwrap();
+    let stack = start_with_tls(&tls).await.unwrap();
     let url = format!(
         "https://127.0.0.1:{}/v1/products/7",
         stack.gateway_addr().port()
@@ -186,17 +190,11 @@ async fn a_key_that_does_not_match_refuses_to_start() {
         files.cert.display(),
         files.key.display()
     );
-    let error = Stack::start_with(|config| {
-        config.replacen(
-            "drain_timeout = \"5s\"\n",
-            &format!("drain_timeout = \"5s\"\n{tls}"),
-            1,
-        )
-    })
-    .await
-    .err()
-    .expect("refused")
-    .to_string();
+    let error = start_with_tls(&tls)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(
         error.contains("does not belong to the certificate"),
         "{error}"
@@ -251,15 +249,7 @@ async fn client_certificates_are_verified_when_a_client_ca_is_set() {
             client_ca.display(),
             if required { "required" } else { "optional" }
         );
-        let stack = Stack::start_with(|config| {
-            config.replacen(
-                "drain_timeout = \"5s\"\n",
-                &format!("drain_timeout = \"5s\"\n{tls}"),
-                1,
-            )
-        })
-        .await
-        .unwrap();
+        let stack = start_with_tls(&tls).await.unwrap();
         let url = format!(
             "https://127.0.0.1:{}/v1/products/7",
             stack.gateway_addr().port()

@@ -273,42 +273,45 @@ impl Router {
         request: Request<Incoming>,
         peer: Option<SocketAddr>,
     ) -> Result<Response<EdgeBody>, Infallible> {
+        // gRPC first: the pass-through hot path pays one content-type check, nothing more.
+        if is_grpc(&request) {
+            if request.version() < Version::HTTP_2 {
+                return Ok(plain(
+                    StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                    "gRPC requires HTTP/2; connect with HTTP/2 (h2c prior knowledge)\n",
+                )
+                .map(EdgeBody::plain));
+            }
+            let recorded = self.methods.get(request.uri().path());
+            return Ok(self
+                .call(recorded, request.map(CallerStream::from), peer)
+                .await);
+        }
         if let Some(cors) = &self.cors
             && let Some(answer) = cors.preflight(request.method(), request.headers())
         {
             return Ok(answer.map(|body| EdgeBody::plain(GatewayBody::Http { body })));
         }
-        let web = WebMode::of(request.headers());
-        let connect = ConnectCall::of(&request);
-        if web.is_some() || connect.is_some() || !is_grpc(&request) {
-            let origin = self
-                .cors
-                .as_ref()
-                .and_then(|_| request.headers().get(header::ORIGIN).cloned());
-            let mut response = match (web, &self.http) {
-                (Some(mode), _) => self.grpc_web(request, mode, peer).await,
-                (None, _) if let Some(call) = connect => self.connect(request, call, peer).await,
-                (None, Some(http)) if !looks_like_grpc(&request) => {
+        let origin = self
+            .cors
+            .as_ref()
+            .and_then(|_| request.headers().get(header::ORIGIN).cloned());
+        let mut response = if let Some(mode) = WebMode::of(request.headers()) {
+            self.grpc_web(request, mode, peer).await
+        } else if let Some(call) = ConnectCall::of(&request) {
+            self.connect(request, call, peer).await
+        } else {
+            match &self.http {
+                Some(http) if !looks_like_grpc(&request) => {
                     self.transcoded(http, request, peer).await
                 }
                 _ => not_grpc(&request).map(EdgeBody::plain),
-            };
-            if let Some(cors) = &self.cors {
-                cors.decorate(origin.as_ref(), response.headers_mut());
             }
-            return Ok(response);
+        };
+        if let Some(cors) = &self.cors {
+            cors.decorate(origin.as_ref(), response.headers_mut());
         }
-        if request.version() < Version::HTTP_2 {
-            return Ok(plain(
-                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                "gRPC requires HTTP/2; connect with HTTP/2 (h2c prior knowledge)\n",
-            )
-            .map(EdgeBody::plain));
-        }
-        let recorded = self.methods.get(request.uri().path());
-        Ok(self
-            .call(recorded, request.map(CallerStream::from), peer)
-            .await)
+        Ok(response)
     }
 
     /// Answers an HTTP/JSON request through the gRPC route of the method it binds.

@@ -508,7 +508,7 @@ impl Reply {
         {
             return error_response(self.call, &status, &head.headers, None);
         }
-        let mut reader = Reader::new(body);
+        let reader = Reader::new(body);
         if self.call.streaming {
             let content_type = self.call.content_type();
             let mut response = Response::new(HttpBody::Stream(Box::pin(envelope_stream(
@@ -520,34 +520,12 @@ impl Reply {
             out.insert(header::CONTENT_TYPE, content_type);
             return response;
         }
-        let mut message = None;
-        let (status, trailers) = loop {
-            match reader.next().await {
-                Some(Piece::Message(data)) if message.is_none() => message = Some(data),
-                Some(Piece::Message(_)) => {
-                    break (
-                        GrpcStatus::new(
-                            Code::Internal,
-                            "a unary call answered with several messages",
-                        ),
-                        HeaderMap::new(),
-                    );
-                }
-                Some(Piece::End(status, trailers)) => break (status, trailers),
-                None => {
-                    break (
-                        GrpcStatus::new(Code::Unknown, "the call ended without a status"),
-                        HeaderMap::new(),
-                    );
-                }
+        let (message, trailers) = reader.unary().await;
+        let message = match message {
+            Ok(message) => message,
+            Err(status) => {
+                return error_response(self.call, &status, &head.headers, Some(&trailers));
             }
-        };
-        if status.code != Code::Ok {
-            return error_response(self.call, &status, &head.headers, Some(&trailers));
-        }
-        let Some(message) = message else {
-            let status = GrpcStatus::new(Code::Internal, "the call answered OK with no message");
-            return error_response(self.call, &status, &head.headers, Some(&trailers));
         };
         match from_proto(self.call.codec, self.method.as_ref(), &message) {
             Ok(data) => {

@@ -165,6 +165,38 @@ where
         }
     }
 
+    /// Reads a unary call's answer to its end: its one message when the status is OK (or the
+    /// status that says why there is none), and the trailers.
+    pub(super) async fn unary(mut self) -> (Result<Bytes, GrpcStatus>, HeaderMap) {
+        let mut message = None;
+        let (status, trailers) = loop {
+            match self.next().await {
+                Some(Piece::Message(data)) if message.is_none() => message = Some(data),
+                Some(Piece::Message(_)) => {
+                    let status = GrpcStatus::new(
+                        Code::Internal,
+                        "a unary call answered with several messages",
+                    );
+                    break (status, HeaderMap::new());
+                }
+                Some(Piece::End(status, trailers)) => break (status, trailers),
+                None => {
+                    let status = GrpcStatus::new(Code::Unknown, "the call ended without a status");
+                    break (status, HeaderMap::new());
+                }
+            }
+        };
+        let outcome = match (status.code, message) {
+            (Code::Ok, Some(message)) => Ok(message),
+            (Code::Ok, None) => Err(GrpcStatus::new(
+                Code::Internal,
+                "the call answered OK with no message",
+            )),
+            _ => Err(status),
+        };
+        (outcome, trailers)
+    }
+
     pub(super) async fn next(&mut self) -> Option<Piece> {
         loop {
             if let Some(message) = self.messages.next() {
@@ -333,38 +365,14 @@ where
     {
         return error(&shared, &status, &head.headers, None);
     }
-    let mut reader = Reader::new(body);
+    let reader = Reader::new(body);
     if route.method.is_server_streaming() {
         return stream(route, shared, framing, head.headers, reader).await;
     }
-    let mut message = None;
-    let (status, trailers) = loop {
-        match reader.next().await {
-            Some(Piece::Message(data)) if message.is_none() => message = Some(data),
-            Some(Piece::Message(_)) => {
-                break (
-                    GrpcStatus::new(
-                        Code::Internal,
-                        "a unary call answered with several messages",
-                    ),
-                    HeaderMap::new(),
-                );
-            }
-            Some(Piece::End(status, trailers)) => break (status, trailers),
-            None => {
-                break (
-                    GrpcStatus::new(Code::Unknown, "the call ended without a status"),
-                    HeaderMap::new(),
-                );
-            }
-        }
-    };
-    if status.code != Code::Ok {
-        return error(&shared, &status, &head.headers, Some(&trailers));
-    }
-    let Some(message) = message else {
-        let status = GrpcStatus::new(Code::Internal, "the call answered OK with no message");
-        return error(&shared, &status, &head.headers, Some(&trailers));
+    let (message, trailers) = reader.unary().await;
+    let message = match message {
+        Ok(message) => message,
+        Err(status) => return error(&shared, &status, &head.headers, Some(&trailers)),
     };
     let rendered = if route.http_body_response {
         raw_body(&route, &message)
