@@ -138,6 +138,19 @@ async fn edge_load(channel: Channel, workers: usize, calls: usize) -> (usize, Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_three_endpoints_killed_mid_run() {
     let _serial = mosaic_tests::serial().await;
+    // A kill that happens to find no call in flight on the victim tests nothing (it happens
+    // in a few runs out of ten): such a run is done again, on a fresh fleet. Every run must
+    // meet every other check.
+    for _ in 0..6 {
+        if kill_one_of_three().await {
+            return;
+        }
+    }
+    panic!("in six runs the killed endpoint never had a call in flight");
+}
+
+/// One run: the checks of the test above; returns whether the victim had calls in flight.
+async fn kill_one_of_three() -> bool {
     let fleet = Fleet::start(3).await;
     let mut proxies = Vec::new();
     for handle in &fleet.inventory {
@@ -207,9 +220,9 @@ async fn one_of_three_endpoints_killed_mid_run() {
         before_kill[0] * 5 >= before,
         "the killed endpoint carried load: {before_kill:?}"
     );
-    assert!(cut >= 1, "the killed endpoint had calls in flight: {cut}");
     assert!(after[1] > before_kill[1] && after[2] > before_kill[2]);
     drop(fleet);
+    cut >= 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
