@@ -97,6 +97,7 @@ use http::Uri;
 use serde::Deserialize;
 use tonic::Code;
 
+mod access;
 mod edge;
 
 use crate::resilience::policy::MAX_ATTEMPTS;
@@ -109,6 +110,11 @@ pub use crate::resilience::policy::{
 pub use crate::telemetry::trace::TracingConfig;
 /// `[logging]`, validated.
 pub use crate::telemetry::{LogFormat, LoggingConfig};
+/// `[auth]` and `[rate_limits]`, validated.
+pub use crate::access::{
+    AccessConfig, ApiKey, ApiKeysConfig, JwtConfig, KeySource, LimitStore, OnRedisError, Policy,
+    Rate, RateLimitsConfig, RedisConfig, Scheme,
+};
 /// `[http]`, validated.
 pub use crate::transcode::{CorsConfig, HttpConfig, JsonOptions};
 
@@ -143,6 +149,8 @@ pub struct GatewayConfig {
     pub logging: LoggingConfig,
     /// The HTTP/JSON edge.
     pub http: HttpConfig,
+    /// `[auth]` and `[rate_limits]`: who may call what, and how often; `None`: anyone, freely.
+    pub access: Option<AccessConfig>,
 }
 
 /// `[access_log]`: one JSON line per edge call; off when the table is absent.
@@ -190,11 +198,15 @@ pub enum AccessLogField {
     ResponseBytes,
     /// The trace id of the caller's W3C `traceparent`, when it sent a valid one.
     TraceId,
+    /// The consumer an admitted call was authenticated as (`[auth]`).
+    Consumer,
+    /// The consumer's plan.
+    Plan,
 }
 
 impl AccessLogField {
     /// Every field, in the default order.
-    pub const ALL: [AccessLogField; 12] = [
+    pub const ALL: [AccessLogField; 14] = [
         Self::Time,
         Self::Peer,
         Self::Protocol,
@@ -207,6 +219,8 @@ impl AccessLogField {
         Self::RequestBytes,
         Self::ResponseBytes,
         Self::TraceId,
+        Self::Consumer,
+        Self::Plan,
     ];
 
     /// The field's name in `fields` and in each line.
@@ -224,6 +238,8 @@ impl AccessLogField {
             Self::RequestBytes => "request_bytes",
             Self::ResponseBytes => "response_bytes",
             Self::TraceId => "trace_id",
+            Self::Consumer => "consumer",
+            Self::Plan => "plan",
         }
     }
 }
@@ -233,11 +249,19 @@ impl AccessLogField {
 pub struct MetricsConfig {
     /// On by default; off, no call records anything and `/metrics` serves no call families.
     pub enabled: bool,
+    /// Consumers with their own series in the per-consumer families; later ones are counted
+    /// as `other`, so a flood of identities cannot grow the scrape without bound.
+    pub max_consumers: usize,
 }
+
+pub use crate::telemetry::metrics::DEFAULT_MAX_CONSUMERS;
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            max_consumers: DEFAULT_MAX_CONSUMERS,
+        }
     }
 }
 
@@ -396,6 +420,8 @@ struct RawConfig {
     tracing: Option<RawTracing>,
     logging: Option<RawLogging>,
     http: Option<edge::RawHttp>,
+    auth: Option<access::RawAuth>,
+    rate_limits: Option<access::RawRateLimits>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
@@ -430,6 +456,7 @@ struct RawAccessLog {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     enabled: Option<bool>,
+    max_consumers: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1085,6 +1112,29 @@ impl RawConfig {
         }
 
         let http = edge::http(self.http.as_ref(), &mut problems);
+        let metrics = MetricsConfig {
+            enabled: self
+                .metrics
+                .as_ref()
+                .and_then(|metrics| metrics.enabled)
+                .unwrap_or(true),
+            max_consumers: problems.bounded(
+                "metrics.max_consumers",
+                self.metrics.as_ref().and_then(|metrics| metrics.max_consumers),
+                0..=10_000,
+                DEFAULT_MAX_CONSUMERS as u32,
+            ) as usize,
+        };
+        let mtls_possible = listener
+            .as_ref()
+            .and_then(|listener| listener.tls.as_ref())
+            .is_some_and(|tls| tls.client_ca.is_some());
+        let access = access::access(
+            self.auth.as_ref(),
+            self.rate_limits.as_ref(),
+            mtls_possible,
+            &mut problems,
+        );
 
         let mut upstreams = Vec::with_capacity(self.upstreams.len());
         // service name → the upstream that claimed it first, to report double claims.
@@ -1163,12 +1213,8 @@ impl RawConfig {
                 tracing,
                 logging,
                 http,
-                metrics: MetricsConfig {
-                    enabled: self
-                        .metrics
-                        .and_then(|metrics| metrics.enabled)
-                        .unwrap_or(true),
-                },
+                access,
+                metrics,
             }),
             _ => Err(ConfigError {
                 origin: origin.to_owned(),

@@ -24,6 +24,7 @@
 //! compose      the runtime of generated handlers: steps, map, expressions       (compose/)
 //! client       upstreams, typed calls with retries and hedging, pass-through    (client/)
 //! config       gateway.toml, validated into typed values                        (config.rs)
+//! access       authentication, per-method policy, rate limits                   (access/)
 //! transcode    HTTP/JSON (google.api.http) to gRPC and back                      (transcode/)
 //! resilience   the per-upstream stack: limit, deadline, balancer, breakers      (resilience/)
 //! telemetry    metric families and handles, message sizes; logging set-up       (telemetry/)
@@ -32,6 +33,7 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the code map and the invariants.
 
+mod access;
 mod client;
 pub mod compose;
 pub mod config;
@@ -41,6 +43,7 @@ mod server;
 pub mod telemetry;
 mod transcode;
 
+pub use access::{Caller, PeerIdentity, Scheme, digest_of};
 pub use config::{ConfigError, GatewayConfig};
 pub use grpc::status::LocalError;
 pub use server::{Gateway, GatewayBuilder, GatewayError, GatewayHandle, shutdown_signal};

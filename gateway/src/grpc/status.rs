@@ -16,6 +16,10 @@
 //! | upstream at its concurrency limit (shed)     | `RESOURCE_EXHAUSTED` |
 //! | no complete answer by the call's deadline    | `DEADLINE_EXCEEDED` |
 //! | the caller's request stream broke off        | `CANCELLED`     |
+//! | no valid credentials for the method          | `UNAUTHENTICATED` (+ `www-authenticate`) |
+//! | the method's policy refuses the caller       | `PERMISSION_DENIED` |
+//! | over a rate limit                            | `RESOURCE_EXHAUSTED` (+ `retry-after`, `RetryInfo`, `QuotaFailure`) |
+//! | the shared rate-limit store cannot be asked  | `UNAVAILABLE`   |
 //!
 //! Requests that are not gRPC at all never reach a gRPC status: the router answers them over
 //! plain HTTP (505 for gRPC over HTTP/1.1, 415 for another content type, 404 otherwise).
@@ -131,6 +135,39 @@ pub enum LocalError {
         #[source]
         source: tower::BoxError,
     },
+    /// The call has no valid credentials for its method (see `access`).
+    #[error("{reason}")]
+    Unauthenticated {
+        /// What was missing or wrong; never the credential.
+        reason: String,
+        /// The `www-authenticate` challenge, for HTTP callers.
+        challenge: Option<HeaderValue>,
+    },
+    /// The method's policy does not let this caller call it.
+    #[error("permission denied: {reason}")]
+    PermissionDenied {
+        /// Which requirement the caller does not meet.
+        reason: String,
+    },
+    /// The caller is over one of its rate limits; the call went nowhere.
+    #[error(
+        "rate limit exceeded: {limit}; retry in {}",
+        humantime::format_duration(round_up_ms(*.retry_after))
+    )]
+    RateLimited {
+        /// The limit: "plan `free` (10 calls per 1s)".
+        limit: String,
+        /// The bucket's size, for `ratelimit-limit`.
+        quota: u32,
+        /// When a call would next be admitted.
+        retry_after: Duration,
+    },
+    /// The shared rate-limit store did not answer and the configuration says to refuse.
+    #[error("rate limits cannot be checked ({reason}); call refused")]
+    LimitStoreUnavailable {
+        /// Why the store could not be asked.
+        reason: String,
+    },
     /// The upstream's response stream ended with a transport error.
     #[error("upstream `{upstream}` broke off the response stream{}: {source}", at(.endpoint))]
     StreamBroken {
@@ -155,7 +192,10 @@ impl LocalError {
             | Self::UpstreamFailed { .. }
             | Self::StreamBroken { .. }
             | Self::NoReadyEndpoint { .. } => Code::Unavailable,
-            Self::Overloaded { .. } => Code::ResourceExhausted,
+            Self::Overloaded { .. } | Self::RateLimited { .. } => Code::ResourceExhausted,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
+            Self::PermissionDenied { .. } => Code::PermissionDenied,
+            Self::LimitStoreUnavailable { .. } => Code::Unavailable,
             Self::RequestBroken { .. } => Code::Cancelled,
             Self::UpstreamDeadline { .. } => Code::DeadlineExceeded,
         }
@@ -204,7 +244,36 @@ impl LocalError {
             }
             source = cause.source();
         }
-        Status::new(self.code(), message)
+        match self {
+            Self::Unauthenticated {
+                challenge: Some(challenge),
+                ..
+            } => {
+                let mut status = Status::new(self.code(), message);
+                if let Ok(value) = tonic::metadata::AsciiMetadataValue::try_from(challenge.as_bytes())
+                {
+                    status.metadata_mut().insert("www-authenticate", value);
+                }
+                status
+            }
+            Self::RateLimited {
+                limit,
+                quota,
+                retry_after,
+            } => {
+                use tonic_types::{ErrorDetails, StatusExt};
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                metadata.insert("retry-after", seconds.into());
+                metadata.insert("ratelimit-limit", (*quota).into());
+                metadata.insert("ratelimit-remaining", 0u32.into());
+                metadata.insert("ratelimit-reset", seconds.into());
+                let mut details = ErrorDetails::with_retry_info(Some(round_up_ms(*retry_after)));
+                details.add_quota_failure_violation("caller", limit.as_str());
+                Status::with_error_details_and_metadata(self.code(), message, details, metadata)
+            }
+            _ => Status::new(self.code(), message),
+        }
     }
 
     /// A trailers-only gRPC response carrying this failure.
@@ -274,6 +343,11 @@ impl From<ComposeError> for Status {
     fn from(error: ComposeError) -> Self {
         error.to_status()
     }
+}
+
+/// `duration` rounded up to whole milliseconds, for messages and `RetryInfo`.
+fn round_up_ms(duration: Duration) -> Duration {
+    Duration::from_millis(duration.as_nanos().div_ceil(1_000_000) as u64)
 }
 
 /// ` at http://host:port` when the endpoint is known, for messages.

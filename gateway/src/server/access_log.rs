@@ -39,6 +39,8 @@ pub(crate) struct Entry {
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) method: String,
     pub(crate) trace_id: Option<String>,
+    /// Who the call was admitted as, when `[auth]` identified it.
+    pub(crate) consumer: Option<(Arc<str>, Option<Arc<str>>)>,
     pub(crate) upstream: Option<Arc<str>>,
     pub(crate) endpoint: Option<String>,
 }
@@ -125,6 +127,15 @@ impl AccessLog {
                 AccessLogField::Attempts => Value::from(ending.attempts),
                 AccessLogField::RequestBytes => Value::from(ending.request_bytes),
                 AccessLogField::ResponseBytes => Value::from(ending.response_bytes),
+                AccessLogField::Consumer => entry
+                    .consumer
+                    .as_ref()
+                    .map_or(Value::Null, |(consumer, _)| Value::from(&**consumer)),
+                AccessLogField::Plan => entry
+                    .consumer
+                    .as_ref()
+                    .and_then(|(_, plan)| plan.as_deref())
+                    .map_or(Value::Null, Value::from),
                 AccessLogField::TraceId => {
                     entry.trace_id.as_deref().map_or(Value::Null, Value::from)
                 }

@@ -56,6 +56,12 @@ pub enum GatewayError {
         service: String,
     },
     /// The span exporter could not be set up.
+    #[error("cannot set up access control: {reason}")]
+    Access {
+        /// What failed: a key set that does not load, a Redis URL that does not parse.
+        reason: String,
+    },
+    /// The tracer could not be started.
     #[error("cannot set up tracing: {reason}")]
     Tracing {
         /// What went wrong.

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use arc_swap::ArcSwap;
 
 use super::snapshot::Snapshot;
+use crate::access::{Peer, PeerIdentity};
 use super::tls::HANDSHAKE_TIMEOUT;
 use tokio_rustls::TlsAcceptor;
 
@@ -104,13 +105,19 @@ pub(crate) async fn serve(
         let current = Arc::clone(&current);
         // Each call takes the routing table in force when it arrives, so a long-lived
         // connection follows reloads.
-        let service = service_fn(move |request| {
-            Arc::clone(&current.load().router).handle(request, Some(peer))
-        });
+        let service = move |connection: Arc<Peer>| {
+            service_fn(move |request| {
+                Arc::clone(&current.load().router).handle(request, Arc::clone(&connection))
+            })
+        };
         let watcher = connections.watcher();
         let cut_signal = cut_signal.clone();
         match &tls {
             None => {
+                let service = service(Arc::new(Peer {
+                    addr: Some(peer),
+                    identity: None,
+                }));
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
@@ -135,6 +142,18 @@ pub(crate) async fn serve(
                         },
                         _ = cut.wait_for(|cut| *cut) => return,
                     };
+                    // Verified by rustls already; read once for every call on the connection.
+                    let identity = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| PeerIdentity::of_certificate(leaf))
+                        .map(Arc::new);
+                    let service = service(Arc::new(Peer {
+                        addr: Some(peer),
+                        identity,
+                    }));
                     let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();

@@ -249,7 +249,18 @@ impl GatewayBuilder {
             .into_iter()
             .map(|upstream| (upstream, 1))
             .collect();
-        let (snapshot, _) = base.assemble(self.config, 1, &built)?;
+        if let Some(metrics) = &base.recording {
+            metrics.limit_consumers(self.config.metrics.max_consumers);
+        }
+        let access = match &self.config.access {
+            Some(config) => Some(
+                crate::access::Access::new(config)
+                    .await
+                    .map_err(|reason| GatewayError::Access { reason })?,
+            ),
+            None => None,
+        };
+        let (snapshot, _) = base.assemble(self.config, 1, &built, access)?;
 
         let tls = match &snapshot.config.listener.tls {
             Some(config) => Some(tls::acceptor(config)?),

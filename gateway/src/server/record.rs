@@ -32,6 +32,8 @@ pub(crate) struct ServerCall {
     method: Arc<ServerMethod>,
     /// The client side of a pass-through call, recorded with the same status and duration.
     upstream: Option<Arc<ByStatus>>,
+    /// The caller's per-consumer series, once admitted as a consumer.
+    consumer: Option<Arc<ByStatus>>,
     own: Arc<OwnTime>,
     started: Instant,
     code: Option<Code>,
@@ -59,6 +61,7 @@ impl ServerCall {
         Self {
             method,
             upstream: None,
+            consumer: None,
             own: OwnTime::start(),
             started: Instant::now(),
             code: None,
@@ -92,6 +95,19 @@ impl ServerCall {
         self.upstream = upstream;
     }
 
+    /// Records the call as one by `consumer` (on `plan`) too, into `series`.
+    pub(crate) fn admitted_as(
+        &mut self,
+        consumer: &Arc<str>,
+        plan: Option<&Arc<str>>,
+        series: Option<Arc<ByStatus>>,
+    ) {
+        self.consumer = series;
+        if let Some(logged) = &mut self.log {
+            logged.entry.consumer = Some((Arc::clone(consumer), plan.cloned()));
+        }
+    }
+
     /// The edge call's waiting on downstreams, for the task that serves it.
     pub(crate) fn own_time(&self) -> Arc<OwnTime> {
         Arc::clone(&self.own)
@@ -117,6 +133,9 @@ impl Drop for ServerCall {
         self.method.own.observe_duration(self.own.own());
         if let Some(upstream) = &self.upstream {
             upstream.observe(code as i32, elapsed);
+        }
+        if let Some(consumer) = &self.consumer {
+            consumer.observe(code as i32, elapsed);
         }
         if let Some(span) = self.span.take() {
             span.finish(code, None);

@@ -93,7 +93,7 @@ impl Reloader {
     /// Reads the file again and applies it, or changes nothing and says why.
     pub(crate) async fn reload(&self) -> Result<Applied, ReloadError> {
         let _running = self.running.lock().await;
-        let result = self.try_reload();
+        let result = self.try_reload().await;
         match &result {
             Ok(applied) => {
                 self.applied.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +114,7 @@ impl Reloader {
         result
     }
 
-    fn try_reload(&self) -> Result<Applied, ReloadError> {
+    async fn try_reload(&self) -> Result<Applied, ReloadError> {
         let path = self.path.as_ref().ok_or(ReloadError::NoFile)?;
         let config = GatewayConfig::from_file(path)?;
         let current = self.current.load_full();
@@ -134,7 +134,19 @@ impl Reloader {
             return Err(ReloadError::NeedsRestart(fixed));
         }
         let generation = current.generation + 1;
-        let (snapshot, upstreams) = self.base.assemble(config, generation, &current.upstreams)?;
+        // Unchanged access settings keep their state (rate-limit buckets, fetched keys).
+        let access = match &config.access {
+            None => None,
+            Some(access) if config.access == running.access => current.router.access().cloned(),
+            Some(access) => Some(
+                crate::access::Access::new(access)
+                    .await
+                    .map_err(|reason| super::error::GatewayError::Access { reason })?,
+            ),
+        };
+        let (snapshot, upstreams) =
+            self.base
+                .assemble(config, generation, &current.upstreams, access)?;
         self.base.publish(&self.current, snapshot);
         Ok(Applied {
             generation,

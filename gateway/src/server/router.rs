@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -21,6 +20,7 @@ use tower::util::BoxCloneSyncService;
 use super::access_log::{self, AccessLog, Entry};
 use super::body::{CallLog, GatewayBody};
 use super::record::{EdgeBody, ServerCall};
+use crate::access::{Access, Caller, Peer};
 use crate::client::Upstream;
 use crate::grpc::body::CallerStream;
 use crate::grpc::headers::TRACEPARENT;
@@ -83,6 +83,10 @@ pub(super) struct Router {
     access_log: Option<Arc<AccessLog>>,
     /// The tracer, when calls are traced.
     tracing: Option<Arc<Tracing>>,
+    /// Authentication, policies and rate limits, with `[auth]` or `[rate_limits]`.
+    access: Option<Arc<Access>>,
+    /// Where per-consumer series are made, when calls are recorded.
+    metrics: Option<Metrics>,
 }
 
 /// The handles one method's calls are recorded into.
@@ -110,6 +114,8 @@ impl Default for Router {
             other: None,
             access_log: None,
             tracing: None,
+            access: None,
+            metrics: None,
         }
     }
 }
@@ -134,6 +140,7 @@ impl Router {
             })
             .collect();
         self.methods = methods;
+        self.metrics = Some(metrics.clone());
         self.web_methods = self.recorded(metrics, paths, PROTOCOL_GRPC_WEB);
         self.connect_methods = self.recorded(metrics, paths, PROTOCOL_CONNECT);
         self.other = Some(Arc::new(metrics.server_method(OTHER_METHOD, PROTOCOL_GRPC)));
@@ -191,6 +198,16 @@ impl Router {
     /// Serves HTTP/JSON requests by `routes`.
     pub(super) fn transcode_with(&mut self, routes: Arc<HttpRoutes>) {
         self.http = Some(routes);
+    }
+
+    /// The access checks in force, if any.
+    pub(super) fn access(&self) -> Option<&Arc<Access>> {
+        self.access.as_ref()
+    }
+
+    /// Admits every call through `access` before routing it.
+    pub(super) fn guard_with(&mut self, access: Arc<Access>) {
+        self.access = Some(access);
     }
 
     /// Traces every gRPC call with `tracing`.
@@ -270,9 +287,10 @@ impl Router {
     /// Answers one request received on the edge listener.
     pub(crate) async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
-        peer: Option<SocketAddr>,
+        mut request: Request<Incoming>,
+        peer: Arc<Peer>,
     ) -> Result<Response<EdgeBody>, Infallible> {
+        let peer = &*peer;
         // gRPC first: the pass-through hot path pays one content-type check, nothing more.
         if is_grpc(&request) {
             if request.version() < Version::HTTP_2 {
@@ -286,6 +304,11 @@ impl Router {
             return Ok(self
                 .call(recorded, request.map(CallerStream::from), peer)
                 .await);
+        }
+        if let Some(access) = &self.access
+            && let Some((parameter, header)) = access.key_query()
+        {
+            crate::access::key_from_query(&mut request, parameter, header);
         }
         if let Some(cors) = &self.cors
             && let Some(answer) = cors.preflight(request.method(), request.headers())
@@ -319,7 +342,7 @@ impl Router {
         &self,
         http: &HttpRoutes,
         request: Request<Incoming>,
-        peer: Option<SocketAddr>,
+        peer: &Peer,
     ) -> Response<EdgeBody> {
         let (request, reply) = match http.prepare(request).await {
             Prepared::Call { request, reply } => (request, reply),
@@ -340,7 +363,7 @@ impl Router {
         &self,
         request: Request<Incoming>,
         mode: WebMode,
-        peer: Option<SocketAddr>,
+        peer: &Peer,
     ) -> Response<EdgeBody> {
         let call = match grpc_web::request(request, mode, self.max_request_bytes).await {
             Ok(call) => call,
@@ -356,7 +379,7 @@ impl Router {
         &self,
         request: Request<Incoming>,
         call: ConnectCall,
-        peer: Option<SocketAddr>,
+        peer: &Peer,
     ) -> Response<EdgeBody> {
         let (grpc, reply) =
             match connect::request(request, call, &self.connect, self.max_request_bytes).await {
@@ -374,13 +397,25 @@ impl Router {
     }
 
     /// Routes one gRPC call (from the wire or transcoded), recording it into `recorded` (or
-    /// `_OTHER`), with its trace scope and access-log line.
+    /// `_OTHER`), with its trace scope and access-log line. With `[auth]`, the call is admitted
+    /// (or refused) first, before anything is sent anywhere.
     async fn call(
         &self,
         recorded: Option<&Recorded>,
-        request: Request<CallerStream>,
-        peer: Option<SocketAddr>,
+        mut request: Request<CallerStream>,
+        peer: &Peer,
     ) -> Response<EdgeBody> {
+        let admitted = match &self.access {
+            None => Ok(None),
+            Some(access) => {
+                let (mut parts, body) = request.into_parts();
+                let admitted = access
+                    .admit(parts.uri.path(), &mut parts.headers, peer)
+                    .await;
+                request = Request::from_parts(parts, body);
+                admitted
+            }
+        };
         let path = request.uri().path();
         let (server, client) = match (recorded, &self.other) {
             (Some(recorded), _) => (&recorded.server, recorded.client.clone()),
@@ -388,9 +423,12 @@ impl Router {
             (None, Some(other)) => (other, self.upstream_calls(path)),
             (None, None) => {
                 // Nothing recorded; a caller's trace context still reaches typed calls.
-                let scope = Scope::server(None, request.headers(), "", peer).map(|(s, _)| s);
+                let scope = Scope::server(None, request.headers(), "", peer.addr).map(|(s, _)| s);
                 let request = request.map(|body| MeteredBody::new(body, None));
-                let response = Scope::run(scope, self.route(request)).await;
+                let response = match admitted {
+                    Ok(caller) => Scope::run(scope, self.route(with_caller(request, caller))).await,
+                    Err(refusal) => refusal.into_response(),
+                };
                 return response.map(EdgeBody::plain);
             }
         };
@@ -400,7 +438,7 @@ impl Router {
             self.tracing.as_ref(),
             request.headers(),
             path.trim_start_matches('/'),
-            peer,
+            peer.addr,
         )
         .unzip();
         call.traced(span.flatten());
@@ -413,17 +451,35 @@ impl Router {
                 .map(str::to_owned);
             let entry = Entry {
                 started: SystemTime::now(),
-                peer,
+                peer: peer.addr,
                 method: path.to_owned(),
                 trace_id,
+                consumer: None,
                 upstream: None,
                 endpoint: None,
             };
             call.log_to(Arc::clone(log), entry)
         });
+        let caller = match admitted {
+            Ok(caller) => caller,
+            Err(refusal) => {
+                tracing::debug!(path, %refusal, "call refused");
+                let (head, body) = refusal.into_response::<GatewayBody>().into_parts();
+                let body = EdgeBody::recorded(&head.headers, body, call);
+                return Response::from_parts(head, body);
+            }
+        };
+        if let Some(caller) = &caller {
+            let series = self.metrics.as_ref().map(|metrics| {
+                let api = service_of(path).unwrap_or(path);
+                metrics.consumer_calls(&caller.consumer, caller.plan.as_ref(), api)
+            });
+            call.admitted_as(&caller.consumer, caller.plan.as_ref(), series);
+        }
         let histogram = server.request_size.clone();
         let request =
             request.map(|body| MeteredBody::new(body, Some(histogram)).counting(request_bytes));
+        let request = with_caller(request, caller);
         let response =
             Scope::run(scope, OwnTime::scope(call.own_time(), self.route(request))).await;
         let (head, body) = response.into_parts();
@@ -482,6 +538,14 @@ impl Router {
             }
         }
     }
+}
+
+/// `request`, carrying `caller` in its extensions for the handler that serves it.
+fn with_caller<B>(mut request: Request<B>, caller: Option<Caller>) -> Request<B> {
+    if let Some(caller) = caller {
+        request.extensions_mut().insert(caller);
+    }
+    request
 }
 
 /// The service part of `/package.Service/Method`, if the path has that shape.

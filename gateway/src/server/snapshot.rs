@@ -15,6 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::access::Access;
+
 use arc_swap::ArcSwap;
 use prost::Message;
 use prost_types::FileDescriptorSet;
@@ -108,6 +110,7 @@ impl Base {
         config: GatewayConfig,
         generation: u64,
         previous: &[(Arc<Upstream>, u64)],
+        access: Option<Arc<Access>>,
     ) -> Result<(Snapshot, UpstreamChanges), GatewayError> {
         if let Some(service) = self
             .required
@@ -243,6 +246,9 @@ impl Base {
         }
         if let Some(tracing) = &self.tracing {
             router.trace_with(Arc::clone(tracing));
+        }
+        if let Some(access) = access {
+            router.guard_with(access);
         }
         let watched = self.watched(&router, &downstreams);
         let snapshot = Snapshot {

@@ -20,6 +20,7 @@
 //!
 //! Per-consumer or per-peer values never become labels: they would make the series unbounded.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -236,7 +237,30 @@ pub(crate) struct Metrics {
     attempt_duration: Histograms,
     server_own: Histograms,
     step_duration: Histograms,
+    consumers: Arc<ConsumerCalls>,
 }
+
+/// Per-consumer series (`mosaic_consumer_call_duration_seconds`), made as consumers appear:
+/// the first `max` consumers get their own, every later one is counted as `other`.
+struct ConsumerCalls {
+    family: Histograms,
+    max: std::sync::atomic::AtomicUsize,
+    series: std::sync::Mutex<ConsumerSeries>,
+}
+
+#[derive(Default)]
+struct ConsumerSeries {
+    /// By consumer, plan and API (the gRPC service).
+    by_key: HashMap<(Arc<str>, Option<Arc<str>>, Arc<str>), Arc<ByStatus>>,
+    /// Consumers that have their own series.
+    named: std::collections::HashSet<Arc<str>>,
+}
+
+/// Consumers given their own series when `[metrics] max_consumers` is not set.
+pub const DEFAULT_MAX_CONSUMERS: usize = 100;
+
+/// The label of consumers beyond `max_consumers`.
+pub(crate) const OTHER_CONSUMER: &str = "other";
 
 /// Histograms of one label set, one per gRPC status, each created when its status first occurs
 /// (so a scrape shows only the statuses seen, and recording never looks anything up).
@@ -274,7 +298,19 @@ impl Metrics {
             attempt_duration: Family::new_with_constructor(duration_histogram),
             server_own: Family::new_with_constructor(duration_histogram),
             step_duration: Family::new_with_constructor(duration_histogram),
+            consumers: Arc::new(ConsumerCalls {
+                family: Family::new_with_constructor(duration_histogram),
+                max: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_CONSUMERS),
+                series: Default::default(),
+            }),
         };
+        registry.register_with_unit(
+            "mosaic_consumer_call_duration",
+            "Duration of admitted edge calls by consumer, plan, API (gRPC service) and status; \
+             consumers beyond metrics.max_consumers are counted as `other`",
+            Unit::Seconds,
+            metrics.consumers.family.clone(),
+        );
         registry.register_with_unit(
             "rpc_server_call_duration",
             "Duration of edge calls answered by the gateway, by method and status",
@@ -343,6 +379,48 @@ impl Metrics {
             response_size: self.server_response_size.get_or_create_owned(&labels),
             own: self.server_own.get_or_create_owned(&labels),
         }
+    }
+
+    /// Gives at most `max` consumers their own series.
+    pub(crate) fn limit_consumers(&self, max: usize) {
+        self.consumers
+            .max
+            .store(max, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Handles for calls by `consumer` on `plan` to the API `api`.
+    pub(crate) fn consumer_calls(
+        &self,
+        consumer: &Arc<str>,
+        plan: Option<&Arc<str>>,
+        api: &str,
+    ) -> Arc<ByStatus> {
+        let calls = &self.consumers;
+        let mut series = calls
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let max = calls.max.load(std::sync::atomic::Ordering::Relaxed);
+        let (consumer, plan) = if series.named.contains(consumer) {
+            (Arc::clone(consumer), plan.cloned())
+        } else if series.named.len() < max {
+            series.named.insert(Arc::clone(consumer));
+            (Arc::clone(consumer), plan.cloned())
+        } else {
+            (Arc::from(OTHER_CONSUMER), None)
+        };
+        let key = (consumer, plan, Arc::from(api));
+        if let Some(found) = series.by_key.get(&key) {
+            return Arc::clone(found);
+        }
+        let labels: Labels = vec![
+            ("consumer", Arc::clone(&key.0)),
+            ("plan", key.1.clone().unwrap_or_else(|| Arc::from(""))),
+            ("api", Arc::clone(&key.2)),
+        ];
+        let made = Arc::new(ByStatus::new(calls.family.clone(), labels));
+        series.by_key.insert(key, Arc::clone(&made));
+        made
     }
 
     /// Handles for the call step `step` of the edge method `method`.
