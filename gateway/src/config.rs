@@ -100,6 +100,11 @@ use tonic::Code;
 mod access;
 mod edge;
 
+/// `[auth]` and `[rate_limits]`, validated.
+pub use crate::access::{
+    AccessConfig, ApiKey, ApiKeysConfig, JwtConfig, KeySource, LimitStore, OnRedisError, Policy,
+    Rate, RateLimitsConfig, RedisConfig, Scheme,
+};
 use crate::resilience::policy::MAX_ATTEMPTS;
 /// The typed policy an upstream's section is validated into.
 pub use crate::resilience::policy::{
@@ -110,11 +115,6 @@ pub use crate::resilience::policy::{
 pub use crate::telemetry::trace::TracingConfig;
 /// `[logging]`, validated.
 pub use crate::telemetry::{LogFormat, LoggingConfig};
-/// `[auth]` and `[rate_limits]`, validated.
-pub use crate::access::{
-    AccessConfig, ApiKey, ApiKeysConfig, JwtConfig, KeySource, LimitStore, OnRedisError, Policy,
-    Rate, RateLimitsConfig, RedisConfig, Scheme,
-};
 /// `[http]`, validated.
 pub use crate::transcode::{CorsConfig, HttpConfig, JsonOptions};
 
@@ -1120,7 +1120,9 @@ impl RawConfig {
                 .unwrap_or(true),
             max_consumers: problems.bounded(
                 "metrics.max_consumers",
-                self.metrics.as_ref().and_then(|metrics| metrics.max_consumers),
+                self.metrics
+                    .as_ref()
+                    .and_then(|metrics| metrics.max_consumers),
                 0..=10_000,
                 DEFAULT_MAX_CONSUMERS as u32,
             ) as usize,

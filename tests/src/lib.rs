@@ -26,6 +26,7 @@ pub mod otlp;
 pub mod raw;
 pub mod recorder;
 pub mod scrape;
+pub mod tokens;
 
 /// The demo services and a gateway routing to them.
 pub struct Stack {

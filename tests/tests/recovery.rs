@@ -138,7 +138,7 @@ async fn at_the_callers_deadline_the_gateway_answers_deadline_exceeded_itself() 
     tokio::time::sleep(Duration::from_millis(50)).await;
     let journal = inventory.faults().take_journal();
     assert_eq!(journal.len(), 1, "{journal:?}");
-    let call = journal[0];
+    let call = &journal[0];
     assert!(
         call.ended - call.received < Duration::from_millis(150),
         "the downstream call was cancelled: {call:?}"

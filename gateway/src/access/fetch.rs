@@ -25,7 +25,12 @@ pub(crate) async fn get(
 ) -> Result<Vec<u8>, String> {
     tokio::time::timeout(timeout, exchange(url, ca, max_bytes))
         .await
-        .map_err(|_| format!("GET {url} took longer than {}", humantime::format_duration(timeout)))?
+        .map_err(|_| {
+            format!(
+                "GET {url} took longer than {}",
+                humantime::format_duration(timeout)
+            )
+        })?
 }
 
 async fn exchange(url: &Uri, ca: Option<&Path>, max_bytes: usize) -> Result<Vec<u8>, String> {
@@ -112,9 +117,5 @@ fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|error| error.to_string())
-        .map(|builder| {
-            builder
-                .with_root_certificates(roots)
-                .with_no_client_auth()
-        })
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
 }

@@ -72,7 +72,8 @@ pub enum KeySource {
 
 /// The algorithms accepted when `algorithms` is not set: the asymmetric ones. HMAC needs a
 /// shared secret, so it is accepted only when named.
-pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
 /// Why a token was refused: said to the caller, so never a token's content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,12 +159,12 @@ impl KeySet {
     fn find(&self, kid: Option<&str>) -> Result<&Arc<Key>, TokenError> {
         match kid {
             Some(kid) => self.by_id.get(kid).ok_or(TokenError::UnknownKey),
-            None if self.len() == 1 => Ok(self
+            None if self.len() == 1 => self
                 .by_id
                 .values()
                 .chain(&self.anonymous)
                 .next()
-                .expect("one key")),
+                .ok_or(TokenError::NoKeyId),
             None => Err(TokenError::NoKeyId),
         }
     }
@@ -257,7 +258,9 @@ impl Verifier {
             let mut tick = tokio::time::interval_at(Instant::now() + period, period);
             loop {
                 tick.tick().await;
-                let Some(verifier) = weak.upgrade() else { return };
+                let Some(verifier) = weak.upgrade() else {
+                    return;
+                };
                 verifier.refresh().await;
             }
         });
@@ -363,7 +366,10 @@ impl Verifier {
     }
 
     /// The consumer a token's claims name, and its plan.
-    pub(crate) fn consumer_of(&self, claims: &Claims) -> Result<(String, Option<String>), TokenError> {
+    pub(crate) fn consumer_of(
+        &self,
+        claims: &Claims,
+    ) -> Result<(String, Option<String>), TokenError> {
         let claim = &self.config.consumer_claim;
         let consumer = match claims.get(claim) {
             Some(Value::String(name)) if !name.is_empty() => name.clone(),

@@ -53,11 +53,14 @@ pub(crate) struct KeyOwner {
     pub(crate) plan: Option<Arc<str>>,
 }
 
+/// A stored digest and whose key it is.
+type Stored = ([u8; 32], Arc<KeyOwner>);
+
 /// The known keys.
 #[derive(Debug, Default)]
 pub(crate) struct KeyStore {
     /// By the first 8 bytes of the digest; each entry keeps the whole digest.
-    by_prefix: HashMap<[u8; 8], Vec<([u8; 32], Arc<KeyOwner>)>>,
+    by_prefix: HashMap<[u8; 8], Vec<Stored>>,
 }
 
 impl KeyStore {
@@ -129,9 +132,17 @@ mod tests {
     #[test]
     fn digests_are_checked_when_read() {
         assert!(ApiKey::parse_digest("abc").unwrap_err().contains("sha256:"));
-        assert!(ApiKey::parse_digest("sha256:00").unwrap_err().contains("64 hex"));
+        assert!(
+            ApiKey::parse_digest("sha256:00")
+                .unwrap_err()
+                .contains("64 hex")
+        );
         let bad = format!("sha256:{}", "g".repeat(64));
-        assert!(ApiKey::parse_digest(&bad).unwrap_err().contains("hex digit"));
+        assert!(
+            ApiKey::parse_digest(&bad)
+                .unwrap_err()
+                .contains("hex digit")
+        );
         assert_eq!(
             digest_of(""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -55,13 +55,19 @@ impl Rate {
     }
 
     fn quota(&self) -> Quota {
+        // The interval is at least 1 ns and the burst at least 1, so neither falls back.
+        let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
         Quota::with_period(self.interval())
-            .expect("a positive interval")
-            .allow_burst(NonZeroU32::new(self.burst.max(1)).expect("at least one"))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+            .allow_burst(burst)
     }
 
     fn describe(&self) -> String {
-        format!("{} calls per {}", self.calls, humantime::format_duration(self.per))
+        format!(
+            "{} calls per {}",
+            self.calls,
+            humantime::format_duration(self.per)
+        )
     }
 }
 
@@ -193,23 +199,14 @@ impl Limits {
             .methods
             .iter()
             .map(|(name, rate)| {
-                let limit = Limit::new(
-                    format!("method:{name}"),
-                    format!("`{name}`"),
-                    *rate,
-                    &clock,
-                );
+                let limit =
+                    Limit::new(format!("method:{name}"), format!("`{name}`"), *rate, &clock);
                 (name.as_str().into(), limit)
             })
             .collect();
-        let anonymous = config.anonymous.map(|rate| {
-            Limit::new(
-                "anonymous".into(),
-                "anonymous callers".into(),
-                rate,
-                &clock,
-            )
-        });
+        let anonymous = config
+            .anonymous
+            .map(|rate| Limit::new("anonymous".into(), "anonymous callers".into(), rate, &clock));
         let redis = match &config.store {
             LimitStore::Local => None,
             LimitStore::Redis(redis) => Some(Arc::new(Redis::new(redis)?)),
@@ -257,15 +254,17 @@ impl Limits {
 
     async fn check_one(&self, limit: &Limit, subject: &Arc<str>) -> Result<(), Refused> {
         let Some(redis) = &self.redis else {
-            return limit.check_local(subject, &self.clock).map_err(Refused::Exceeded);
+            return limit
+                .check_local(subject, &self.clock)
+                .map_err(Refused::Exceeded);
         };
         match redis.check(&limit.id, subject, limit.rate).await {
             Ok(None) => Ok(()),
             Ok(Some(retry_after)) => Err(Refused::Exceeded(limit.exceeded(retry_after))),
             Err(error) => match redis.on_error {
-                OnRedisError::Local => {
-                    limit.check_local(subject, &self.clock).map_err(Refused::Exceeded)
-                }
+                OnRedisError::Local => limit
+                    .check_local(subject, &self.clock)
+                    .map_err(Refused::Exceeded),
                 OnRedisError::Refuse => Err(Refused::StoreUnavailable(error)),
             },
         }
@@ -470,7 +469,10 @@ mod tests {
         }
         assert!(limits.check("/a.S/M", Some(&alice), None).await.is_err());
         assert!(limits.check("/b.S/Y", Some(&alice), None).await.is_err());
-        limits.check("/a.S/Other", Some(&alice), None).await.unwrap();
+        limits
+            .check("/a.S/Other", Some(&alice), None)
+            .await
+            .unwrap();
         let one: IpAddr = "192.0.2.1".parse().unwrap();
         let two_ip: IpAddr = "192.0.2.2".parse().unwrap();
         limits.check("/c.S/M", None, Some(one)).await.unwrap();

@@ -199,39 +199,52 @@ impl Access {
     }
 
     /// Admits the call to `path` or says why not; on admission the credentials are removed
-    /// from `headers` (unless forwarded) and the forwarded claims added.
+    /// from `headers` (unless forwarded) and the forwarded claims added. The caller comes
+    /// back with a refusal too once it is known (a consumer over its limit), so analytics can
+    /// count the refusal against it.
     pub(crate) async fn admit(
         &self,
         path: &str,
         headers: &mut HeaderMap,
         peer: &Peer,
-    ) -> Result<Option<Caller>, LocalError> {
+    ) -> (Option<Caller>, Result<(), LocalError>) {
         let policy = self.policies.of(path);
         let accepted: &[Scheme] = if policy.schemes.is_empty() {
             &self.configured
         } else {
             &policy.schemes
         };
-        let caller = self.authenticate(accepted, headers, peer).await?;
+        let caller = match self.authenticate(accepted, headers, peer).await {
+            Ok(caller) => caller,
+            Err(refusal) => return (None, Err(refusal)),
+        };
         match &caller {
             None if !policy.public => {
-                return Err(LocalError::Unauthenticated {
-                    reason: format!("missing credentials: this method needs {}", needs(accepted, self)),
+                let refusal = LocalError::Unauthenticated {
+                    reason: format!(
+                        "missing credentials: this method needs {}",
+                        needs(accepted, self)
+                    ),
                     challenge: self.challenge(accepted, None),
-                });
+                };
+                return (None, Err(refusal));
             }
             Some(caller) => {
                 if let Some(reason) = policy.refuse(caller) {
-                    return Err(LocalError::PermissionDenied { reason });
+                    return (
+                        Some(caller.clone()),
+                        Err(LocalError::PermissionDenied { reason }),
+                    );
                 }
             }
             None => {}
         }
         if let Some(limits) = &self.limits {
-            limits
+            let checked = limits
                 .check(path, caller.as_ref(), peer.addr.map(|a| a.ip()))
-                .await
-                .map_err(|refused| match refused {
+                .await;
+            if let Err(refused) = checked {
+                let refusal = match refused {
                     limits::Refused::Exceeded(exceeded) => LocalError::RateLimited {
                         limit: exceeded.limit,
                         quota: exceeded.quota,
@@ -240,7 +253,9 @@ impl Access {
                     limits::Refused::StoreUnavailable(reason) => {
                         LocalError::LimitStoreUnavailable { reason }
                     }
-                })?;
+                };
+                return (caller, Err(refusal));
+            }
         }
         if !self.forward_credentials {
             if self.jwt.is_some() {
@@ -253,7 +268,7 @@ impl Access {
         if let Some(caller) = &caller {
             self.forward(caller, headers);
         }
-        Ok(caller)
+        (caller, Ok(()))
     }
 
     /// The caller the first accepted credential present names; `None` when none is present.
@@ -355,7 +370,11 @@ impl Access {
 /// so the key is checked like any other and the transcoder never sees it as a field. A key
 /// header already present wins; a key that does not decode is left for the header check to
 /// miss (and the call to be refused as unauthenticated).
-pub(crate) fn key_from_query<B>(request: &mut http::Request<B>, parameter: &str, header: &HeaderName) {
+pub(crate) fn key_from_query<B>(
+    request: &mut http::Request<B>,
+    parameter: &str,
+    header: &HeaderName,
+) {
     let Some(query) = request.uri().query() else {
         return;
     };
@@ -463,7 +482,9 @@ mod tests {
         assert_eq!(request.uri().to_string(), "/v1/users/7?view=full");
         assert_eq!(request.headers()["x-api-key"], "k+1");
 
-        let mut only = http::Request::get("/v1/users/7?api_key=k1").body(()).unwrap();
+        let mut only = http::Request::get("/v1/users/7?api_key=k1")
+            .body(())
+            .unwrap();
         only.headers_mut()
             .insert("x-api-key", HeaderValue::from_static("from-header"));
         key_from_query(&mut only, "api_key", &header);

@@ -128,7 +128,7 @@ impl Policy {
                     .any(|item| item.as_str().is_some_and(|t| values.iter().any(|v| v == t))),
                 Some(other @ (Value::Number(_) | Value::Bool(_))) => {
                     let text = other.to_string();
-                    values.iter().any(|v| *v == text)
+                    values.contains(&text)
                 }
                 _ => false,
             };
@@ -283,12 +283,22 @@ mod tests {
             "the token's `tenant` claim is not one of `acme`, `globex`"
         );
         let plan = caller(serde_json::json!({}), Some("free"));
-        assert!(policy.refuse(&plan).unwrap().contains("needs the plan `gold`"));
+        assert!(
+            policy
+                .refuse(&plan)
+                .unwrap()
+                .contains("needs the plan `gold`")
+        );
         let keyed = Caller {
             scheme: Scheme::ApiKey,
             claims: None,
             ..caller(serde_json::json!({}), Some("gold"))
         };
-        assert!(policy.refuse(&keyed).unwrap().contains("authenticated by api_key"));
+        assert!(
+            policy
+                .refuse(&keyed)
+                .unwrap()
+                .contains("authenticated by api_key")
+        );
     }
 }

@@ -248,23 +248,25 @@ pub(super) fn access(
     let forward_claims = auth
         .forward_claims
         .iter()
-        .filter_map(|(claim, header)| match HeaderName::try_from(header.as_str()) {
-            Ok(name) if !name.as_str().starts_with("grpc-") => Some((claim.clone(), name)),
-            Ok(_) => {
-                problems.push(
-                    format!("auth.forward_claims.{claim}"),
-                    "`grpc-` headers are reserved by gRPC",
-                );
-                None
-            }
-            Err(_) => {
-                problems.push(
-                    format!("auth.forward_claims.{claim}"),
-                    format!("`{header}` is not a valid header name"),
-                );
-                None
-            }
-        })
+        .filter_map(
+            |(claim, header)| match HeaderName::try_from(header.as_str()) {
+                Ok(name) if !name.as_str().starts_with("grpc-") => Some((claim.clone(), name)),
+                Ok(_) => {
+                    problems.push(
+                        format!("auth.forward_claims.{claim}"),
+                        "`grpc-` headers are reserved by gRPC",
+                    );
+                    None
+                }
+                Err(_) => {
+                    problems.push(
+                        format!("auth.forward_claims.{claim}"),
+                        format!("`{header}` is not a valid header name"),
+                    );
+                    None
+                }
+            },
+        )
         .collect();
     Some(AccessConfig {
         api_keys,
@@ -287,7 +289,10 @@ fn api_keys(raw: &RawApiKeys, problems: &mut Problems) -> ApiKeysConfig {
     let header = match raw.header.as_deref() {
         None => HeaderName::from_static(DEFAULT_KEY_HEADER),
         Some(name) => HeaderName::try_from(name).unwrap_or_else(|_| {
-            problems.push("auth.api_keys.header", format!("`{name}` is not a header name"));
+            problems.push(
+                "auth.api_keys.header",
+                format!("`{name}` is not a header name"),
+            );
             HeaderName::from_static(DEFAULT_KEY_HEADER)
         }),
     };
@@ -298,19 +303,19 @@ fn api_keys(raw: &RawApiKeys, problems: &mut Problems) -> ApiKeysConfig {
         );
     }
     let mut keys = Vec::new();
-    let mut add = |key: String, raw: &RawKey, problems: &mut Problems| {
-        match ApiKey::parse_digest(&raw.hash) {
-            Ok(digest) if raw.consumer.is_empty() => {
-                let _ = digest;
-                problems.push(format!("{key}.consumer"), "must name the key's consumer");
-            }
-            Ok(digest) => keys.push(ApiKey {
-                digest,
-                consumer: raw.consumer.clone(),
-                plan: raw.plan.clone(),
-            }),
-            Err(message) => problems.push(format!("{key}.hash"), message),
+    let mut add = |key: String, raw: &RawKey, problems: &mut Problems| match ApiKey::parse_digest(
+        &raw.hash,
+    ) {
+        Ok(digest) if raw.consumer.is_empty() => {
+            let _ = digest;
+            problems.push(format!("{key}.consumer"), "must name the key's consumer");
         }
+        Ok(digest) => keys.push(ApiKey {
+            digest,
+            consumer: raw.consumer.clone(),
+            plan: raw.plan.clone(),
+        }),
+        Err(message) => problems.push(format!("{key}.hash"), message),
     };
     for (i, key) in raw.keys.iter().enumerate() {
         add(format!("auth.api_keys.keys[{i}]"), key, problems);
@@ -345,14 +350,19 @@ fn jwt(raw: &RawJwt, problems: &mut Problems) -> Option<JwtConfig> {
     let keys = match (&raw.jwks_file, &raw.jwks_url) {
         (Some(file), None) => Some(KeySource::File(file.clone())),
         (None, Some(url)) => match url.parse::<Uri>() {
-            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() =>
+            {
                 Some(KeySource::Url {
                     url: uri,
                     ca: raw.jwks_ca.clone(),
                 })
             }
             _ => {
-                problems.push("auth.jwt.jwks_url", format!("`{url}` is not an http(s) URL"));
+                problems.push(
+                    "auth.jwt.jwks_url",
+                    format!("`{url}` is not an http(s) URL"),
+                );
                 None
             }
         },
@@ -435,7 +445,11 @@ fn policy(
             Some(scheme) => {
                 problems.push(
                     format!("{key}.schemes[{i}]"),
-                    format!("`{}` is not configured; add `[auth.{}]`", scheme.name(), scheme.name()),
+                    format!(
+                        "`{}` is not configured; add `[auth.{}]`",
+                        scheme.name(),
+                        scheme.name()
+                    ),
                 );
                 None
             }
@@ -513,7 +527,10 @@ fn rate_limits(raw: &RawRateLimits, problems: &mut Problems) -> RateLimitsConfig
                         Duration::from_millis(50),
                     ),
                     on_error,
-                    key_prefix: redis.key_prefix.clone().unwrap_or_else(|| "mosaic:rl".into()),
+                    key_prefix: redis
+                        .key_prefix
+                        .clone()
+                        .unwrap_or_else(|| "mosaic:rl".into()),
                 })
             }
         },
@@ -530,7 +547,11 @@ fn rate_limits(raw: &RawRateLimits, problems: &mut Problems) -> RateLimitsConfig
             problems.push(format!("{key}.rate"), "must be at least 1 call");
             return None;
         }
-        let per = problems.duration(&format!("{key}.per"), raw.per.as_deref(), Duration::from_secs(1));
+        let per = problems.duration(
+            &format!("{key}.per"),
+            raw.per.as_deref(),
+            Duration::from_secs(1),
+        );
         let burst = raw.burst.unwrap_or(raw.rate);
         if burst == 0 {
             problems.push(format!("{key}.burst"), "must be at least 1 call");
@@ -545,7 +566,12 @@ fn rate_limits(raw: &RawRateLimits, problems: &mut Problems) -> RateLimitsConfig
     let plans = raw
         .plans
         .iter()
-        .filter_map(|(plan, raw)| Some((plan.clone(), rate(format!("rate_limits.plans.{plan}"), raw, problems)?)))
+        .filter_map(|(plan, raw)| {
+            Some((
+                plan.clone(),
+                rate(format!("rate_limits.plans.{plan}"), raw, problems)?,
+            ))
+        })
         .collect();
     let methods = raw
         .methods

@@ -250,7 +250,8 @@ impl LocalError {
                 ..
             } => {
                 let mut status = Status::new(self.code(), message);
-                if let Ok(value) = tonic::metadata::AsciiMetadataValue::try_from(challenge.as_bytes())
+                if let Ok(value) =
+                    tonic::metadata::AsciiMetadataValue::try_from(challenge.as_bytes())
                 {
                     status.metadata_mut().insert("www-authenticate", value);
                 }

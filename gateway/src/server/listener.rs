@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use arc_swap::ArcSwap;
 
 use super::snapshot::Snapshot;
-use crate::access::{Peer, PeerIdentity};
 use super::tls::HANDSHAKE_TIMEOUT;
+use crate::access::{Peer, PeerIdentity};
 use tokio_rustls::TlsAcceptor;
 
 /// Serves one connection until it ends or is cut at the drain timeout.

@@ -405,8 +405,8 @@ impl Router {
         mut request: Request<CallerStream>,
         peer: &Peer,
     ) -> Response<EdgeBody> {
-        let admitted = match &self.access {
-            None => Ok(None),
+        let (caller, admitted) = match &self.access {
+            None => (None, Ok(())),
             Some(access) => {
                 let (mut parts, body) = request.into_parts();
                 let admitted = access
@@ -426,7 +426,7 @@ impl Router {
                 let scope = Scope::server(None, request.headers(), "", peer.addr).map(|(s, _)| s);
                 let request = request.map(|body| MeteredBody::new(body, None));
                 let response = match admitted {
-                    Ok(caller) => Scope::run(scope, self.route(with_caller(request, caller))).await,
+                    Ok(()) => Scope::run(scope, self.route(with_caller(request, caller))).await,
                     Err(refusal) => refusal.into_response(),
                 };
                 return response.map(EdgeBody::plain);
@@ -460,21 +460,18 @@ impl Router {
             };
             call.log_to(Arc::clone(log), entry)
         });
-        let caller = match admitted {
-            Ok(caller) => caller,
-            Err(refusal) => {
-                tracing::debug!(path, %refusal, "call refused");
-                let (head, body) = refusal.into_response::<GatewayBody>().into_parts();
-                let body = EdgeBody::recorded(&head.headers, body, call);
-                return Response::from_parts(head, body);
-            }
-        };
         if let Some(caller) = &caller {
             let series = self.metrics.as_ref().map(|metrics| {
                 let api = service_of(path).unwrap_or(path);
                 metrics.consumer_calls(&caller.consumer, caller.plan.as_ref(), api)
             });
             call.admitted_as(&caller.consumer, caller.plan.as_ref(), series);
+        }
+        if let Err(refusal) = admitted {
+            tracing::debug!(path, %refusal, "call refused");
+            let (head, body) = refusal.into_response::<GatewayBody>().into_parts();
+            let body = EdgeBody::recorded(&head.headers, body, call);
+            return Response::from_parts(head, body);
         }
         let histogram = server.request_size.clone();
         let request =

@@ -248,10 +248,13 @@ struct ConsumerCalls {
     series: std::sync::Mutex<ConsumerSeries>,
 }
 
+/// Consumer, plan, API.
+type ConsumerKey = (Arc<str>, Option<Arc<str>>, Arc<str>);
+
 #[derive(Default)]
 struct ConsumerSeries {
     /// By consumer, plan and API (the gRPC service).
-    by_key: HashMap<(Arc<str>, Option<Arc<str>>, Arc<str>), Arc<ByStatus>>,
+    by_key: HashMap<ConsumerKey, Arc<ByStatus>>,
     /// Consumers that have their own series.
     named: std::collections::HashSet<Arc<str>>,
 }

@@ -68,7 +68,11 @@ async fn verifier_with(algorithms: Vec<Algorithm>, extra: Vec<Value>) -> Arc<Ver
         jwk(ED, Algorithm::EdDSA, "ed"),
     ];
     keys.extend(extra);
-    let dir = std::env::temp_dir().join(format!("mosaic-jwks-{}-{}", std::process::id(), rand::random::<u64>()));
+    let dir = std::env::temp_dir().join(format!(
+        "mosaic-jwks-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("jwks.json");
     std::fs::write(&path, json!({ "keys": keys }).to_string()).unwrap();
@@ -90,7 +94,10 @@ async fn rs256_es256_and_eddsa_tokens_are_accepted() {
         (ED, Algorithm::EdDSA, "ed"),
     ] {
         let token = sign(&claims(), pem, alg, Some(kid));
-        let claims = verifier.verify(&token).await.unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        let claims = verifier
+            .verify(&token)
+            .await
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
         assert_eq!(claims["sub"], "alice");
         assert_eq!(
             verifier.consumer_of(&claims).unwrap(),
@@ -108,10 +115,19 @@ async fn registered_claims_are_enforced() {
         sign(&claims, RSA, Algorithm::RS256, Some("rsa"))
     };
     let cases: Vec<(String, TokenError)> = vec![
-        (with(&|c| c["exp"] = json!(now() - 120)), TokenError::Expired),
-        (with(&|c| c["nbf"] = json!(now() + 120)), TokenError::NotYetValid),
+        (
+            with(&|c| c["exp"] = json!(now() - 120)),
+            TokenError::Expired,
+        ),
+        (
+            with(&|c| c["nbf"] = json!(now() + 120)),
+            TokenError::NotYetValid,
+        ),
         (with(&|c| c["aud"] = json!("billing")), TokenError::Audience),
-        (with(&|c| c["iss"] = json!("https://evil.test")), TokenError::Issuer),
+        (
+            with(&|c| c["iss"] = json!("https://evil.test")),
+            TokenError::Issuer,
+        ),
         (
             with(&|c| {
                 c.as_object_mut().unwrap().remove("exp");
@@ -125,8 +141,14 @@ async fn registered_claims_are_enforced() {
             TokenError::MissingClaim("aud".into()),
         ),
         // GHSA-h395-gr6q-cpjc: an `exp` of the wrong type must not skip the check.
-        (with(&|c| c["exp"] = json!("99999999999")), TokenError::MissingClaim("exp".into())),
-        (with(&|c| c["nbf"] = json!(format!("{}", now() + 3600))), TokenError::ClaimType("nbf".into())),
+        (
+            with(&|c| c["exp"] = json!("99999999999")),
+            TokenError::MissingClaim("exp".into()),
+        ),
+        (
+            with(&|c| c["nbf"] = json!(format!("{}", now() + 3600))),
+            TokenError::ClaimType("nbf".into()),
+        ),
     ];
     for (token, expected) in cases {
         assert_eq!(verifier.verify(&token).await.unwrap_err(), expected);
@@ -142,7 +164,10 @@ async fn none_and_confused_algorithms_are_refused() {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let body = URL_SAFE_NO_PAD.encode(claims().to_string());
     assert_eq!(
-        verifier.verify(&format!("{header}.{body}.")).await.unwrap_err(),
+        verifier
+            .verify(&format!("{header}.{body}."))
+            .await
+            .unwrap_err(),
         TokenError::Algorithm
     );
     // HS256 with the RSA key's public half as the secret: HS256 is not accepted ...
@@ -151,37 +176,74 @@ async fn none_and_confused_algorithms_are_refused() {
         serde_json::to_string(&jwk).unwrap()
     };
     let forged = sign(&claims(), &public_pem, Algorithm::HS256, Some("rsa"));
-    assert_eq!(verifier.verify(&forged).await.unwrap_err(), TokenError::Algorithm);
+    assert_eq!(
+        verifier.verify(&forged).await.unwrap_err(),
+        TokenError::Algorithm
+    );
     // ... and where it is, the RSA key is still not an HMAC key.
     let permissive = verifier_with(
         vec![Algorithm::RS256, Algorithm::HS256],
         vec![json!({"kty": "oct", "kid": "shared", "k": URL_SAFE_NO_PAD.encode("s3cret-s3cret-s3cret-s3cret-s3cret")})],
     )
     .await;
-    assert_eq!(permissive.verify(&forged).await.unwrap_err(), TokenError::Algorithm);
-    let hs = sign(&claims(), "s3cret-s3cret-s3cret-s3cret-s3cret", Algorithm::HS256, Some("shared"));
+    assert_eq!(
+        permissive.verify(&forged).await.unwrap_err(),
+        TokenError::Algorithm
+    );
+    let hs = sign(
+        &claims(),
+        "s3cret-s3cret-s3cret-s3cret-s3cret",
+        Algorithm::HS256,
+        Some("shared"),
+    );
     permissive.verify(&hs).await.unwrap();
     // Another RSA key's signature under a known kid is a bad signature.
     let wrong_key = sign(&claims(), RSA_2, Algorithm::RS256, Some("rsa"));
-    assert_eq!(verifier.verify(&wrong_key).await.unwrap_err(), TokenError::Signature);
+    assert_eq!(
+        verifier.verify(&wrong_key).await.unwrap_err(),
+        TokenError::Signature
+    );
 }
 
 #[tokio::test]
 async fn malformed_oversized_and_unknown_key_tokens_are_refused() {
     let verifier = verifier().await;
-    for bad in ["", "abc", "a.b", "a.b.c", "...", "eyJhbGciOiJSUzI1NiJ9.e30.", "\u{0}.\u{0}.\u{0}"] {
+    for bad in [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c",
+        "...",
+        "eyJhbGciOiJSUzI1NiJ9.e30.",
+        "\u{0}.\u{0}.\u{0}",
+    ] {
         let error = verifier.verify(bad).await.unwrap_err();
         assert!(
-            matches!(error, TokenError::Malformed | TokenError::Algorithm | TokenError::NoKeyId | TokenError::Signature),
+            matches!(
+                error,
+                TokenError::Malformed
+                    | TokenError::Algorithm
+                    | TokenError::NoKeyId
+                    | TokenError::Signature
+            ),
             "{bad:?}: {error:?}"
         );
     }
     let long = "a".repeat(9000);
-    assert_eq!(verifier.verify(&long).await.unwrap_err(), TokenError::TooLong(8192));
+    assert_eq!(
+        verifier.verify(&long).await.unwrap_err(),
+        TokenError::TooLong(8192)
+    );
     let unknown = sign(&claims(), RSA, Algorithm::RS256, Some("not-a-key"));
-    assert_eq!(verifier.verify(&unknown).await.unwrap_err(), TokenError::UnknownKey);
+    assert_eq!(
+        verifier.verify(&unknown).await.unwrap_err(),
+        TokenError::UnknownKey
+    );
     let no_kid = sign(&claims(), RSA, Algorithm::RS256, None);
-    assert_eq!(verifier.verify(&no_kid).await.unwrap_err(), TokenError::NoKeyId);
+    assert_eq!(
+        verifier.verify(&no_kid).await.unwrap_err(),
+        TokenError::NoKeyId
+    );
 }
 
 /// A JWKS endpoint whose document can be changed and whose fetches are counted.
@@ -195,13 +257,17 @@ async fn jwks_server(keys: Vec<Value>) -> JwksServer {
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: Uri = format!("http://{}/jwks.json", listener.local_addr().unwrap()).parse().unwrap();
+    let url: Uri = format!("http://{}/jwks.json", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
     let document = Arc::new(Mutex::new(json!({ "keys": keys }).to_string()));
     let hits = Arc::new(AtomicU64::new(0));
     let (doc, count) = (Arc::clone(&document), Arc::clone(&hits));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let (doc, count) = (Arc::clone(&doc), Arc::clone(&count));
             tokio::spawn(async move {
                 let service = service_fn(move |_request| {
@@ -219,7 +285,11 @@ async fn jwks_server(keys: Vec<Value>) -> JwksServer {
             });
         }
     });
-    JwksServer { url, document, hits }
+    JwksServer {
+        url,
+        document,
+        hits,
+    }
 }
 
 #[tokio::test]
@@ -239,7 +309,14 @@ async fn a_url_key_set_follows_rotation_and_unknown_kids_cannot_flood_it() {
 
     // 50 tokens naming made-up kids, at once and in a row: one fetch at most.
     let flood: Vec<String> = (0..50)
-        .map(|i| sign(&claims(), RSA, Algorithm::RS256, Some(&format!("made-up-{i}"))))
+        .map(|i| {
+            sign(
+                &claims(),
+                RSA,
+                Algorithm::RS256,
+                Some(&format!("made-up-{i}")),
+            )
+        })
         .collect();
     let answers = futures_util::future::join_all(flood.iter().map(|t| verifier.verify(t))).await;
     assert!(answers.iter().all(|a| *a == Err(TokenError::UnknownKey)));
@@ -247,7 +324,8 @@ async fn a_url_key_set_follows_rotation_and_unknown_kids_cannot_flood_it() {
     assert!((1..=2).contains(&after_flood), "{after_flood} fetches");
 
     // The issuer rotates to a new key; once the interval has passed, its first token fetches.
-    *server.document.lock().unwrap() = json!({ "keys": [jwk(RSA_2, Algorithm::RS256, "new")] }).to_string();
+    *server.document.lock().unwrap() =
+        json!({ "keys": [jwk(RSA_2, Algorithm::RS256, "new")] }).to_string();
     tokio::time::sleep(Duration::from_millis(350)).await;
     let rotated = sign(&claims(), RSA_2, Algorithm::RS256, Some("new"));
     verifier.verify(&rotated).await.unwrap();
@@ -255,7 +333,10 @@ async fn a_url_key_set_follows_rotation_and_unknown_kids_cannot_flood_it() {
     assert_eq!(verifier.fetches(), server.hits.load(Ordering::SeqCst));
     // The old key left the set with the rotation.
     let old = sign(&claims(), RSA, Algorithm::RS256, Some("old"));
-    assert_eq!(verifier.verify(&old).await.unwrap_err(), TokenError::UnknownKey);
+    assert_eq!(
+        verifier.verify(&old).await.unwrap_err(),
+        TokenError::UnknownKey
+    );
 }
 
 #[tokio::test]

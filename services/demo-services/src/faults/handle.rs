@@ -37,7 +37,7 @@ pub const JOURNAL_CAPACITY: usize = 100_000;
 ///
 /// Tests use it to check what a gateway sends downstream: the `grpc-timeout` each call carried,
 /// and when each call ended, answered or cancelled by its caller (its stream reset).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallRecord {
     /// When the call arrived.
     pub received: Instant,
@@ -45,6 +45,8 @@ pub struct CallRecord {
     pub grpc_timeout: Option<Duration>,
     /// Its W3C `traceparent`, if it had a well-formed one.
     pub traceparent: Option<TraceParent>,
+    /// Every request header it arrived with.
+    pub headers: http::HeaderMap,
     /// When it ended.
     pub ended: Instant,
     /// `false` when the caller went away before the server answered.

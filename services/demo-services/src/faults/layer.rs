@@ -90,6 +90,7 @@ where
                 received: Instant::now(),
                 grpc_timeout: grpc_timeout(&request),
                 traceparent: traceparent(&request),
+                headers: request.headers().clone(),
                 answered: false,
             };
             let call = self.call_planned(plan, request);
@@ -110,6 +111,7 @@ struct JournalEntry {
     received: Instant,
     grpc_timeout: Option<std::time::Duration>,
     traceparent: Option<TraceParent>,
+    headers: http::HeaderMap,
     answered: bool,
 }
 
@@ -141,6 +143,7 @@ impl Drop for JournalEntry {
             received: self.received,
             grpc_timeout: self.grpc_timeout,
             traceparent: self.traceparent,
+            headers: std::mem::take(&mut self.headers),
             ended: Instant::now(),
             answered: self.answered,
         });
