@@ -25,6 +25,7 @@ pub mod load;
 pub mod otlp;
 pub mod raw;
 pub mod recorder;
+pub mod redis;
 pub mod scrape;
 pub mod tokens;
 
