@@ -22,6 +22,7 @@
 //! model to formatted Rust; knows nothing of descriptors' wire form). Prost message types and
 //! tonic clients and servers come from `tonic-prost-build`, fed the same descriptors.
 
+pub mod access;
 pub mod diagnostic;
 pub mod emit;
 pub mod expr;
@@ -73,9 +74,11 @@ fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diagnostics
 }
 
-/// Every check: the composition rules and the HTTP bindings, all diagnostics in reading order.
+/// Every check: the composition rules, the HTTP bindings and the access rules, all diagnostics
+/// in reading order.
 fn checked(loaded: &load::Loaded) -> Result<(model::Model, schema::PoolSchema), Vec<Diagnostic>> {
-    let http = http::check(loaded);
+    let mut http = http::check(loaded);
+    http.extend(access::check(loaded));
     match resolve::resolve(loaded) {
         Ok(resolved) if http.is_empty() => Ok(resolved),
         Ok(_) => Err(sorted(http)),
