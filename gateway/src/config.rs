@@ -18,6 +18,14 @@
 //! client_ca = "certs/clients-ca.pem"   # optional: mutual TLS, client certificates verified
 //! client_auth = "required"         # or "optional" (no certificate: unauthenticated)
 //!
+//! [listener.limits]                # against slow, greedy and hostile clients; the defaults:
+//! max_connections = 10000          # more are closed when accepted
+//! max_concurrent_streams = 1024    # per HTTP/2 connection
+//! max_header_bytes = 16384         # request head (HTTP/2 header list, HTTP/1.1 head)
+//! max_headers = 100                # per HTTP/1.1 request
+//! header_read_timeout = "10s"      # a new connection's first request, an HTTP/1.1 head
+//! idle_timeout = "5m"              # no request in flight for this long: closed
+//!
 //! [admin]                          # /metrics, /upstreams, /routes, /config, POST /reload
 //! address = "127.0.0.1:9901"       # the default: loopback, since the admin API reconfigures
 //!
@@ -85,6 +93,16 @@
 //! idempotent = true
 //! retry = { max_attempts = 4 }
 //! hedge = { delay = "20ms" }
+//!
+//! [upstreams.billing]              # TLS to the upstream: `https://` endpoints, every one
+//! endpoints = ["https://10.0.0.7:8443"]
+//! services = ["demo.billing.v1.BillingService"]
+//!
+//! [upstreams.billing.tls]          # optional; without it: the system's roots, the host's name
+//! ca = "certs/billing-ca.pem"      # CA bundle (PEM) the upstream's certificate must chain to
+//! cert = "certs/gateway-client.pem"   # optional: mutual TLS, the gateway's chain (PEM) ...
+//! key = "certs/gateway-client.key"    # ... and its key; the two go together
+//! server_name = "billing.internal" # optional: the name verified and sent as SNI
 //! ```
 
 use std::collections::BTreeMap;
@@ -274,6 +292,41 @@ pub struct ListenerConfig {
     pub drain_timeout: Duration,
     /// TLS on the listener; plain text (h2c and HTTP/1.1) without it.
     pub tls: Option<TlsConfig>,
+    /// What one client may take of the listener.
+    pub limits: ListenerLimits,
+}
+
+/// `[listener.limits]`: bounds against slow, greedy or hostile clients. Each has a default
+/// fit for a public edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerLimits {
+    /// Open connections; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Concurrent streams per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// The largest request head: HTTP/2 header list (SETTINGS_MAX_HEADER_LIST_SIZE) and
+    /// HTTP/1.1 head buffer.
+    pub max_header_bytes: u32,
+    /// Headers per HTTP/1.1 request.
+    pub max_headers: usize,
+    /// A new connection must start a request within this, and an HTTP/1.1 request head must
+    /// arrive whole within it.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_concurrent_streams: 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 /// `[listener.tls]`: the certificate chain and key, PEM files read again when they change.
@@ -305,14 +358,36 @@ pub struct AdminConfig {
 pub struct UpstreamConfig {
     /// The name used in logs and error messages (`upstream "users"`).
     pub name: String,
-    /// `http://host:port` endpoints, all serving the same services.
+    /// Endpoints, all serving the same services: every one `http://host:port` (plain text
+    /// HTTP/2, h2c) or every one `https://host:port` (TLS, see `tls`).
     pub endpoints: Vec<Uri>,
     /// Fully qualified gRPC service names (`demo.users.v1.UserService`) routed here.
     pub services: Vec<String>,
-    /// Bound on establishing a connection to one endpoint.
+    /// Bound on establishing a connection to one endpoint (TCP connect and, with TLS, the
+    /// handshake).
     pub connect_timeout: Duration,
     /// Limits, breakers, retries, hedging and their per-method overrides.
     pub policy: UpstreamPolicy,
+    /// TLS to the endpoints: `Some` exactly when they are `https://` (the defaults when the
+    /// file has no `[upstreams.NAME.tls]`), `None` for `http://` ones.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// `[upstreams.NAME.tls]`: how the gateway verifies an `https://` upstream and, for mutual TLS,
+/// which certificate it presents. The files are PEM, read when the upstream's stack is built:
+/// at start, and on a reload that changes the upstream's section (a reload that leaves the
+/// section as it is keeps the stack, and the certificates it read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// CA certificates the upstream's certificate must chain to; `None`: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The client certificate chain the gateway presents (mutual TLS); set with `key`.
+    pub cert: Option<PathBuf>,
+    /// The private key of `cert`; set with `cert`.
+    pub key: Option<PathBuf>,
+    /// The name the upstream's certificate must carry, also sent as SNI; `None`: each
+    /// endpoint's host (a DNS name or an IP address).
+    pub server_name: Option<String>,
 }
 
 /// Why a configuration was rejected: every problem found, each naming its key.
@@ -465,6 +540,18 @@ struct RawListener {
     address: String,
     drain_timeout: Option<String>,
     tls: Option<RawTls>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<u32>,
+    max_concurrent_streams: Option<u32>,
+    max_header_bytes: Option<u32>,
+    max_headers: Option<u32>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -508,6 +595,16 @@ struct RawUpstream {
     hedge: Option<RawHedge>,
     #[serde(default)]
     methods: BTreeMap<String, RawMethod>,
+    tls: Option<RawUpstreamTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -606,6 +703,48 @@ impl Problems {
 }
 
 impl Problems {
+    /// `[listener.limits]`: defaults, overridden by what the file sets.
+    fn listener_limits(&mut self, raw: Option<&RawLimits>) -> ListenerLimits {
+        let defaults = ListenerLimits::default();
+        let Some(raw) = raw else { return defaults };
+        ListenerLimits {
+            max_connections: self.bounded(
+                "listener.limits.max_connections",
+                raw.max_connections,
+                1..=1_000_000,
+                defaults.max_connections as u32,
+            ) as usize,
+            max_concurrent_streams: self.bounded(
+                "listener.limits.max_concurrent_streams",
+                raw.max_concurrent_streams,
+                1..=100_000,
+                defaults.max_concurrent_streams,
+            ),
+            max_header_bytes: self.bounded(
+                "listener.limits.max_header_bytes",
+                raw.max_header_bytes,
+                1024..=1024 * 1024,
+                defaults.max_header_bytes,
+            ),
+            max_headers: self.bounded(
+                "listener.limits.max_headers",
+                raw.max_headers,
+                8..=1000,
+                defaults.max_headers as u32,
+            ) as usize,
+            header_read_timeout: self.duration(
+                "listener.limits.header_read_timeout",
+                raw.header_read_timeout.as_deref(),
+                defaults.header_read_timeout,
+            ),
+            idle_timeout: self.duration(
+                "listener.limits.idle_timeout",
+                raw.idle_timeout.as_deref(),
+                defaults.idle_timeout,
+            ),
+        }
+    }
+
     /// The upstream's policy: defaults, overridden by what the file sets.
     fn policy(&mut self, key: &str, raw: &RawUpstream) -> UpstreamPolicy {
         let defaults = UpstreamPolicy::default();
@@ -721,6 +860,85 @@ impl Problems {
             max_replay_bytes,
             methods,
         }
+    }
+
+    /// `[upstreams.NAME.tls]` and the endpoints' schemes: `Some` for `https://` endpoints (the
+    /// defaults when the table is absent), `None` for `http://` ones. `endpoints` are those
+    /// that parsed; the others are reported already.
+    fn upstream_tls(
+        &mut self,
+        key: &str,
+        raw: &RawUpstream,
+        endpoints: &[Uri],
+    ) -> Option<UpstreamTls> {
+        let secure = endpoints
+            .iter()
+            .filter(|uri| uri.scheme_str() == Some("https"))
+            .count();
+        if secure > 0 && secure < endpoints.len() {
+            self.push(
+                format!("{key}.endpoints"),
+                "mixes `http://` and `https://` endpoints; an upstream's endpoints all use TLS \
+                 or none does, so make them all `https://` or all `http://`",
+            );
+        }
+        let tls_key = format!("{key}.tls");
+        if let Some(table) = &raw.tls {
+            if secure == 0 && !endpoints.is_empty() {
+                self.push(
+                    tls_key.clone(),
+                    "applies to TLS endpoints only, but the endpoints are `http://`; set \
+                     https:// endpoints, or remove the table",
+                );
+            }
+            match (&table.cert, &table.key) {
+                (Some(_), None) => self.push(
+                    format!("{tls_key}.cert"),
+                    "needs `key`: the private key of the client certificate",
+                ),
+                (None, Some(_)) => self.push(
+                    format!("{tls_key}.key"),
+                    "needs `cert`: the client certificate chain the key belongs to",
+                ),
+                _ => {}
+            }
+            if let Some(name) = &table.server_name
+                && !is_server_name(name)
+            {
+                self.push(
+                    format!("{tls_key}.server_name"),
+                    format!("`{name}` is not a DNS name or an IP address a certificate can carry"),
+                );
+            }
+        }
+        if secure == 0 {
+            return None;
+        }
+        let server_name = raw.tls.as_ref().and_then(|table| table.server_name.clone());
+        if server_name.is_none() {
+            for (i, text) in raw.endpoints.iter().enumerate() {
+                let Ok(uri) = text.parse::<Uri>() else {
+                    continue;
+                };
+                if uri.scheme_str() == Some("https")
+                    && uri.host().is_some_and(|host| !is_server_name(host))
+                {
+                    self.push(
+                        format!("{key}.endpoints[{i}]"),
+                        format!("`{text}`: the host is not a name a certificate can be verified against; set `tls.server_name`"),
+                    );
+                }
+            }
+        }
+        Some(match &raw.tls {
+            None => UpstreamTls::default(),
+            Some(table) => UpstreamTls {
+                ca: table.ca.clone(),
+                cert: table.cert.clone(),
+                key: table.key.clone(),
+                server_name,
+            },
+        })
     }
 
     fn bounded(
@@ -1025,10 +1243,12 @@ impl RawConfig {
                         client_cert_required,
                     }
                 });
+                let limits = problems.listener_limits(raw.limits.as_ref());
                 address.map(|address| ListenerConfig {
                     address,
                     drain_timeout,
                     tls,
+                    limits,
                 })
             }
         };
@@ -1062,7 +1282,7 @@ impl RawConfig {
             .map(|raw| access_log(raw, &mut problems));
 
         let tracing = self.tracing.as_ref().and_then(|raw| {
-            let endpoint = match parse_endpoint(&raw.endpoint) {
+            let endpoint = match parse_endpoint(&raw.endpoint, false) {
                 Ok(endpoint) => Some(endpoint),
                 Err(message) => {
                     problems.push("tracing.endpoint", message);
@@ -1155,11 +1375,11 @@ impl RawConfig {
                     "needs at least one endpoint URL",
                 );
             }
-            let endpoints = raw
+            let endpoints: Vec<Uri> = raw
                 .endpoints
                 .iter()
                 .enumerate()
-                .filter_map(|(i, endpoint)| match parse_endpoint(endpoint) {
+                .filter_map(|(i, endpoint)| match parse_endpoint(endpoint, true) {
                     Ok(uri) => Some(uri),
                     Err(message) => {
                         problems.push(format!("{key}.endpoints[{i}]"), message);
@@ -1167,6 +1387,7 @@ impl RawConfig {
                     }
                 })
                 .collect();
+            let tls = problems.upstream_tls(&key, raw, &endpoints);
             if raw.services.is_empty() {
                 problems.push(
                     format!("{key}.services"),
@@ -1199,6 +1420,7 @@ impl RawConfig {
                 services: raw.services.clone(),
                 connect_timeout,
                 policy,
+                tls,
             });
         }
 
@@ -1226,7 +1448,7 @@ impl RawConfig {
     }
 }
 
-/// Checks an endpoint URL: plaintext HTTP/2 (`http://host:port`), nothing after the authority.
+/// `[access_log]`, validated.
 fn access_log(raw: &RawAccessLog, problems: &mut Problems) -> AccessLogConfig {
     let target = match raw.path.as_deref() {
         None | Some("stdout") => AccessLogTarget::Stdout,
@@ -1262,15 +1484,28 @@ fn access_log(raw: &RawAccessLog, problems: &mut Problems) -> AccessLogConfig {
     AccessLogConfig { target, fields }
 }
 
-fn parse_endpoint(text: &str) -> Result<Uri, String> {
+/// Checks an endpoint URL: `http://host:port` (plain text HTTP/2) or, where `https` allows it,
+/// `https://host:port` (TLS); nothing after the authority.
+fn parse_endpoint(text: &str, https: bool) -> Result<Uri, String> {
+    let expected = if https {
+        "`http://host:port` or `https://host:port`"
+    } else {
+        "`http://host:port`"
+    };
     let uri: Uri = text
         .parse()
-        .map_err(|err| format!("`{text}` is not a URL ({err}); expected `http://host:port`"))?;
+        .map_err(|err| format!("`{text}` is not a URL ({err}); expected {expected}"))?;
     match uri.scheme_str() {
         Some("http") => {}
+        Some("https") if https => {}
         Some("https") => {
             return Err(format!(
-                "`{text}`: TLS to upstreams is not supported yet; use `http://`"
+                "`{text}`: TLS is not supported for this endpoint yet; use `http://`"
+            ));
+        }
+        _ if https => {
+            return Err(format!(
+                "`{text}` needs the `http://` scheme (or `https://`, for TLS), as in `http://{text}`"
             ));
         }
         _ => {
@@ -1280,17 +1515,24 @@ fn parse_endpoint(text: &str) -> Result<Uri, String> {
         }
     }
     let Some(authority) = uri.authority() else {
-        return Err(format!("`{text}` has no host; expected `http://host:port`"));
+        return Err(format!("`{text}` has no host; expected {expected}"));
     };
     if authority.port_u16().is_none() {
-        return Err(format!("`{text}` has no port; expected `http://host:port`"));
+        return Err(format!("`{text}` has no port; expected {expected}"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!(
-            "`{text}` has a path; gRPC endpoints are `http://host:port` only"
+            "`{text}` has a path; gRPC endpoints are {expected} only"
         ));
     }
     Ok(uri)
+}
+
+/// Whether `name` is something a TLS certificate can be verified against: a DNS name or an
+/// IP address (bracketed or not).
+fn is_server_name(name: &str) -> bool {
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    rustls_pki_types::ServerName::try_from(bare).is_ok()
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -1375,7 +1617,7 @@ mod tests {
             drain_timeout = "soon"
 
             [upstreams.users]
-            endpoints = ["127.0.0.1:50051", "https://a:1", "http://a", "http://a:1/x"]
+            endpoints = ["127.0.0.1:50051", "grpc://a:1", "http://a", "http://a:1/x"]
             services = ["UserService", "demo.users.v1.UserService"]
 
             [upstreams."bad name"]
@@ -1410,7 +1652,10 @@ mod tests {
         };
         assert!(message("listener.address").contains("`localhost` is not a socket address"));
         assert!(message("upstreams.users.endpoints[0]").contains("needs the `http://` scheme"));
-        assert!(message("upstreams.users.endpoints[1]").contains("TLS"));
+        assert!(
+            message("upstreams.users.endpoints[1]")
+                .contains("`grpc://a:1` needs the `http://` scheme (or `https://`, for TLS)")
+        );
         assert!(message("upstreams.users.endpoints[2]").contains("no port"));
         assert!(message("upstreams.users.endpoints[3]").contains("has a path"));
         assert!(
@@ -1677,5 +1922,127 @@ mod tests {
         assert!(found[3].1.contains("expected 1 to 5"), "{:?}", found[3]);
         assert!(found[4].1.contains("`SLOW` is not a gRPC status code name"));
         assert!(found[9].1.contains("not one of this upstream's services"));
+    }
+
+    #[test]
+    fn https_upstreams_are_accepted_with_tls_settings_or_defaults() {
+        let text = format!(
+            "{GOOD}{}",
+            r#"
+            [upstreams.billing]
+            endpoints = ["https://127.0.0.1:8443", "https://[::1]:8443"]
+            services = ["demo.billing.v1.BillingService"]
+
+            [upstreams.inventory]
+            endpoints = ["https://inventory.internal:443"]
+            services = ["demo.inventory.v1.InventoryService"]
+            [upstreams.inventory.tls]
+            ca = "certs/inventory-ca.pem"
+            cert = "certs/gateway.pem"
+            key = "certs/gateway.key"
+            server_name = "inventory.internal"
+            "#
+        );
+        let config = GatewayConfig::from_toml_str(&text, "test.toml").expect("valid config");
+        let upstream = |name: &str| {
+            config
+                .upstreams
+                .iter()
+                .find(|upstream| upstream.name == name)
+                .expect("upstream")
+        };
+        assert_eq!(upstream("users").tls, None, "http:// endpoints: plain text");
+        assert_eq!(
+            upstream("billing").tls,
+            Some(UpstreamTls::default()),
+            "https:// without a table: the system's roots, each endpoint's host"
+        );
+        assert_eq!(upstream("billing").endpoints[1].scheme_str(), Some("https"));
+        assert_eq!(
+            upstream("inventory").tls,
+            Some(UpstreamTls {
+                ca: Some("certs/inventory-ca.pem".into()),
+                cert: Some("certs/gateway.pem".into()),
+                key: Some("certs/gateway.key".into()),
+                server_name: Some("inventory.internal".to_owned()),
+            })
+        );
+    }
+
+    #[test]
+    fn tls_problems_are_reported_with_their_keys() {
+        let text = r#"
+            [listener]
+            address = "127.0.0.1:8080"
+
+            [tracing]
+            endpoint = "https://127.0.0.1:4317"
+
+            [upstreams.a]
+            endpoints = ["http://127.0.0.1:1"]
+            services = ["demo.a.v1.A"]
+            [upstreams.a.tls]
+            ca = "ca.pem"
+
+            [upstreams.b]
+            endpoints = ["http://127.0.0.1:1", "https://127.0.0.1:2"]
+            services = ["demo.b.v1.B"]
+
+            [upstreams.c]
+            endpoints = ["https://127.0.0.1:1"]
+            services = ["demo.c.v1.C"]
+            [upstreams.c.tls]
+            cert = "client.pem"
+
+            [upstreams.d]
+            endpoints = ["https://127.0.0.1:1"]
+            services = ["demo.d.v1.D"]
+            [upstreams.d.tls]
+            key = "client.key"
+            server_name = "not a name"
+
+            [upstreams.e]
+            endpoints = ["https://127.0.0.1:1"]
+            services = ["demo.e.v1.E"]
+            [upstreams.e.tls]
+            trust = "ca.pem"
+        "#;
+        let err = GatewayConfig::from_toml_str(text, "test.toml").expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `trust`"), "{err}");
+
+        let text = text.replace("trust = ", "ca = ");
+        let found = problems(&text);
+        let keys: Vec<&str> = found.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "tracing.endpoint",
+                "upstreams.a.tls",
+                "upstreams.b.endpoints",
+                "upstreams.c.tls.cert",
+                "upstreams.d.tls.key",
+                "upstreams.d.tls.server_name",
+            ],
+            "{found:#?}"
+        );
+        assert!(
+            found[0]
+                .1
+                .contains("TLS is not supported for this endpoint"),
+            "the trace exporter speaks plain text only: {found:?}"
+        );
+        assert!(found[1].1.contains("set https:// endpoints"), "{found:?}");
+        assert!(
+            found[2]
+                .1
+                .contains("mixes `http://` and `https://` endpoints"),
+            "{found:?}"
+        );
+        assert!(found[3].1.contains("needs `key`"), "{found:?}");
+        assert!(found[4].1.contains("needs `cert`"), "{found:?}");
+        assert!(
+            found[5].1.contains("`not a name` is not a DNS name"),
+            "{found:?}"
+        );
     }
 }

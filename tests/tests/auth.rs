@@ -396,6 +396,91 @@ async fn credentials_stay_at_the_gateway_and_claims_travel_as_metadata() {
 }
 
 #[tokio::test]
+async fn the_edge_proto_declares_who_may_call_and_the_config_wins() {
+    use mosaic_tests::storefront::GetUserProfileRequest;
+    use mosaic_tests::storefront::storefront_client::StorefrontClient;
+    let stack = start().await;
+    let profile = |metadata: Vec<(&'static str, String)>| {
+        let mut client = StorefrontClient::new(stack.via_gateway());
+        async move {
+            let mut request = Request::new(GetUserProfileRequest {
+                user_id: 3,
+                ..Default::default()
+            });
+            for (name, value) in metadata {
+                request.metadata_mut().insert(name, value.parse().unwrap());
+            }
+            client.get_user_profile(request).await.map(|_| ())
+        }
+    };
+    let bearer = |scope: &str| {
+        vec![(
+            "authorization",
+            format!(
+                "Bearer {}",
+                tokens::token("alice", json!({ "scope": scope }))
+            ),
+        )]
+    };
+    let users = calls(&stack, DemoService::Users);
+    // storefront.proto: `access: {schemes: ["jwt"] scopes: ["profile:read"]}`. The composed
+    // call's own downstream calls carry the forwarded claims too.
+    let journal = stack.service(DemoService::Users).faults();
+    journal.start_journal();
+    let mut tenant = bearer("profile:read");
+    tenant[0].1 = format!(
+        "Bearer {}",
+        tokens::token(
+            "alice",
+            json!({ "scope": "profile:read", "tenant": "acme-corp" })
+        )
+    );
+    profile(tenant).await.unwrap();
+    let seen = journal.take_journal();
+    assert_eq!(seen.len(), 1, "GetUserProfile calls GetUser once");
+    assert_eq!(seen[0].headers["x-user-id"], "alice");
+    assert_eq!(seen[0].headers["x-tenant"], "acme-corp");
+    assert!(seen[0].headers.get("authorization").is_none());
+    let unscoped = profile(bearer("users:read")).await.unwrap_err();
+    assert_eq!(unscoped.code(), Code::PermissionDenied);
+    assert_eq!(
+        unscoped.message(),
+        "permission denied: the token lacks the scope `profile:read`"
+    );
+    let keyed = profile(vec![("x-api-key", GLOBEX_KEY.to_owned())])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        keyed.code(),
+        Code::Unauthenticated,
+        "the proto accepts tokens only"
+    );
+    assert_eq!(
+        calls(&stack, DemoService::Users),
+        users + 1,
+        "one composed call ran"
+    );
+
+    // A gateway.toml policy for the service replaces the proto's rule.
+    let open = Stack::start_with(|config| {
+        config
+            + &format!(
+                "\n[auth.api_keys]\nkeys = [{{ hash = \"{}\", consumer = \"globex\" }}]\n\n[auth.policies.\"demo.storefront.v1.Storefront\"]\npublic = true\n",
+                mosaic_gateway::digest_of(GLOBEX_KEY)
+            )
+    })
+    .await
+    .unwrap();
+    StorefrontClient::new(open.via_gateway())
+        .get_user_profile(GetUserProfileRequest {
+            user_id: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn public_methods_need_no_credentials_but_refuse_bad_ones() {
     let stack = start().await;
     let mut catalog = CatalogServiceClient::new(stack.via_gateway());

@@ -31,16 +31,20 @@ impl ApiKey {
             "a key is stored as `sha256:<hex digest>`; compute it with `printf %s \"$KEY\" | sha256sum`"
                 .to_owned()
         })?;
+        if !hex.is_ascii() {
+            return Err("the digest holds a character that is not a hex digit".to_owned());
+        }
         if hex.len() != 64 {
             return Err(format!(
                 "a SHA-256 digest has 64 hex digits; this one has {}",
                 hex.len()
             ));
         }
+        let not_hex = || "the digest holds a character that is not a hex digit".to_owned();
         let mut digest = [0u8; 32];
-        for (i, byte) in digest.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                .map_err(|_| "the digest holds a character that is not a hex digit".to_owned())?;
+        for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| not_hex())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| not_hex())?;
         }
         Ok(digest)
     }

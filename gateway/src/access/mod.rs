@@ -32,6 +32,7 @@ mod jwt;
 mod keys;
 mod limits;
 mod policy;
+mod proto;
 
 pub use identity::PeerIdentity;
 pub(crate) use jwt::DEFAULT_ALGORITHMS;
@@ -86,6 +87,8 @@ pub struct Caller {
     pub(crate) plan: Option<Arc<str>>,
     pub(crate) scheme: Scheme,
     pub(crate) claims: Option<Arc<serde_json::Map<String, Value>>>,
+    /// The claims forwarded as metadata, for the downstream calls of hosted handlers.
+    pub(crate) forwarded: Option<Arc<HeaderMap>>,
 }
 
 impl Caller {
@@ -120,12 +123,15 @@ pub(crate) struct Peer {
 }
 
 /// The assembled checks.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Access {
-    keys: Option<(keys::KeyStore, ApiKeysConfig)>,
+    keys: Option<Arc<(keys::KeyStore, ApiKeysConfig)>>,
     jwt: Option<Arc<jwt::Verifier>>,
     mtls: bool,
-    policies: policy::Policies,
+    policies: Arc<policy::Policies>,
+    /// `[auth.default]` and `[auth.policies]`, kept to merge with the protos' rules.
+    default_policy: Policy,
+    config_policies: Vec<(String, Policy)>,
     limits: Option<Arc<limits::Limits>>,
     forward_credentials: bool,
     forward_claims: Vec<(String, HeaderName)>,
@@ -178,13 +184,15 @@ impl Access {
             keys: config
                 .api_keys
                 .as_ref()
-                .map(|keys| (keys::KeyStore::new(&keys.keys), keys.clone())),
+                .map(|keys| Arc::new((keys::KeyStore::new(&keys.keys), keys.clone()))),
             jwt,
             mtls: config.mtls,
-            policies: policy::Policies::new(
+            policies: Arc::new(policy::Policies::new(
                 config.default_policy.clone(),
                 config.policies.iter().cloned(),
-            ),
+            )),
+            default_policy: config.default_policy.clone(),
+            config_policies: config.policies.clone(),
             limits,
             forward_credentials: config.forward_credentials,
             forward_claims: config.forward_claims.clone(),
@@ -192,9 +200,36 @@ impl Access {
         }))
     }
 
+    /// These checks with the access rules the edge protos in `pool` declare for the services
+    /// `served` says are routed here. `gateway.toml` wins: its policy for a method replaces
+    /// the proto's, and its policy for a service replaces every proto rule of that service.
+    pub(crate) fn with_rules_of(
+        self: &Arc<Self>,
+        pool: &prost_reflect::DescriptorPool,
+        served: impl Fn(&str) -> bool,
+    ) -> Arc<Self> {
+        let declared = proto::policies(pool, served);
+        if declared.is_empty() {
+            return Arc::clone(self);
+        }
+        let configured = |name: &str| {
+            let service = name.split_once('/').map_or(name, |(service, _)| service);
+            self.config_policies
+                .iter()
+                .any(|(key, _)| key == name || key == service)
+        };
+        let merged = declared
+            .into_iter()
+            .filter(|(name, _)| !configured(name))
+            .chain(self.config_policies.iter().cloned());
+        let mut access = (**self).clone();
+        access.policies = Arc::new(policy::Policies::new(self.default_policy.clone(), merged));
+        Arc::new(access)
+    }
+
     /// The API-key query parameter HTTP callers may use, if any.
     pub(crate) fn key_query(&self) -> Option<(&str, &HeaderName)> {
-        let (_, config) = self.keys.as_ref()?;
+        let (_, config) = &**self.keys.as_ref()?;
         Some((config.query.as_deref()?, &config.header))
     }
 
@@ -261,13 +296,14 @@ impl Access {
             if self.jwt.is_some() {
                 headers.remove(header::AUTHORIZATION);
             }
-            if let Some((_, keys)) = &self.keys {
+            if let Some((_, keys)) = self.keys.as_deref() {
                 headers.remove(&keys.header);
             }
         }
-        if let Some(caller) = &caller {
-            self.forward(caller, headers);
-        }
+        let caller = caller.map(|mut caller| {
+            caller.forwarded = self.forward(&caller, headers);
+            caller
+        });
         (caller, Ok(()))
     }
 
@@ -294,10 +330,11 @@ impl Access {
                 plan: plan.map(Into::into),
                 scheme: Scheme::Jwt,
                 claims: Some(Arc::new(claims)),
+                forwarded: None,
             }));
         }
         if accepted.contains(&Scheme::ApiKey)
-            && let Some((store, config)) = &self.keys
+            && let Some((store, config)) = self.keys.as_deref()
             && let Some(value) = headers.get(&config.header)
         {
             let Some(owner) = store.find(value.as_bytes()) else {
@@ -311,6 +348,7 @@ impl Access {
                 plan: owner.plan.clone(),
                 scheme: Scheme::ApiKey,
                 claims: None,
+                forwarded: None,
             }));
         }
         if accepted.contains(&Scheme::Mtls)
@@ -323,6 +361,7 @@ impl Access {
                 plan: None,
                 scheme: Scheme::Mtls,
                 claims: None,
+                forwarded: None,
             }));
         }
         Ok(None)
@@ -338,7 +377,9 @@ impl Access {
                 ),
                 None => "Bearer realm=\"mosaic\"".to_owned(),
             }
-        } else if let (true, Some((_, keys))) = (accepted.contains(&Scheme::ApiKey), &self.keys) {
+        } else if let (true, Some((_, keys))) =
+            (accepted.contains(&Scheme::ApiKey), self.keys.as_deref())
+        {
             format!("ApiKey realm=\"mosaic\", header=\"{}\"", keys.header)
         } else {
             return None;
@@ -346,7 +387,9 @@ impl Access {
         HeaderValue::try_from(text).ok()
     }
 
-    fn forward(&self, caller: &Caller, headers: &mut HeaderMap) {
+    /// Sets the forwarded claims in `headers`; returns them, when there are any.
+    fn forward(&self, caller: &Caller, headers: &mut HeaderMap) -> Option<Arc<HeaderMap>> {
+        let mut forwarded = HeaderMap::new();
         for (claim, name) in &self.forward_claims {
             // Never trust a caller's own copy of a forwarded header.
             headers.remove(name);
@@ -360,9 +403,11 @@ impl Access {
                 }),
             };
             if let Some(value) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
-                headers.insert(name.clone(), value);
+                headers.insert(name.clone(), value.clone());
+                forwarded.insert(name.clone(), value);
             }
         }
+        (!forwarded.is_empty()).then(|| Arc::new(forwarded))
     }
 }
 
@@ -453,7 +498,7 @@ fn needs(accepted: &[Scheme], access: &Access) -> String {
                 ways.push("a bearer token in `authorization`".to_owned())
             }
             Scheme::ApiKey => {
-                if let Some((_, keys)) = &access.keys {
+                if let Some((_, keys)) = access.keys.as_deref() {
                     ways.push(format!("an API key in `{}`", keys.header));
                 }
             }
@@ -495,6 +540,68 @@ mod tests {
         key_from_query(&mut bad, "api_key", &header);
         assert_eq!(bad.uri().to_string(), "/v1/x");
         assert!(bad.headers().get("x-api-key").is_none());
+    }
+
+    /// Random bytes and random edits of well-formed input, seeded: the parsers of keys,
+    /// headers, queries and certificates answer every one without panicking.
+    #[test]
+    fn parsers_survive_random_input() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d6f_7361_6963);
+        let alphabet = b"%+=&?/abcAZ09_-. \t\x00\xff:;,\"'";
+        let header = HeaderName::from_static("x-api-key");
+        let cert = rcgen_free_certificate();
+        for round in 0..20_000 {
+            let len = rng.random_range(0..64);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+                .collect();
+            let _ = percent_decode(&text);
+            let _ = ApiKey::parse_digest(&text);
+            let _ = ApiKey::parse_digest(&format!("sha256:{text}"));
+            if let Ok(value) = HeaderValue::try_from(text.as_bytes()) {
+                let _ = bearer(&value);
+            }
+            let uri = format!("/v1/x?{text}");
+            if let Ok(mut request) = http::Request::get(uri.as_str()).body(()) {
+                key_from_query(&mut request, "api_key", &header);
+                key_from_query(&mut request, &text, &header);
+            }
+            let mut bytes = cert.clone();
+            for _ in 0..rng.random_range(1..8) {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = rng.random();
+            }
+            if round % 4 == 0 {
+                bytes.truncate(rng.random_range(0..bytes.len()));
+            }
+            let _ = PeerIdentity::of_certificate(&bytes);
+            let noise: Vec<u8> = (0..rng.random_range(0..256))
+                .map(|_| rng.random())
+                .collect();
+            let _ = PeerIdentity::of_certificate(&noise);
+        }
+    }
+
+    /// A DER certificate with URI and DNS SANs (made once with openssl for this test).
+    fn rcgen_free_certificate() -> Vec<u8> {
+        use base64::Engine;
+        let pem = include_str!("../../tests/fixtures/san-test-cert.pem");
+        let body: String = pem
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_certificate_names_its_holder_by_uri_then_dns() {
+        let identity = PeerIdentity::of_certificate(&rcgen_free_certificate()).unwrap();
+        assert_eq!(identity.uris, ["spiffe://mosaic.test/web"]);
+        assert_eq!(identity.dns_names, ["web.mosaic.test"]);
+        assert_eq!(identity.name(), Some("spiffe://mosaic.test/web"));
     }
 
     #[test]

@@ -222,6 +222,7 @@ mod tests {
             plan: plan.map(Into::into),
             scheme: Scheme::Jwt,
             claims: claims.as_object().cloned().map(Arc::new),
+            forwarded: None,
         }
     }
 

@@ -170,6 +170,7 @@ mod tests {
             services: services.iter().map(|&s| s.to_owned()).collect(),
             connect_timeout: Duration::from_millis(250),
             policy: UpstreamPolicy::default(),
+            tls: None,
         }
     }
 

@@ -12,12 +12,14 @@
 //!   the transport generated tonic clients run on.
 //! - `retry.rs`: retries (gRFC A6) and hedging of typed calls within the upstream's budget.
 //! - `stats.rs`: what each upstream counts for `/metrics`.
+//! - `tls.rs`: TLS to an `https://` upstream, its certificate files read once per stack.
 
 mod downstreams;
 mod edge;
 mod replay;
 mod retry;
 mod stats;
+mod tls;
 mod upstream;
 
 // Re-exported to generated code by the `compose` facade.

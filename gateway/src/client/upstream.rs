@@ -12,6 +12,9 @@
 //! types. Calls to methods safe to repeat are the one exception to streaming the request: a
 //! small request is read whole first, so the call can be retried on another endpoint when the
 //! one it went to drops it (`replay.rs` says which methods, and when).
+//!
+//! An `https://` upstream's TLS files are read here, once, when its stack is built
+//! (`tls.rs`); its endpoints share the prepared client configuration.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -25,6 +28,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::replay::{self, Buffered, ReplayableMethods};
 use super::stats::UpstreamStats;
+use super::tls;
 use crate::config::UpstreamConfig;
 use crate::grpc::Deadline;
 use crate::grpc::headers::PREVIOUS_ATTEMPTS;
@@ -32,7 +36,7 @@ use crate::grpc::status::LocalError;
 use crate::resilience::Discovery;
 use crate::resilience::balance::{AvoidEndpoints, Balance, Balancer, ResponseBody};
 use crate::resilience::deadline::{DeadlineLayer, DeadlineService};
-use crate::resilience::endpoint::{Endpoint, EndpointAddr, RequestBody};
+use crate::resilience::endpoint::{Endpoint, EndpointAddr, EndpointTls, RequestBody};
 use crate::resilience::limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
 use crate::resilience::policy::UpstreamPolicy;
 use crate::telemetry::metrics::{ByStatus, CallerBody, Metrics, OTHER_METHOD};
@@ -64,6 +68,8 @@ pub struct Upstream {
     /// that call this upstream, made on a step's first call (see [`Upstream::step_calls`]).
     steps: RwLock<HashMap<(usize, usize), Arc<ByStatus>>>,
     stats: UpstreamStats,
+    /// Why the upstream's TLS files did not load; such an upstream has no endpoints.
+    tls_problem: Option<String>,
 }
 
 /// The client-side call histograms of one upstream, by method (`pkg.Svc/Method`).
@@ -85,6 +91,11 @@ const HOP_BY_HOP: [header::HeaderName; 4] = [
 impl Upstream {
     /// Builds the stack of an upstream. Connections are opened lazily, on the first call, so a
     /// gateway starts even while its upstreams are still coming up, and no runtime is needed.
+    ///
+    /// The TLS files of an `https://` upstream are read now. When they do not load, the
+    /// upstream gets no endpoints, so nothing is ever sent to it unverified or in plain text,
+    /// and [`tls_problem`](Self::tls_problem) says why: a gateway refuses to start (or a
+    /// reload to apply) with such an upstream.
     pub fn new(config: &UpstreamConfig) -> Self {
         Self::build(config, None)
     }
@@ -97,11 +108,22 @@ impl Upstream {
     fn build(config: &UpstreamConfig, metrics: Option<Metrics>) -> Self {
         let name: Arc<str> = config.name.as_str().into();
         let policy = Arc::new(config.policy.clone());
-        let authorities: Vec<_> = config
-            .endpoints
-            .iter()
-            .filter_map(|uri| uri.authority().cloned())
-            .collect();
+        let (tls, tls_problem): (Option<Arc<EndpointTls>>, _) = match &config.tls {
+            None => (None, None),
+            Some(settings) => match tls::endpoint_tls(settings) {
+                Ok(tls) => (Some(Arc::new(tls)), None),
+                Err(problem) => (None, Some(problem)),
+            },
+        };
+        let authorities: Vec<_> = if tls_problem.is_some() {
+            Vec::new()
+        } else {
+            config
+                .endpoints
+                .iter()
+                .filter_map(|uri| uri.authority().cloned())
+                .collect()
+        };
         let (discovery, initial) = Discovery::new(&authorities, policy.dns_refresh);
         let make_endpoint: Arc<dyn Fn(&EndpointAddr) -> Endpoint + Send + Sync> = {
             let policy = Arc::clone(&policy);
@@ -115,6 +137,10 @@ impl Upstream {
                     connect_timeout,
                     &policy.breaker,
                 );
+                let endpoint = match &tls {
+                    Some(tls) => endpoint.with_tls(Arc::clone(tls)),
+                    None => endpoint,
+                };
                 match &metrics {
                     Some(metrics) => {
                         endpoint.with_attempts(metrics.endpoint_attempts(&upstream, &addr.connect))
@@ -154,7 +180,14 @@ impl Upstream {
             calls: OnceLock::new(),
             steps: RwLock::default(),
             stats: UpstreamStats::default(),
+            tls_problem,
         }
+    }
+
+    /// Why the upstream's TLS files (`[upstreams.NAME.tls]`) did not load, naming the file;
+    /// `None` when they did, or it has none.
+    pub fn tls_problem(&self) -> Option<&str> {
+        self.tls_problem.as_deref()
     }
 
     /// Decides, from the descriptor sets the gateway serves and this upstream's policy, which

@@ -195,6 +195,7 @@ mod tests {
             services: vec!["demo.catalog.v1.CatalogService".into()],
             connect_timeout: Duration::from_millis(100),
             policy: crate::resilience::UpstreamPolicy::default(),
+            tls: None,
         }]);
         let service = "demo.catalog.v1.CatalogService";
         let spec = CallSpec {

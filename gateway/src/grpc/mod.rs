@@ -3,6 +3,7 @@
 
 pub(crate) mod body;
 pub(crate) mod deadline;
+pub(crate) mod forwarded;
 pub(crate) mod status;
 
 pub(crate) use deadline::{Deadline, grpc_timeout_value, parse_grpc_timeout};

@@ -15,9 +15,17 @@
 //! We drive hyper's connection API directly rather than `hyper_util`'s pooled client because
 //! that client consumes the request on every failure, and because it has one pool for all hosts
 //! where the balancer needs per-endpoint state next to each pool.
+//!
+//! An endpoint of an `https://` upstream speaks TLS ([`EndpointTls`]): the TCP connection is
+//! wrapped in a rustls client session (the configuration, with its roots, client certificate
+//! and ALPN `h2`, is prepared once by whoever builds the upstream) before the same HTTP/2
+//! handshake. TCP connect and TLS handshake share `connect_timeout`, and a server that does
+//! not pick `h2` over ALPN is refused, since gRPC needs HTTP/2. A failed handshake is a failed
+//! connect like a refused one: the request was not sent, and its error says why (`invalid
+//! peer certificate: UnknownIssuer`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -25,8 +33,12 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::breaker::{Breaker, BreakerPolicy};
 use super::deadline::EdgeCallId;
@@ -51,11 +63,25 @@ pub struct EndpointAddr {
     pub authority: Authority,
 }
 
+/// TLS to an upstream's endpoints, prepared once when the upstream is built and shared by
+/// all of them.
+#[derive(Debug)]
+pub(crate) struct EndpointTls {
+    /// The rustls client configuration: the roots the endpoint's certificate must chain to,
+    /// the client certificate to present (mutual TLS), TLS 1.2+, ALPN `h2` only.
+    pub(crate) config: Arc<rustls::ClientConfig>,
+    /// The name the endpoint's certificate must carry, also sent as SNI; `None`: the host of
+    /// the endpoint's configured `host:port`.
+    pub(crate) server_name: Option<ServerName<'static>>,
+}
+
 /// One endpoint, shared by every call the balancer sends to it.
 #[derive(Debug)]
 pub struct Endpoint {
     addr: EndpointAddr,
     connect_timeout: Duration,
+    /// TLS on its connections; plain text (h2c) without it.
+    tls: Option<Arc<EndpointTls>>,
     slots: Box<[Slot]>,
     next_slot: AtomicUsize,
     /// Calls sent and not yet finished (response body done or dropped).
@@ -145,6 +171,7 @@ impl Endpoint {
         Self {
             addr,
             connect_timeout,
+            tls: None,
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             next_slot: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -163,6 +190,12 @@ impl Endpoint {
     /// Records this endpoint's attempts into `attempts` (by default they are counted nowhere).
     pub(crate) fn with_attempts(mut self, attempts: ByStatus) -> Self {
         self.attempts = attempts;
+        self
+    }
+
+    /// Makes this endpoint's connections TLS (by default they are plain text, h2c).
+    pub(crate) fn with_tls(mut self, tls: Arc<EndpointTls>) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -198,7 +231,10 @@ impl Endpoint {
             Err(error) => return Err(SendError::Connect { request, error }),
         };
         let mut parts = std::mem::take(request.uri_mut()).into_parts();
-        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.scheme = Some(match self.tls {
+            Some(_) => http::uri::Scheme::HTTPS,
+            None => http::uri::Scheme::HTTP,
+        });
         parts.authority = Some(self.addr.authority.clone());
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -236,22 +272,82 @@ impl Endpoint {
     }
 
     async fn connect(&self) -> Result<SendRequest<RequestBody>, tower::BoxError> {
-        let stream = match tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(&self.addr.connect),
-        )
-        .await
-        {
+        let connecting = async {
+            let stream = TcpStream::connect(&self.addr.connect).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, tower::BoxError>(match &self.tls {
+                None => Connected::Plain(stream),
+                Some(tls) => Connected::Tls(Box::new(self.tls_handshake(tls, stream).await?)),
+            })
+        };
+        let connected = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(connected) => connected?,
             Err(_) => {
+                let what = match self.tls {
+                    Some(_) => "connect and TLS handshake",
+                    None => "connect",
+                };
                 return Err(format!(
-                    "connect timed out after {}",
+                    "{what} timed out after {}",
                     humantime::format_duration(self.connect_timeout)
                 )
                 .into());
             }
         };
-        stream.set_nodelay(true)?;
+        let sender = match connected {
+            Connected::Plain(stream) => self.handshake(stream).await?,
+            Connected::Tls(stream) => self.handshake(*stream).await?,
+        };
+        tracing::debug!(endpoint = %self.addr.connect, tls = self.tls.is_some(), "upstream connection established");
+        Ok(sender)
+    }
+
+    /// The TLS handshake on a connected stream: the name verified (and sent as SNI) is the
+    /// configured `server_name`, else the endpoint's host; the server must pick `h2`.
+    async fn tls_handshake(
+        &self,
+        tls: &EndpointTls,
+        stream: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, tower::BoxError> {
+        let server_name = match &tls.server_name {
+            Some(name) => name.clone(),
+            None => {
+                let host = self.addr.authority.host();
+                let bare = host.trim_start_matches('[').trim_end_matches(']');
+                ServerName::try_from(bare.to_owned()).map_err(|error| {
+                    format!(
+                        "the host `{host}` is not a name TLS can verify ({error}); set the \
+                         upstream's `tls.server_name`"
+                    )
+                })?
+            }
+        };
+        let name = server_name.to_str().into_owned();
+        let stream = TlsConnector::from(Arc::clone(&tls.config))
+            .connect(server_name, stream)
+            .await
+            .map_err(|error| format!("TLS handshake with `{name}` failed: {error}"))?;
+        let alpn = stream.get_ref().1.alpn_protocol();
+        if alpn != Some(b"h2".as_slice()) {
+            let chosen = match alpn {
+                Some(protocol) => format!("it chose `{}`", String::from_utf8_lossy(protocol)),
+                None => "it chose no protocol".to_owned(),
+            };
+            return Err(format!(
+                "TLS with `{name}` did not negotiate HTTP/2 over ALPN ({chosen}); gRPC needs \
+                 the upstream to offer `h2`"
+            )
+            .into());
+        }
+        Ok(stream)
+    }
+
+    /// The HTTP/2 handshake on a connected (and, for TLS, secured) stream; the connection is
+    /// then driven by its own task.
+    async fn handshake<S>(&self, stream: S) -> Result<SendRequest<RequestBody>, tower::BoxError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(KEEPALIVE_INTERVAL)
@@ -264,9 +360,16 @@ impl Endpoint {
                 tracing::debug!(%endpoint, %error, "upstream connection closed with an error");
             }
         });
-        tracing::debug!(endpoint = %self.addr.connect, "upstream connection established");
         Ok(sender)
     }
+}
+
+/// A connection made within `connect_timeout`, before its HTTP/2 handshake.
+enum Connected {
+    /// h2c.
+    Plain(TcpStream),
+    /// TLS, `h2` negotiated (boxed: the session state is large).
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 // === impl Health ===

@@ -30,6 +30,14 @@ pub enum GatewayError {
         /// What went wrong, naming the file.
         reason: String,
     },
+    /// An upstream's TLS files (`[upstreams.NAME.tls]`) could not be loaded.
+    #[error("cannot set up TLS to upstream `{upstream}`: {reason}")]
+    UpstreamTls {
+        /// Upstream name from `gateway.toml`.
+        upstream: String,
+        /// What went wrong, naming the file.
+        reason: String,
+    },
     /// HTTP bindings that cannot be routed: bad rules, conflicts, unknown selectors.
     #[error("the HTTP routes have problems:\n  - {}", problems.join("\n  - "))]
     HttpRoutes {

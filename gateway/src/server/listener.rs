@@ -6,9 +6,21 @@
 //! after their current response). When the drain timeout passes, [`Connections::cut`] closes
 //! every connection still open, which cancels its calls: the gateway may be embedded in a
 //! process that goes on running, so leaving them to the process's exit is not enough.
+//!
+//! `[listener.limits]` bounds what one client can take: connections beyond `max_connections`
+//! are closed when accepted; a connection that starts no request within `header_read_timeout`
+//! (a slow or silent client) is closed, as is one with no request in flight for
+//! `idle_timeout` (an HTTP/1.1 keep-alive connection waiting for its next head is held to the
+//! header read timeout by hyper already); heads are bounded in size (and, on HTTP/1.1, in count and in time). The
+//! HTTP/2 attacks are bounded by `h2` and set here on purpose rather than left to defaults:
+//! streams a client resets before the server accepts them (rapid reset) are capped at
+//! [`MAX_PENDING_RESETS`], streams the server must reset at [`MAX_LOCAL_RESETS`] (past it the
+//! connection gets GOAWAY), and a header block is capped in size however many CONTINUATION
+//! frames carry it. `tests/tests/abuse.rs` sends each attack.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -17,6 +29,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::ListenerLimits;
 
 use arc_swap::ArcSwap;
 
@@ -25,14 +40,117 @@ use super::tls::HANDSHAKE_TIMEOUT;
 use crate::access::{Peer, PeerIdentity};
 use tokio_rustls::TlsAcceptor;
 
-/// Serves one connection until it ends or is cut at the drain timeout.
+/// What a connection's calls tell its watchdog.
+#[derive(Debug)]
+struct Activity {
+    /// Requests whose response body has not ended yet.
+    in_flight: AtomicUsize,
+    /// Requests started since the connection was accepted.
+    started: AtomicU64,
+    /// When the last request started or the last response ended, in ms since `accepted`.
+    last_ms: AtomicU64,
+    accepted: Instant,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            in_flight: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+            accepted: Instant::now(),
+        })
+    }
+
+    fn touch(&self) {
+        let now = self.accepted.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Counts a request in until the returned guard (kept by its response body) drops.
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight(Arc::clone(self))
+    }
+
+    /// Why the connection should close now, if it should.
+    fn verdict(&self, limits: &ListenerLimits) -> Option<&'static str> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        if self.started.load(Ordering::Relaxed) == 0 {
+            return (self.accepted.elapsed() >= limits.header_read_timeout)
+                .then_some("no request within the header read timeout");
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        (self.accepted.elapsed().saturating_sub(last) >= limits.idle_timeout)
+            .then_some("idle for the idle timeout")
+    }
+}
+
+/// One request in flight; dropped with its response body.
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight until it ends.
+    struct Tracked<B> {
+        #[pin]
+        inner: B,
+        _in_flight: InFlight,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves one connection until it ends, is cut at the drain timeout, or its watchdog closes
+/// it (no first request in time, or idle).
 async fn run<E>(
     connection: impl Future<Output = Result<(), E>>,
     mut cut_signal: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
+    activity: Arc<Activity>,
+    limits: ListenerLimits,
 ) where
     E: std::fmt::Display,
 {
+    let period =
+        (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(10));
+    let watchdog = async {
+        loop {
+            tokio::time::sleep(period).await;
+            if let Some(reason) = activity.verdict(&limits) {
+                return reason;
+            }
+        }
+    };
     tokio::select! {
         ended = connection => if let Err(error) = ended {
             tracing::debug!(%peer, %error, "connection ended with an error");
@@ -41,15 +159,37 @@ async fn run<E>(
         _ = cut_signal.wait_for(|cut| *cut) => {
             tracing::debug!(%peer, "connection cut at the drain timeout");
         }
+        reason = watchdog => {
+            tracing::debug!(%peer, reason, "connection closed");
+        }
     }
 }
 
-/// Upper bound on concurrent streams per HTTP/2 connection. Set on purpose rather than left to
-/// the library default, because clients size their connection pools from it.
-const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// Streams a client may reset before the server accepts them, per connection (rapid reset,
+/// CVE-2023-44487); past it the connection gets GOAWAY.
+pub(crate) const MAX_PENDING_RESETS: usize = 20;
+/// Streams the server may reset because of the client's errors, per connection; past it the
+/// connection gets GOAWAY.
+pub(crate) const MAX_LOCAL_RESETS: usize = 1024;
 /// Pause after a failed `accept` (such as running out of file descriptors), so that the loop
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// One open connection, counted against `max_connections` until dropped.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn count(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(open))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// The connections still open when the listener stopped accepting.
 pub(crate) struct Connections {
@@ -77,13 +217,24 @@ pub(crate) async fn serve(
     current: Arc<ArcSwap<Snapshot>>,
     signal: impl Future<Output = ()> + Send,
     tls: Option<TlsAcceptor>,
+    limits: ListenerLimits,
 ) -> Connections {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size((limits.max_header_bytes as usize).max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        // Clients size their connection pools from it, so it is set, never left to defaults.
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(MAX_LOCAL_RESETS);
+    let open = Arc::new(AtomicUsize::new(0));
     let connections = GracefulShutdown::new();
     let (cut, cut_signal) = watch::channel(false);
     let mut signal = std::pin::pin!(signal);
@@ -99,17 +250,35 @@ pub(crate) async fn serve(
             },
             () = &mut signal => break,
         };
+        if open.load(Ordering::Relaxed) >= limits.max_connections {
+            tracing::debug!(%peer, limit = limits.max_connections, "connection refused: at max_connections");
+            drop(stream);
+            continue;
+        }
+        let counted = Open::count(&open);
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
+        let activity = Activity::new();
         let current = Arc::clone(&current);
         // Each call takes the routing table in force when it arrives, so a long-lived
         // connection follows reloads.
+        let tracked = Arc::clone(&activity);
         let service = move |connection: Arc<Peer>| {
             service_fn(move |request| {
-                Arc::clone(&current.load().router).handle(request, Arc::clone(&connection))
+                let in_flight = tracked.begin();
+                let answer =
+                    Arc::clone(&current.load().router).handle(request, Arc::clone(&connection));
+                async move {
+                    let response = answer.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|inner| Tracked {
+                        inner,
+                        _in_flight: in_flight,
+                    }))
+                }
             })
         };
+        let limits = limits.clone();
         let watcher = connections.watcher();
         let cut_signal = cut_signal.clone();
         match &tls {
@@ -121,15 +290,26 @@ pub(crate) async fn serve(
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                tokio::spawn(run(watcher.watch(connection), cut_signal, peer));
+                tokio::spawn(async move {
+                    run(
+                        watcher.watch(connection),
+                        cut_signal,
+                        peer,
+                        activity,
+                        limits,
+                    )
+                    .await;
+                    drop(counted);
+                });
             }
             Some(acceptor) => {
                 let handshake = acceptor.accept(stream);
+                let handshake_timeout = HANDSHAKE_TIMEOUT.min(limits.header_read_timeout);
                 let builder = builder.clone();
                 tokio::spawn(async move {
                     let mut cut = cut_signal.clone();
                     let stream = tokio::select! {
-                        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match done {
+                        done = tokio::time::timeout(handshake_timeout, handshake) => match done {
                             Ok(Ok(stream)) => stream,
                             Ok(Err(error)) => {
                                 tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -157,7 +337,15 @@ pub(crate) async fn serve(
                     let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
-                    run(watcher.watch(connection), cut_signal, peer).await;
+                    run(
+                        watcher.watch(connection),
+                        cut_signal,
+                        peer,
+                        activity,
+                        limits,
+                    )
+                    .await;
+                    drop(counted);
                 });
             }
         }

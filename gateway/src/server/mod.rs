@@ -383,8 +383,9 @@ impl Gateway {
             Some((acceptor, resolver)) => (Some(acceptor), Some(tls::watch(resolver))),
             None => (None, None),
         };
+        let limits = current.load().config.listener.limits.clone();
         let mut connections =
-            listener::serve(listener, Arc::clone(&current), signal, acceptor).await;
+            listener::serve(listener, Arc::clone(&current), signal, acceptor, limits).await;
         if let Some(task) = tls_task {
             task.abort();
         }

@@ -522,10 +522,12 @@ impl Router {
                 }
             },
             Route::Local(service) => {
-                let response = service
-                    .clone()
-                    .oneshot(request.map(tonic::body::Body::new))
-                    .await;
+                let forwarded = request
+                    .extensions()
+                    .get::<Caller>()
+                    .and_then(|caller| caller.forwarded.clone());
+                let answer = service.clone().oneshot(request.map(tonic::body::Body::new));
+                let response = crate::grpc::forwarded::scope(forwarded, answer).await;
                 if let Some(log) = log {
                     tracing::debug!(path = %log.path, elapsed_us = log.started.elapsed().as_micros() as u64, "local call answered");
                 }

@@ -159,6 +159,14 @@ impl Base {
                     (self.build_upstream(upstream_config), generation)
                 }
             };
+            // Built here or by the builder the gateway started from: either way, an upstream
+            // whose TLS files did not load is never served.
+            if let Some(reason) = upstream.0.tls_problem() {
+                return Err(GatewayError::UpstreamTls {
+                    upstream: upstream_config.name.clone(),
+                    reason: reason.to_owned(),
+                });
+            }
             // Only an upstream's first lesson counts: one carried over keeps what it learnt
             // (the stacks a gateway starts with learn here, at their first assembly).
             upstream
@@ -248,7 +256,9 @@ impl Base {
             router.trace_with(Arc::clone(tracing));
         }
         if let Some(access) = access {
-            router.guard_with(access);
+            router.guard_with(
+                access.with_rules_of(&pool, |service| claims.owners.contains_key(service)),
+            );
         }
         let watched = self.watched(&router, &downstreams);
         let snapshot = Snapshot {

@@ -19,6 +19,7 @@ fn upstream(policy: UpstreamPolicy) -> Upstream {
         services: vec!["demo.users.v1.UserService".into()],
         connect_timeout: Duration::from_millis(100),
         policy,
+        tls: None,
     })
 }
 
