@@ -28,6 +28,14 @@ async fn start() -> Stack {
     .unwrap()
 }
 
+fn inventory_calls(stack: &Stack) -> u64 {
+    stack
+        .service(DemoService::Inventory)
+        .faults()
+        .stats()
+        .calls_total
+}
+
 /// A well-behaved call on its own connection; how long it took.
 async fn served(addr: SocketAddr) -> Duration {
     let started = Instant::now();
@@ -215,13 +223,7 @@ async fn oversized_heads_and_connection_floods_are_refused() {
     let _serial = serial().await;
     let stack = start().await;
     let addr = stack.gateway_addr();
-    let inventory = || {
-        stack
-            .service(DemoService::Inventory)
-            .faults()
-            .stats()
-            .calls_total
-    };
+    let inventory = || inventory_calls(&stack);
     let before = inventory();
     let url = format!("http://{addr}/v1/products/7/stock");
     let big = format!("x-big: {}", "a".repeat(10_000));
@@ -270,13 +272,7 @@ async fn http2_floods_end_in_goaway_while_others_are_served() {
     let _serial = serial().await;
     let stack = start().await;
     let addr = stack.gateway_addr();
-    let inventory = || {
-        stack
-            .service(DemoService::Inventory)
-            .faults()
-            .stats()
-            .calls_total
-    };
+    let inventory = || inventory_calls(&stack);
     let rss_before = rss_kib();
 
     // Rapid reset: a request opened and cancelled at once, 5,000 times, without waiting.

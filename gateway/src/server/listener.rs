@@ -130,37 +130,50 @@ impl<B: http_body::Body> http_body::Body for Tracked<B> {
     }
 }
 
-/// Serves one connection until it ends, is cut at the drain timeout, or its watchdog closes
-/// it (no first request in time, or idle).
-async fn run<E>(
-    connection: impl Future<Output = Result<(), E>>,
-    mut cut_signal: watch::Receiver<bool>,
+/// What watches one connection: the drain's cut, its activity, its place in the count.
+struct Watched {
+    cut_signal: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
     activity: Arc<Activity>,
     limits: ListenerLimits,
-) where
-    E: std::fmt::Display,
-{
-    let period =
-        (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(10));
-    let watchdog = async {
-        loop {
-            tokio::time::sleep(period).await;
-            if let Some(reason) = activity.verdict(&limits) {
-                return reason;
+    /// Counted against `max_connections` until the connection ends.
+    _open: Open,
+}
+
+impl Watched {
+    /// Serves the connection until it ends, is cut at the drain timeout, or its watchdog
+    /// closes it (no first request in time, or idle).
+    async fn run<E>(mut self, connection: impl Future<Output = Result<(), E>>)
+    where
+        E: std::fmt::Display,
+    {
+        let peer = self.peer;
+        let period = (self
+            .limits
+            .header_read_timeout
+            .min(self.limits.idle_timeout)
+            / 4)
+        .max(Duration::from_millis(10));
+        let (activity, limits) = (&self.activity, &self.limits);
+        let watchdog = async {
+            loop {
+                tokio::time::sleep(period).await;
+                if let Some(reason) = activity.verdict(limits) {
+                    return reason;
+                }
             }
-        }
-    };
-    tokio::select! {
-        ended = connection => if let Err(error) = ended {
-            tracing::debug!(%peer, %error, "connection ended with an error");
-        },
-        // Dropping the connection closes it; its calls' tasks see the reset and stop.
-        _ = cut_signal.wait_for(|cut| *cut) => {
-            tracing::debug!(%peer, "connection cut at the drain timeout");
-        }
-        reason = watchdog => {
-            tracing::debug!(%peer, reason, "connection closed");
+        };
+        tokio::select! {
+            ended = connection => if let Err(error) = ended {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            },
+            // Dropping the connection closes it; its calls' tasks see the reset and stop.
+            _ = self.cut_signal.wait_for(|cut| *cut) => {
+                tracing::debug!(%peer, "connection cut at the drain timeout");
+            }
+            reason = watchdog => {
+                tracing::debug!(%peer, reason, "connection closed");
+            }
         }
     }
 }
@@ -290,17 +303,14 @@ pub(crate) async fn serve(
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                tokio::spawn(async move {
-                    run(
-                        watcher.watch(connection),
-                        cut_signal,
-                        peer,
-                        activity,
-                        limits,
-                    )
-                    .await;
-                    drop(counted);
-                });
+                let watched = Watched {
+                    cut_signal,
+                    peer,
+                    activity,
+                    limits,
+                    _open: counted,
+                };
+                tokio::spawn(watched.run(watcher.watch(connection)));
             }
             Some(acceptor) => {
                 let handshake = acceptor.accept(stream);
@@ -337,15 +347,14 @@ pub(crate) async fn serve(
                     let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
-                    run(
-                        watcher.watch(connection),
+                    let watched = Watched {
                         cut_signal,
                         peer,
                         activity,
                         limits,
-                    )
-                    .await;
-                    drop(counted);
+                        _open: counted,
+                    };
+                    watched.run(watcher.watch(connection)).await;
                 });
             }
         }
