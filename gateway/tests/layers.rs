@@ -9,11 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. `main` stands outside the stack.
-const LAYERS: [&str; 8] = [
+const LAYERS: [&str; 9] = [
     "grpc",
     "telemetry",
     "resilience",
     "transcode",
+    "access",
     "config",
     "client",
     "compose",
