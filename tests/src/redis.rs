@@ -66,6 +66,11 @@ impl RedisServer {
         )
     }
 
+    /// The server's process id, for reading its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;

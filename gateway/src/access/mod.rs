@@ -329,7 +329,7 @@ impl Access {
                 consumer: consumer.into(),
                 plan: plan.map(Into::into),
                 scheme: Scheme::Jwt,
-                claims: Some(Arc::new(claims)),
+                claims: Some(claims),
                 forwarded: None,
             }));
         }

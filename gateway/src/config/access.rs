@@ -23,6 +23,7 @@
 //! consumer_claim = "sub"
 //! plan_claim = "plan"
 //! max_token_bytes = 8192
+//! token_cache_size = 10000          # verified tokens remembered until they expire; 0: off
 //!
 //! [auth.mtls]                        # client certificates (listener.tls.client_ca) identify
 //!
@@ -113,6 +114,7 @@ struct RawJwt {
     consumer_claim: Option<String>,
     plan_claim: Option<String>,
     max_token_bytes: Option<u32>,
+    token_cache_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +173,9 @@ struct RawRedis {
     on_error: Option<String>,
     key_prefix: Option<String>,
 }
+
+/// Verified tokens remembered when `token_cache_size` is not set.
+const DEFAULT_TOKEN_CACHE_SIZE: u32 = 10_000;
 
 /// The longest token read when `max_token_bytes` is not set.
 const DEFAULT_MAX_TOKEN_BYTES: u32 = 8192;
@@ -426,6 +431,12 @@ fn jwt(raw: &RawJwt, problems: &mut Problems) -> Option<JwtConfig> {
         consumer_claim: raw.consumer_claim.clone().unwrap_or_else(|| "sub".into()),
         plan_claim: raw.plan_claim.clone(),
         max_token_bytes,
+        token_cache_size: problems.bounded(
+            "auth.jwt.token_cache_size",
+            raw.token_cache_size,
+            0..=10_000_000,
+            DEFAULT_TOKEN_CACHE_SIZE,
+        ) as usize,
     })
 }
 

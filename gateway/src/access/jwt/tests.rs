@@ -57,6 +57,7 @@ fn config(keys: KeySource) -> JwtConfig {
         consumer_claim: "sub".into(),
         plan_claim: Some("plan".into()),
         max_token_bytes: 8192,
+        token_cache_size: 0,
     }
 }
 
@@ -394,4 +395,51 @@ async fn random_and_mutated_tokens_never_panic_or_pass() {
     // base64url's last character may carry unused bits, so an edit there can decode to the
     // same signature; anything more than a handful would be a verification hole.
     assert!(passed <= 5, "{passed} edited tokens verified");
+}
+
+#[tokio::test]
+async fn a_cached_token_still_expires_and_edits_still_fail() {
+    let mut cached = config(KeySource::File({
+        let dir = std::env::temp_dir().join(format!("mosaic-jwks-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jwks.json");
+        std::fs::write(
+            &path,
+            json!({ "keys": [jwk(RSA, Algorithm::RS256, "rsa")] }).to_string(),
+        )
+        .unwrap();
+        path
+    }));
+    cached.token_cache_size = 2;
+    cached.leeway = Duration::ZERO;
+    let verifier = Verifier::new(cached).await.unwrap();
+    // Valid for one more second: accepted (and cached), then refused once it has expired.
+    let mut short = claims();
+    short["exp"] = json!(now() + 1);
+    let token = sign(&short, RSA, Algorithm::RS256, Some("rsa"));
+    verifier.verify(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err(),
+        TokenError::Expired
+    );
+    // A token that differs from a cached one in its signature is checked, not looked up.
+    let good = sign(&claims(), RSA, Algorithm::RS256, Some("rsa"));
+    verifier.verify(&good).await.unwrap();
+    let mut forged = good.clone();
+    forged.pop();
+    forged.push(if good.ends_with('A') { 'B' } else { 'A' });
+    assert!(verifier.verify(&forged).await.is_err());
+    // More distinct tokens than the cache holds: it stays bounded and keeps answering.
+    for i in 0..5 {
+        let mut distinct = claims();
+        distinct["jti"] = json!(i);
+        verifier
+            .verify(&sign(&distinct, RSA, Algorithm::RS256, Some("rsa")))
+            .await
+            .unwrap();
+        let held = verifier.cache.entries.lock().unwrap().len();
+        assert!(held <= 2, "{held} cached");
+    }
 }
