@@ -441,6 +441,11 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
 
     let mut scope = expr::Scope::new();
     scope.insert("$", input_expr_type(plan), quote!(input));
+    scope.insert(
+        crate::resolve::CALLER,
+        expr::Type::Map(Box::new(expr::Type::String), Box::new(expr::Type::String)),
+        quote!(caller),
+    );
     let prechecked = prechecked(plan);
     let layout = Layout::of(plan, &prechecked);
     let mut step_tokens = Vec::new();
@@ -535,10 +540,18 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
         quote!(#[doc = ""] #(#lines)*)
     });
     let allowed = allowed_lints();
+    let caller = caller_binding(plan.reads_caller);
+    let pre_caller = caller_binding(
+        plan.steps
+            .iter()
+            .zip(&prechecked)
+            .any(|(step, pre)| *pre && step.reads_caller),
+    );
     let pre_check_block = (!pre_checks.is_empty()).then(|| {
         quote! {
             {
                 let input = &*input;
+                #pre_caller
                 #(#pre_checks)*
             }
         }
@@ -558,6 +571,7 @@ fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> Token
             #(#step_tokens)*
             #join
             let input = &*input;
+            #caller
             ::core::result::Result::Ok(#output {
                 #(#fields)*
             })
@@ -642,6 +656,19 @@ fn live_reads<'a>(
 
 /// Clones moved into a step: the context, and the handles of the shared steps it reads
 /// (steps read only here are moved in whole).
+/// Binds `caller` (the caller's identity, read from the call's context) where expressions
+/// that read it are evaluated.
+fn caller_binding(reads: bool) -> TokenStream {
+    if !reads {
+        return quote!();
+    }
+    let c = compose();
+    quote! {
+        let caller = #c::caller();
+        let caller = &*caller;
+    }
+}
+
 fn captures(plan: &MessagePlan, index: usize, layout: &Layout) -> TokenStream {
     let reads = live_reads(plan, index, &layout.prechecked)
         .filter(|&i| layout.spawned[i])
@@ -887,8 +914,10 @@ fn emit_step_body(
             quote! { #check ::core::result::Result::<(), #c::Status>::Ok(()) }
         }
     };
+    let caller = caller_binding(plan.steps[index].reads_caller);
     quote! {
         let input = &*input;
+        #caller
         #awaits
         #guard
         #body

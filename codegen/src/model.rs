@@ -50,6 +50,8 @@ pub struct MessagePlan {
     pub steps: Vec<StepPlan>,
     /// How each field gets its value, in field order.
     pub fields: Vec<FieldPlan>,
+    /// Whether a field's binding reads `caller` (the caller's identity).
+    pub reads_caller: bool,
 }
 
 /// The input (`$`) of a message's rules.
@@ -94,6 +96,8 @@ pub struct StepPlan {
     pub ty: expr::Type,
     /// Whether its fields fill same-named fields of the message built.
     pub autobind: bool,
+    /// Whether its guard or body reads `caller` (the caller's identity).
+    pub reads_caller: bool,
 }
 
 /// What a step computes.

@@ -82,6 +82,8 @@ struct Resolver<'a> {
     /// Whether the message being resolved is built only by steps in error (reported there), so
     /// that its arguments are unknown: reading `$` reports nothing more.
     failed_input: bool,
+    /// Whether a field binding of the message being resolved reads `caller`.
+    reads_caller: bool,
     /// Resilience defaults of downstream methods, read (and checked) once per method.
     call_defaults: HashMap<String, CallDefaults>,
 }
@@ -112,6 +114,7 @@ impl<'a> Resolver<'a> {
             failed: HashSet::new(),
             failed_args: HashSet::new(),
             failed_input: false,
+            reads_caller: false,
             call_defaults: HashMap::new(),
         })
     }
@@ -570,6 +573,12 @@ impl<'a> Resolver<'a> {
 
         let mut scope = expr::Scope::new();
         scope.insert("$", input_type, quote::quote!(input));
+        scope.insert(
+            CALLER,
+            Type::Map(Box::new(Type::String), Box::new(Type::String)),
+            quote::quote!(caller),
+        );
+        self.reads_caller = false;
         let mut defined: HashMap<String, usize> = HashMap::new();
         // Rust identifiers of the names defined so far, to catch two names mapping to one.
         let mut idents: HashMap<String, String> = HashMap::new();
@@ -649,6 +658,7 @@ impl<'a> Resolver<'a> {
                 }
                 continue;
             };
+            let reads_caller = reads.contains(CALLER) && !defined.contains_key(CALLER);
             let mut reads: Vec<usize> = reads
                 .into_iter()
                 .filter_map(|n| defined.get(&n).copied())
@@ -675,6 +685,7 @@ impl<'a> Resolver<'a> {
                 reads,
                 ty,
                 autobind,
+                reads_caller,
             });
             if autobind && !matches!(steps[index].ty, Type::Message(_)) {
                 self.error_hint(
@@ -688,12 +699,14 @@ impl<'a> Resolver<'a> {
             }
         }
 
+        self.reads_caller = false;
         let fields = self.bind_fields(message, &scope, &steps, &site);
         Some(MessagePlan {
             descriptor: message.clone(),
             input,
             steps,
             fields,
+            reads_caller: self.reads_caller,
         })
     }
 
@@ -1312,6 +1325,9 @@ impl<'a> Resolver<'a> {
                 continue;
             }
             if scope.get(&name).is_some() {
+                if name == CALLER {
+                    self.reads_caller = true;
+                }
                 reads.insert(name);
                 continue;
             }
@@ -1730,7 +1746,11 @@ pub fn step_ident(name: &str) -> String {
 }
 
 /// Names the generated code gives its own values, in scope wherever steps and iterators are.
-const RESERVED_NAMES: &[&str] = &["input", "call", "downstreams"];
+const RESERVED_NAMES: &[&str] = &["input", "call", "downstreams", CALLER];
+
+/// The name expressions read the caller's identity by: a map of text (`caller.sub`,
+/// `caller.consumer`), from the claims of its token and what the gateway knows of it.
+pub const CALLER: &str = "caller";
 
 /// Why `name` cannot name a step, an iterator or (with `reserved` empty) an argument: it must
 /// be an identifier whose Rust form is one too, and not one the generated code uses itself.

@@ -410,7 +410,10 @@ async fn the_edge_proto_declares_who_may_call_and_the_config_wins() {
             for (name, value) in metadata {
                 request.metadata_mut().insert(name, value.parse().unwrap());
             }
-            client.get_user_profile(request).await.map(|_| ())
+            client
+                .get_user_profile(request)
+                .await
+                .map(|answer| answer.into_inner())
         }
     };
     let bearer = |scope: &str| {
@@ -432,15 +435,24 @@ async fn the_edge_proto_declares_who_may_call_and_the_config_wins() {
         "Bearer {}",
         tokens::token(
             "alice",
-            json!({ "scope": "profile:read", "tenant": "acme-corp" })
+            json!({ "scope": "profile:read", "tenant": "acme-corp", "uid": 3 })
         )
     );
-    profile(tenant).await.unwrap();
+    let page = profile(tenant).await.unwrap();
+    // storefront.proto reads the caller in expressions: `caller.consumer`, `caller.uid`.
+    assert_eq!(page.viewer, "alice");
+    assert!(
+        page.own_profile,
+        "the token's uid claim is the profile's user"
+    );
     let seen = journal.take_journal();
     assert_eq!(seen.len(), 1, "GetUserProfile calls GetUser once");
     assert_eq!(seen[0].headers["x-user-id"], "alice");
     assert_eq!(seen[0].headers["x-tenant"], "acme-corp");
     assert!(seen[0].headers.get("authorization").is_none());
+    let other = profile(bearer("profile:read")).await.unwrap();
+    assert_eq!(other.viewer, "alice");
+    assert!(!other.own_profile, "no uid claim");
     let unscoped = profile(bearer("users:read")).await.unwrap_err();
     assert_eq!(unscoped.code(), Code::PermissionDenied);
     assert_eq!(
@@ -457,8 +469,8 @@ async fn the_edge_proto_declares_who_may_call_and_the_config_wins() {
     );
     assert_eq!(
         calls(&stack, DemoService::Users),
-        users + 1,
-        "one composed call ran"
+        users + 2,
+        "two composed calls ran"
     );
 
     // A gateway.toml policy for the service replaces the proto's rule.
@@ -471,13 +483,16 @@ async fn the_edge_proto_declares_who_may_call_and_the_config_wins() {
     })
     .await
     .unwrap();
-    StorefrontClient::new(open.via_gateway())
+    let anonymous = StorefrontClient::new(open.via_gateway())
         .get_user_profile(GetUserProfileRequest {
             user_id: 3,
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert_eq!(anonymous.viewer, "", "nobody identified: `caller` is empty");
+    assert!(!anonymous.own_profile);
 }
 
 #[tokio::test]

@@ -410,7 +410,7 @@ mod tests {
             plan: plan.map(Into::into),
             scheme: Scheme::ApiKey,
             claims: None,
-            forwarded: None,
+            context: Arc::default(),
         }
     }
 

@@ -20,6 +20,7 @@
 //! admitted call loses its credentials (unless `forward_credentials`), so downstreams do not
 //! receive a token or key meant for the gateway, and gains the configured claims as metadata.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub use keys::{ApiKey, digest_of};
 pub use limits::{LimitStore, OnRedisError, Rate, RateLimitsConfig, RedisConfig};
 pub use policy::{Policy, Scheme};
 
+use crate::grpc::context::CallContext;
 use crate::grpc::status::LocalError;
 use jwt::TokenError;
 
@@ -87,8 +89,8 @@ pub struct Caller {
     pub(crate) plan: Option<Arc<str>>,
     pub(crate) scheme: Scheme,
     pub(crate) claims: Option<Arc<serde_json::Map<String, Value>>>,
-    /// The claims forwarded as metadata, for the downstream calls of hosted handlers.
-    pub(crate) forwarded: Option<Arc<HeaderMap>>,
+    /// What hosted handlers' work carries: the forwarded claims, the caller as text.
+    pub(crate) context: Arc<CallContext>,
 }
 
 impl Caller {
@@ -111,6 +113,27 @@ impl Caller {
     /// A claim of the caller's token (none for other schemes).
     pub fn claim(&self, name: &str) -> Option<&Value> {
         self.claims.as_ref()?.get(name)
+    }
+
+    /// The caller as composition expressions read it (`caller.sub`, `caller.consumer`): every
+    /// top-level claim that is a string, number or boolean, as text, then `consumer`, `plan`
+    /// (when there is one) and `scheme`, which win over claims of the same names.
+    fn as_text(&self) -> BTreeMap<String, String> {
+        let mut text = BTreeMap::new();
+        for (name, value) in self.claims.iter().flat_map(|claims| claims.iter()) {
+            let value = match value {
+                Value::String(value) => value.clone(),
+                Value::Number(_) | Value::Bool(_) => value.to_string(),
+                _ => continue,
+            };
+            text.insert(name.clone(), value);
+        }
+        text.insert("consumer".into(), self.consumer.to_string());
+        if let Some(plan) = &self.plan {
+            text.insert("plan".into(), plan.to_string());
+        }
+        text.insert("scheme".into(), self.scheme.name().into());
+        text
     }
 }
 
@@ -301,7 +324,11 @@ impl Access {
             }
         }
         let caller = caller.map(|mut caller| {
-            caller.forwarded = self.forward(&caller, headers);
+            let forwarded = self.forward(&caller, headers);
+            caller.context = Arc::new(CallContext {
+                forwarded,
+                caller: Arc::new(caller.as_text()),
+            });
             caller
         });
         (caller, Ok(()))
@@ -330,7 +357,7 @@ impl Access {
                 plan: plan.map(Into::into),
                 scheme: Scheme::Jwt,
                 claims: Some(claims),
-                forwarded: None,
+                context: Arc::default(),
             }));
         }
         if accepted.contains(&Scheme::ApiKey)
@@ -348,7 +375,7 @@ impl Access {
                 plan: owner.plan.clone(),
                 scheme: Scheme::ApiKey,
                 claims: None,
-                forwarded: None,
+                context: Arc::default(),
             }));
         }
         if accepted.contains(&Scheme::Mtls)
@@ -361,7 +388,7 @@ impl Access {
                 plan: None,
                 scheme: Scheme::Mtls,
                 claims: None,
-                forwarded: None,
+                context: Arc::default(),
             }));
         }
         Ok(None)
@@ -388,7 +415,7 @@ impl Access {
     }
 
     /// Sets the forwarded claims in `headers`; returns them, when there are any.
-    fn forward(&self, caller: &Caller, headers: &mut HeaderMap) -> Option<Arc<HeaderMap>> {
+    fn forward(&self, caller: &Caller, headers: &mut HeaderMap) -> Option<HeaderMap> {
         let mut forwarded = HeaderMap::new();
         for (claim, name) in &self.forward_claims {
             // Never trust a caller's own copy of a forwarded header.
@@ -407,7 +434,7 @@ impl Access {
                 forwarded.insert(name.clone(), value);
             }
         }
-        (!forwarded.is_empty()).then(|| Arc::new(forwarded))
+        (!forwarded.is_empty()).then_some(forwarded)
     }
 }
 

@@ -222,7 +222,7 @@ mod tests {
             plan: plan.map(Into::into),
             scheme: Scheme::Jwt,
             claims: claims.as_object().cloned().map(Arc::new),
-            forwarded: None,
+            context: Arc::default(),
         }
     }
 

@@ -114,3 +114,10 @@ pub use crate::client::{
 };
 pub use crate::client::{Downstreams, EdgeCall};
 pub use crate::grpc::status::ComposeError;
+
+/// The caller of the edge call being served, as composition expressions read it (`caller`):
+/// the token's claims as text, then `consumer`, `plan` and `scheme`; empty when `[auth]` did
+/// not identify the caller.
+pub fn caller() -> Arc<std::collections::BTreeMap<String, String>> {
+    crate::grpc::context::caller()
+}

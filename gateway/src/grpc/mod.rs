@@ -2,8 +2,8 @@
 //! mapping of local failures to statuses. It imports nothing else of the crate.
 
 pub(crate) mod body;
+pub(crate) mod context;
 pub(crate) mod deadline;
-pub(crate) mod forwarded;
 pub(crate) mod status;
 
 pub(crate) use deadline::{Deadline, grpc_timeout_value, parse_grpc_timeout};

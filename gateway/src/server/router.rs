@@ -522,12 +522,12 @@ impl Router {
                 }
             },
             Route::Local(service) => {
-                let forwarded = request
+                let context = request
                     .extensions()
                     .get::<Caller>()
-                    .and_then(|caller| caller.forwarded.clone());
+                    .map(|caller| Arc::clone(&caller.context));
                 let answer = service.clone().oneshot(request.map(tonic::body::Body::new));
-                let response = crate::grpc::forwarded::scope(forwarded, answer).await;
+                let response = crate::grpc::context::scope(context, answer).await;
                 if let Some(log) = log {
                     tracing::debug!(path = %log.path, elapsed_us = log.started.elapsed().as_micros() as u64, "local call answered");
                 }

@@ -64,11 +64,11 @@ pub fn init_with(config: &LoggingConfig) {
 }
 
 /// Runs `future` carrying the current edge call's telemetry (its own-time record and its trace
-/// context) and its forwarded metadata along, for work spawned on another task on the call's behalf.
+/// context) and its call context (forwarded metadata, the caller) along, for work spawned on another task on the call's behalf.
 pub(crate) fn propagate<F: std::future::Future>(
     future: F,
 ) -> impl std::future::Future<Output = F::Output> {
-    own_time::OwnTime::propagate(trace::Scope::propagate(crate::grpc::forwarded::propagate(
+    own_time::OwnTime::propagate(trace::Scope::propagate(crate::grpc::context::propagate(
         future,
     )))
 }

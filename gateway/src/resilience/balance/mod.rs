@@ -488,7 +488,7 @@ impl Balancer {
             let started = Instant::now();
             guard.sent = Some(started);
             guard.waiting = OwnTime::attempt_sent();
-            crate::grpc::forwarded::apply(request.headers_mut());
+            crate::grpc::context::apply(request.headers_mut());
             guard.span =
                 Scope::attempt(&mut request, &self.upstream, &guard.endpoint.addr().connect);
             let (returned, error) = match guard.endpoint.send(request).await {

@@ -1,0 +1,96 @@
+//! What an edge call hands to the work done on its behalf beyond its request: the metadata
+//! `[auth] forward_claims` names, which generated handlers never see as request headers of
+//! their own downstream calls, and the caller's identity, which composition expressions read
+//! as `caller`. The router sets it around a hosted handler; the balancer adds the forwarded
+//! metadata to each attempt (headers the attempt already has are left as they are), generated
+//! code reads the identity, and steps spawned on other tasks carry it along with the rest of
+//! the call's context.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+
+use http::HeaderMap;
+
+/// One edge call's context.
+#[derive(Debug, Default)]
+pub(crate) struct CallContext {
+    /// Headers every downstream call of the edge call carries.
+    pub(crate) forwarded: Option<HeaderMap>,
+    /// The caller's identity as text: `consumer`, `plan`, `scheme`, and its token's claims.
+    pub(crate) caller: Arc<BTreeMap<String, String>>,
+}
+
+tokio::task_local! {
+    static CONTEXT: Arc<CallContext>;
+}
+
+/// Runs `future` within `context`.
+pub(crate) async fn scope<F: Future>(context: Option<Arc<CallContext>>, future: F) -> F::Output {
+    match context {
+        Some(context) => CONTEXT.scope(context, future).await,
+        None => future.await,
+    }
+}
+
+/// `future`, carrying the current context along when it is spawned elsewhere.
+pub(crate) fn propagate<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    scope(CONTEXT.try_with(Arc::clone).ok(), future)
+}
+
+/// Adds the forwarded headers `headers` does not have yet.
+pub(crate) fn apply(headers: &mut HeaderMap) {
+    let _ = CONTEXT.try_with(|context| {
+        for (name, value) in context.forwarded.iter().flatten() {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    });
+}
+
+/// The caller's identity, empty outside an admitted call.
+pub(crate) fn caller() -> Arc<BTreeMap<String, String>> {
+    static NOBODY: LazyLock<Arc<BTreeMap<String, String>>> = LazyLock::new(Arc::default);
+    CONTEXT
+        .try_with(|context| Arc::clone(&context.caller))
+        .unwrap_or_else(|_| Arc::clone(&NOBODY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_context_reaches_spawned_work_and_never_overwrites() {
+        let mut forwarded = HeaderMap::new();
+        forwarded.insert("x-user-id", "alice".parse().unwrap());
+        forwarded.insert("x-tenant", "acme".parse().unwrap());
+        let context = CallContext {
+            forwarded: Some(forwarded),
+            caller: Arc::new(BTreeMap::from([("sub".to_owned(), "alice".to_owned())])),
+        };
+        let (seen, caller) = scope(Some(Arc::new(context)), async {
+            tokio::spawn(propagate(async {
+                let mut headers = HeaderMap::new();
+                headers.insert("x-tenant", "already".parse().unwrap());
+                apply(&mut headers);
+                (headers, caller())
+            }))
+            .await
+            .unwrap()
+        })
+        .await;
+        assert_eq!(seen["x-user-id"], "alice");
+        assert_eq!(seen["x-tenant"], "already");
+        assert_eq!(caller["sub"], "alice");
+        let mut outside = HeaderMap::new();
+        apply(&mut outside);
+        assert!(outside.is_empty());
+        assert!(caller_outside().is_empty());
+    }
+
+    fn caller_outside() -> Arc<BTreeMap<String, String>> {
+        caller()
+    }
+}
