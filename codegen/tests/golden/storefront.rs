@@ -548,10 +548,25 @@ async fn resolve_user_profile(
     let (u, rs, items) = ::mosaic_gateway::compose::try_join!(u, rs, items)?;
     let rs = &*rs;
     let input = &*input;
+    let caller = ::mosaic_gateway::compose::caller();
+    let caller = &*caller;
     ::core::result::Result::Ok(UserProfile {
         user: u.user,
         recent_reviews: items,
         review_count: rs.total_count,
+        viewer: if ::mosaic_gateway::compose::cel::contains_key(caller, "consumer") {
+            ::mosaic_gateway::compose::cel::index_map(
+                    caller,
+                    "consumer",
+                    "caller.consumer",
+                )?
+                .clone()
+        } else {
+            ::std::string::String::from("")
+        },
+        own_profile: ::mosaic_gateway::compose::cel::contains_key(caller, "uid")
+            && *::mosaic_gateway::compose::cel::index_map(caller, "uid", "caller.uid")?
+                == ::mosaic_gateway::compose::cel::string_from(input.user_id),
     })
 }
 
