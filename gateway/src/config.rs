@@ -23,6 +23,7 @@
 //! max_concurrent_streams = 1024    # per HTTP/2 connection
 //! max_header_bytes = 16384         # request head (HTTP/2 header list, HTTP/1.1 head)
 //! max_headers = 100                # per HTTP/1.1 request
+//! max_message_bytes = 4194304      # per gRPC request message, on every protocol
 //! header_read_timeout = "10s"      # a new connection's first request, an HTTP/1.1 head
 //! idle_timeout = "5m"              # no request in flight for this long: closed
 //!
@@ -309,6 +310,9 @@ pub struct ListenerLimits {
     pub max_header_bytes: u32,
     /// Headers per HTTP/1.1 request.
     pub max_headers: usize,
+    /// The largest gRPC request message (after the 5-byte prefix), on every protocol; a call
+    /// that sends a larger one fails `RESOURCE_EXHAUSTED`.
+    pub max_message_bytes: u32,
     /// A new connection must start a request within this, and an HTTP/1.1 request head must
     /// arrive whole within it.
     pub header_read_timeout: Duration,
@@ -323,6 +327,7 @@ impl Default for ListenerLimits {
             max_concurrent_streams: 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
+            max_message_bytes: 4 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
         }
@@ -550,6 +555,7 @@ struct RawLimits {
     max_concurrent_streams: Option<u32>,
     max_header_bytes: Option<u32>,
     max_headers: Option<u32>,
+    max_message_bytes: Option<u32>,
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
 }
@@ -732,6 +738,12 @@ impl Problems {
                 8..=1000,
                 defaults.max_headers as u32,
             ) as usize,
+            max_message_bytes: self.bounded(
+                "listener.limits.max_message_bytes",
+                raw.max_message_bytes,
+                1024..=1024 * 1024 * 1024,
+                defaults.max_message_bytes,
+            ),
             header_read_timeout: self.duration(
                 "listener.limits.header_read_timeout",
                 raw.header_read_timeout.as_deref(),

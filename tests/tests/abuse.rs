@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
 async fn start() -> Stack {
-    let limits = "[listener.limits]\nmax_connections = 64\nheader_read_timeout = \"500ms\"\nidle_timeout = \"1s\"\nmax_header_bytes = 8192\nmax_headers = 50\n";
+    let limits = "[listener.limits]\nmax_connections = 64\nheader_read_timeout = \"500ms\"\nidle_timeout = \"1s\"\nmax_header_bytes = 8192\nmax_headers = 50\nmax_message_bytes = 65536\n";
     Stack::start_with(|config| {
         config.replacen(
             "drain_timeout = \"5s\"\n",
@@ -244,6 +244,50 @@ async fn oversized_heads_and_connection_floods_are_refused() {
         h2.status
     );
     assert_eq!(inventory(), before, "no oversized request went anywhere");
+
+    // A gRPC message over max_message_bytes, passed through and composed alike.
+    let users = || {
+        stack
+            .service(DemoService::Users)
+            .faults()
+            .stats()
+            .calls_total
+    };
+    let users_before = users();
+    for path in [
+        "/demo.users.v1.UserService/GetUser",
+        "/demo.storefront.v1.Storefront/GetUserProfile",
+    ] {
+        // Field 15 (unknown to the request message), 100,000 bytes long.
+        let mut message = vec![0x7a];
+        let mut length = 100_000u32;
+        while length >= 0x80 {
+            message.push((length as u8 & 0x7f) | 0x80);
+            length >>= 7;
+        }
+        message.push(length as u8);
+        message.resize(message.len() + 100_000, b'x');
+        let body = mosaic_tests::raw::frame(&[message]);
+        let mut raw = mosaic_tests::raw::RawConnection::open(addr).await.unwrap();
+        let response = raw.call(path, body, &[]).await.unwrap();
+        let trailers = response.trailers.as_ref().unwrap_or(&response.headers);
+        let status = tonic::Status::from_header_map(trailers).expect("a gRPC status");
+        assert_eq!(
+            status.code(),
+            tonic::Code::ResourceExhausted,
+            "{path}: {status:?}"
+        );
+        assert_eq!(
+            status.message(),
+            "a request message of 100004 bytes is larger than this gateway's limit of 65536 bytes",
+            "{path}"
+        );
+    }
+    assert_eq!(
+        users(),
+        users_before,
+        "no oversized message was answered by a service"
+    );
 
     // 64 connections are allowed; the 65th and later are closed at once.
     let mut held = Vec::new();

@@ -19,6 +19,7 @@
 //! | no valid credentials for the method          | `UNAUTHENTICATED` (+ `www-authenticate`) |
 //! | the method's policy refuses the caller       | `PERMISSION_DENIED` |
 //! | over a rate limit                            | `RESOURCE_EXHAUSTED` (+ `retry-after`, `RetryInfo`, `QuotaFailure`) |
+//! | a request message over `max_message_bytes`   | `RESOURCE_EXHAUSTED` |
 //! | the shared rate-limit store cannot be asked  | `UNAVAILABLE`   |
 //!
 //! Requests that are not gRPC at all never reach a gRPC status: the router answers them over
@@ -162,6 +163,16 @@ pub enum LocalError {
         /// When a call would next be admitted.
         retry_after: Duration,
     },
+    /// A request message was larger than `[listener.limits] max_message_bytes`.
+    #[error(
+        "a request message of {size} bytes is larger than this gateway's limit of {limit} bytes"
+    )]
+    MessageTooLarge {
+        /// The size the message declared.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The shared rate-limit store did not answer and the configuration says to refuse.
     #[error("rate limits cannot be checked ({reason}); call refused")]
     LimitStoreUnavailable {
@@ -192,7 +203,9 @@ impl LocalError {
             | Self::UpstreamFailed { .. }
             | Self::StreamBroken { .. }
             | Self::NoReadyEndpoint { .. } => Code::Unavailable,
-            Self::Overloaded { .. } | Self::RateLimited { .. } => Code::ResourceExhausted,
+            Self::Overloaded { .. } | Self::RateLimited { .. } | Self::MessageTooLarge { .. } => {
+                Code::ResourceExhausted
+            }
             Self::Unauthenticated { .. } => Code::Unauthenticated,
             Self::PermissionDenied { .. } => Code::PermissionDenied,
             Self::LimitStoreUnavailable { .. } => Code::Unavailable,

@@ -26,7 +26,7 @@ use crate::grpc::body::CallerStream;
 use crate::grpc::headers::TRACEPARENT;
 use crate::grpc::status::LocalError;
 use crate::telemetry::metrics::{
-    ByStatus, CallerBody, MeteredBody, Metrics, OTHER_METHOD, ServerMethod,
+    ByStatus, CallerBody, MessageLimit, MeteredBody, Metrics, OTHER_METHOD, ServerMethod,
 };
 use crate::telemetry::own_time::OwnTime;
 use crate::telemetry::trace::{Scope, Tracing};
@@ -87,6 +87,8 @@ pub(super) struct Router {
     access: Option<Arc<Access>>,
     /// Where per-consumer series are made, when calls are recorded.
     metrics: Option<Metrics>,
+    /// The largest request message a call may send.
+    max_message_bytes: u64,
 }
 
 /// The handles one method's calls are recorded into.
@@ -116,6 +118,9 @@ impl Default for Router {
             tracing: None,
             access: None,
             metrics: None,
+            max_message_bytes: u64::from(
+                crate::config::ListenerLimits::default().max_message_bytes,
+            ),
         }
     }
 }
@@ -188,6 +193,11 @@ impl Router {
     /// Converts Connect's JSON for `methods`.
     pub(super) fn connect_with(&mut self, methods: ConnectMethods) {
         self.connect = Arc::new(methods);
+    }
+
+    /// Fails calls whose request messages are larger than `limit` bytes.
+    pub(super) fn limit_messages_to(&mut self, limit: u32) {
+        self.max_message_bytes = u64::from(limit);
     }
 
     /// Reads request bodies that must be read whole up to `limit` bytes.
@@ -424,9 +434,15 @@ impl Router {
             (None, None) => {
                 // Nothing recorded; a caller's trace context still reaches typed calls.
                 let scope = Scope::server(None, request.headers(), "", peer.addr).map(|(s, _)| s);
-                let request = request.map(|body| MeteredBody::new(body, None));
+                let limit = MessageLimit::new(self.max_message_bytes);
+                let request = request
+                    .map(|body| MeteredBody::new(body, None).limited(Some(Arc::clone(&limit))));
                 let response = match admitted {
-                    Ok(()) => Scope::run(scope, self.route(with_caller(request, caller))).await,
+                    Ok(()) => {
+                        let response =
+                            Scope::run(scope, self.route(with_caller(request, caller))).await;
+                        over_limit(&limit, response)
+                    }
                     Err(refusal) => refusal.into_response(),
                 };
                 return response.map(EdgeBody::plain);
@@ -474,11 +490,16 @@ impl Router {
             return Response::from_parts(head, body);
         }
         let histogram = server.request_size.clone();
-        let request =
-            request.map(|body| MeteredBody::new(body, Some(histogram)).counting(request_bytes));
+        let limit = MessageLimit::new(self.max_message_bytes);
+        let request = request.map(|body| {
+            MeteredBody::new(body, Some(histogram))
+                .counting(request_bytes)
+                .limited(Some(Arc::clone(&limit)))
+        });
         let request = with_caller(request, caller);
         let response =
             Scope::run(scope, OwnTime::scope(call.own_time(), self.route(request))).await;
+        let response = over_limit(&limit, response);
         let (head, body) = response.into_parts();
         let body = EdgeBody::recorded(&head.headers, body, call);
         Response::from_parts(head, body)
@@ -535,6 +556,22 @@ impl Router {
                     .map(|response| response.map(GatewayBody::from))
                     .unwrap_or_else(|never| match never {})
             }
+        }
+    }
+}
+
+/// `response`, or the gateway's own answer when the request sent a message over `limit`
+/// (whatever the handler or upstream made of the broken request stream).
+fn over_limit(limit: &MessageLimit, response: Response<GatewayBody>) -> Response<GatewayBody> {
+    match limit.exceeded() {
+        None => response,
+        Some(size) => {
+            tracing::debug!(size, limit = limit.max, "request message over the limit");
+            LocalError::MessageTooLarge {
+                size,
+                limit: limit.max,
+            }
+            .into_response()
         }
     }
 }

@@ -219,6 +219,7 @@ impl Base {
 
         let mut router = claims.router;
         router.limit_requests_to(config.http.max_request_bytes);
+        router.limit_messages_to(config.listener.limits.max_message_bytes);
         if let Some(cors) = &config.http.cors {
             router.cors_by(cors.clone());
         }

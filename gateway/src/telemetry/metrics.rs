@@ -566,6 +566,38 @@ pub(crate) struct MeteredBody<B> {
     histogram: Option<Histogram>,
     /// Every data byte, when something (the access log) wants the total.
     bytes: Option<Arc<AtomicU64>>,
+    /// The largest message let through, and where an oversized one is recorded.
+    limit: Option<Arc<MessageLimit>>,
+}
+
+/// The largest request message one call may send, and the first one over it.
+#[derive(Debug)]
+pub(crate) struct MessageLimit {
+    pub(crate) max: u64,
+    /// The size the first oversized message declared; 0 while none was.
+    pub(crate) exceeded: AtomicU64,
+}
+
+impl MessageLimit {
+    pub(crate) fn new(max: u64) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            exceeded: AtomicU64::new(0),
+        })
+    }
+
+    /// The size of the oversized message, if one was sent.
+    pub(crate) fn exceeded(&self) -> Option<u64> {
+        Some(self.exceeded.load(Ordering::Relaxed)).filter(|size| *size > 0)
+    }
+}
+
+/// The error a request body ends with once a message declares more than the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("a request message of {size} bytes is over the limit of {max} bytes")]
+pub(crate) struct MessageTooLarge {
+    size: u64,
+    max: u64,
 }
 
 impl<B> MeteredBody<B> {
@@ -576,7 +608,14 @@ impl<B> MeteredBody<B> {
             sizes: MessageSizes::default(),
             histogram,
             bytes: None,
+            limit: None,
         }
+    }
+
+    /// Ends the body with an error at the first message over `limit`, recording its size.
+    pub(crate) fn limited(mut self, limit: Option<Arc<MessageLimit>>) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// Also adds every data byte to `bytes`.
@@ -589,6 +628,7 @@ impl<B> MeteredBody<B> {
 impl<B> http_body::Body for MeteredBody<B>
 where
     B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: From<MessageTooLarge>,
 {
     type Data = bytes::Bytes;
     type Error = B::Error;
@@ -602,8 +642,30 @@ where
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            if let Some(histogram) = &this.histogram {
-                this.sizes.feed(data, |size| histogram.observe(size));
+            if this.histogram.is_some() || this.limit.is_some() {
+                let (histogram, limit) = (&this.histogram, &this.limit);
+                let mut over = None;
+                this.sizes.feed(data, |size| {
+                    if let Some(histogram) = histogram {
+                        histogram.observe(size);
+                    }
+                    if let Some(limit) = limit
+                        && size > limit.max
+                        && over.is_none()
+                    {
+                        over = Some(size);
+                    }
+                });
+                if let (Some(size), Some(limit)) = (over, limit) {
+                    let _ = limit.exceeded.compare_exchange(
+                        0,
+                        size,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    let max = limit.max;
+                    return std::task::Poll::Ready(Some(Err(MessageTooLarge { size, max }.into())));
+                }
             }
             if let Some(bytes) = &this.bytes {
                 bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
