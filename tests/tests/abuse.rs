@@ -396,3 +396,86 @@ async fn http2_floods_end_in_goaway_while_others_are_served() {
     );
     served(addr).await;
 }
+
+/// Reads frames until one matches `wanted` or `within` passes: `(type, flags, stream, payload)`.
+async fn frame_within(
+    stream: &mut TcpStream,
+    within: Duration,
+    wanted: impl Fn(u8, u32, &[u8]) -> bool,
+) -> Option<(u8, u32, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    timeout(within, async {
+        loop {
+            while buffer.len() >= 9 {
+                let len = u32::from_be_bytes([0, buffer[0], buffer[1], buffer[2]]) as usize;
+                if buffer.len() < 9 + len {
+                    break;
+                }
+                let kind = buffer[3];
+                let id =
+                    u32::from_be_bytes([buffer[5], buffer[6], buffer[7], buffer[8]]) & 0x7fff_ffff;
+                let payload = buffer[9..9 + len].to_vec();
+                buffer.drain(..9 + len);
+                if wanted(kind, id, &payload) {
+                    return Some((kind, id, payload));
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test]
+async fn streams_past_the_concurrency_setting_are_refused() {
+    let _serial = serial().await;
+    let stack = Stack::start_with(|config| {
+        config.replacen(
+            "drain_timeout = \"5s\"\n",
+            "drain_timeout = \"5s\"\n\n[listener.limits]\nmax_concurrent_streams = 2\n",
+            1,
+        )
+    })
+    .await
+    .unwrap();
+    let addr = stack.gateway_addr();
+    let mut client = h2_connection(addr).await;
+    // The server's SETTINGS name the limit; acknowledging them puts it in force.
+    let settings = frame_within(&mut client, Duration::from_secs(5), |kind, _, payload| {
+        kind == SETTINGS && !payload.is_empty()
+    })
+    .await
+    .expect("the server's SETTINGS");
+    let advertised = settings
+        .2
+        .chunks_exact(6)
+        .find(|setting| setting[..2] == [0, 3])
+        .map(|setting| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]));
+    assert_eq!(advertised, Some(2), "SETTINGS_MAX_CONCURRENT_STREAMS");
+    client
+        .write_all(&frame(SETTINGS, 0x1, 0, &[]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Three calls that stay open (their request streams never end).
+    for id in [1u32, 3, 5] {
+        client
+            .write_all(&frame(HEADERS, END_HEADERS, id, &grpc_request_head()))
+            .await
+            .unwrap();
+    }
+    let reset = frame_within(&mut client, Duration::from_secs(5), |kind, _, _| {
+        kind == RST_STREAM
+    })
+    .await
+    .expect("a stream past the limit is reset");
+    assert_eq!(reset.1, 5, "the third stream is the one refused");
+    assert_eq!(reset.2, 7u32.to_be_bytes(), "REFUSED_STREAM");
+    served(addr).await;
+}

@@ -629,3 +629,38 @@ async fn a_plan_limit_sheds_with_the_time_to_wait_and_counts_per_consumer() {
     );
     assert_eq!(by("globex", "gold", "OK"), 1.0);
 }
+
+#[tokio::test]
+async fn the_access_log_names_each_calls_consumer() {
+    let jwks = scratch_file("auth-log-jwks.json");
+    std::fs::write(&jwks, tokens::jwks().to_string()).unwrap();
+    let log = scratch_file("auth-access.log");
+    let tables = format!(
+        "\n[access_log]\npath = \"{}\"\nfields = [\"method\", \"status\", \"consumer\", \"plan\"]\n\n[auth.api_keys]\nkeys = [{{ hash = \"{}\", consumer = \"globex\", plan = \"gold\" }}]\n\n[auth.jwt]\njwks_file = \"{}\"\nissuers = [\"{ISSUER}\"]\naudiences = [\"{AUDIENCE}\"]\n",
+        log.display(),
+        mosaic_gateway::digest_of(GLOBEX_KEY),
+        jwks.display()
+    );
+    let mut stack = Stack::start_with(|config| config + &tables).await.unwrap();
+    get_stock(&stack, &[("x-api-key", GLOBEX_KEY)])
+        .await
+        .unwrap();
+    get_user(&stack, Some(&tokens::token("alice", json!({}))))
+        .await
+        .unwrap();
+    get_stock(&stack, &[]).await.unwrap_err();
+    stack.shutdown_gateway().await;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"method": "/demo.inventory.v1.InventoryService/GetStock", "status": "OK", "consumer": "globex", "plan": "gold"}),
+            json!({"method": "/demo.users.v1.UserService/GetUser", "status": "OK", "consumer": "alice", "plan": null}),
+            json!({"method": "/demo.inventory.v1.InventoryService/GetStock", "status": "UNAUTHENTICATED", "consumer": null, "plan": null}),
+        ]
+    );
+}
