@@ -438,6 +438,18 @@ impl Access {
     }
 }
 
+/// The services and methods of `pool` served here (by `served`) whose protos declare access
+/// rules, for the warning a gateway without `[auth]` gives: it enforces none of them.
+pub(crate) fn declared_rules(
+    pool: &prost_reflect::DescriptorPool,
+    served: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    proto::policies(pool, served)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// Moves an API key passed as the query parameter `parameter` into the key header `header`,
 /// so the key is checked like any other and the transcoder never sees it as a field. A key
 /// header already present wins; a key that does not decode is left for the header check to

@@ -256,10 +256,19 @@ impl Base {
         if let Some(tracing) = &self.tracing {
             router.trace_with(Arc::clone(tracing));
         }
-        if let Some(access) = access {
-            router.guard_with(
-                access.with_rules_of(&pool, |service| claims.owners.contains_key(service)),
-            );
+        let served = |service: &str| claims.owners.contains_key(service);
+        match access {
+            Some(access) => router.guard_with(access.with_rules_of(&pool, served)),
+            None => {
+                let declared = crate::access::declared_rules(&pool, served);
+                if !declared.is_empty() {
+                    tracing::warn!(
+                        rules = ?declared,
+                        "the edge protos declare access rules, but gateway.toml has no [auth]: \
+                         every method is open to anyone"
+                    );
+                }
+            }
         }
         let watched = self.watched(&router, &downstreams);
         let snapshot = Snapshot {
