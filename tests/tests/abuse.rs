@@ -215,6 +215,31 @@ async fn silent_slow_and_idle_clients_are_closed() {
         (Duration::from_millis(900)..Duration::from_secs(3)).contains(&closed),
         "closed {closed:?} after its request; the idle timeout is 1 s"
     );
+
+    // A client that takes a response head and then never opens its flow-control window (a
+    // zero initial window): its call stays in flight, but stuck, so the connection is closed
+    // once the idle timeout passes.
+    let mut stuck = TcpStream::connect(addr).await.unwrap();
+    stuck.write_all(PREFACE).await.unwrap();
+    stuck
+        .write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
+        .await
+        .unwrap();
+    stuck
+        .write_all(&frame(HEADERS, END_HEADERS, 1, &grpc_request_head()))
+        .await
+        .unwrap();
+    stuck
+        .write_all(&frame(DATA, END_STREAM, 1, &[0, 0, 0, 0, 2, 0x08, 0x07]))
+        .await
+        .unwrap();
+    let closed = closed_within(&mut stuck, Duration::from_secs(6))
+        .await
+        .expect("a connection whose only call is stuck on a zero window is closed");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&closed),
+        "closed {closed:?} after its request; the idle timeout is 1 s"
+    );
     served(addr).await;
 }
 

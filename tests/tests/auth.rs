@@ -664,3 +664,55 @@ async fn the_access_log_names_each_calls_consumer() {
         ]
     );
 }
+
+#[tokio::test]
+async fn anonymous_calls_cannot_spoof_forwarded_claims_or_paths() {
+    let stack = start().await;
+    // A public method called with no credential and a forged forwarded header.
+    let catalog = stack.service(DemoService::Catalog).faults();
+    catalog.start_journal();
+    CatalogServiceClient::new(stack.via_gateway())
+        .get_product(with_metadata(
+            GetProductRequest { id: 7 },
+            &[("x-user-id", "admin"), ("x-tenant", "everyone")],
+        ))
+        .await
+        .unwrap();
+    let journal = catalog.take_journal();
+    assert_eq!(journal.len(), 1);
+    assert!(
+        journal[0].headers.get("x-user-id").is_none(),
+        "{:?}",
+        journal[0].headers
+    );
+    assert!(journal[0].headers.get("x-tenant").is_none());
+
+    // A method spelled another way is not given its service's looser policy.
+    let token = format!(
+        "Bearer {}",
+        tokens::token("alice", json!({"scope": "profile"}))
+    );
+    let before = calls(&stack, DemoService::Users);
+    let body = mosaic_tests::raw::frame(&[vec![0x08, 0x03]]);
+    for path in [
+        "/demo.users.v1.UserService/Get%55ser",
+        "/demo.users.v1.UserService/GetUser/",
+    ] {
+        let mut raw = mosaic_tests::raw::RawConnection::open(stack.gateway_addr())
+            .await
+            .unwrap();
+        let response = raw
+            .call(path, body.clone(), &[("authorization", &token)])
+            .await
+            .unwrap();
+        let trailers = response.trailers.as_ref().unwrap_or(&response.headers);
+        let status = tonic::Status::from_header_map(trailers).unwrap();
+        assert_eq!(status.code(), Code::Unimplemented, "{path}: {status:?}");
+        assert!(
+            status.message().starts_with("malformed gRPC path"),
+            "{}",
+            status.message()
+        );
+    }
+    assert_eq!(calls(&stack, DemoService::Users), before);
+}

@@ -231,16 +231,17 @@ impl Limits {
         let name = path.trim_start_matches('/');
         let (subject, plan_limit): (Arc<str>, Option<&Limit>) = match caller {
             Some(caller) => {
+                // Keyed by scheme too: a token whose subject is an API key's consumer name
+                // does not share (or drain) that key's buckets. A plan the configuration
+                // does not list is held to the default plan's limit.
                 let plan = caller.plan.as_deref().unwrap_or("default");
-                (Arc::clone(&caller.consumer), self.plans.get(plan))
+                let limit = self.plans.get(plan).or_else(|| self.plans.get("default"));
+                let subject = format!("{}:{}", caller.scheme.name(), caller.consumer);
+                (subject.into(), limit)
             }
-            None => {
-                let Some(anonymous) = &self.anonymous else {
-                    return Ok(());
-                };
-                let address = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-                (address.into(), Some(anonymous))
-            }
+            // Anonymous calls are keyed by address (IPv6 by its /64, which one client
+            // controls whole), for the anonymous limit and for method limits alike.
+            None => (address_key(address).into(), self.anonymous.as_ref()),
         };
         let method_limit = self.methods.get(name).or_else(|| {
             let service = name.split_once('/').map_or(name, |(service, _)| service);
@@ -282,6 +283,21 @@ impl Limits {
             limit.local.retain_recent();
             limit.local.shrink_to_fit();
         }
+    }
+}
+
+/// The bucket key of an anonymous caller: its IPv4 address, or its IPv6 /64.
+fn address_key(address: Option<IpAddr>) -> String {
+    match address {
+        Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => "ip:unknown".to_owned(),
     }
 }
 
@@ -480,5 +496,36 @@ mod tests {
         limits.check("/c.S/M", None, Some(one)).await.unwrap();
         assert!(limits.check("/c.S/M", None, Some(one)).await.is_err());
         limits.check("/c.S/M", None, Some(two_ip)).await.unwrap();
+        // Method limits hold anonymous callers to them too, by address.
+        let three: IpAddr = "192.0.2.3".parse().unwrap();
+        limits.check("/a.S/M", None, Some(three)).await.unwrap();
+        limits.check("/a.S/M", None, Some(three)).await.unwrap();
+        assert!(limits.check("/a.S/M", None, Some(three)).await.is_err());
+        // One IPv6 client rotating through its /64 is one caller.
+        for host in 1..=2 {
+            let address: IpAddr = format!("2001:db8:1:2::{host}").parse().unwrap();
+            limits.check("/d.S/M", None, Some(address)).await.unwrap();
+        }
+        let rotated: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert!(limits.check("/d.S/M", None, Some(rotated)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unlisted_plan_gets_the_default_and_schemes_do_not_share_buckets() {
+        let limits = limits(&[("default", FIVE)], &[], None);
+        let stranger = caller("mallory", Some("made-up-plan"));
+        for _ in 0..5 {
+            limits.check("/a.S/M", Some(&stranger), None).await.unwrap();
+        }
+        assert!(limits.check("/a.S/M", Some(&stranger), None).await.is_err());
+        let keyed = caller("acme", None);
+        let token = Caller {
+            scheme: Scheme::Jwt,
+            ..caller("acme", None)
+        };
+        for _ in 0..5 {
+            limits.check("/a.S/M", Some(&token), None).await.unwrap();
+        }
+        limits.check("/a.S/M", Some(&keyed), None).await.unwrap();
     }
 }

@@ -266,6 +266,21 @@ impl Access {
         headers: &mut HeaderMap,
         peer: &Peer,
     ) -> (Option<Caller>, Result<(), LocalError>) {
+        // A caller's own copies of forwarded headers never pass, whoever it is.
+        for (_, name) in &self.forward_claims {
+            headers.remove(name);
+        }
+        // Policies are found by exact method name, so a path spelled another way (percent
+        // escapes, extra segments) that an upstream might still read as the method is refused
+        // rather than given its service's looser policy.
+        if !is_canonical(path) {
+            return (
+                None,
+                Err(LocalError::MalformedPath {
+                    path: path.to_owned(),
+                }),
+            );
+        }
         let policy = self.policies.of(path);
         let accepted: &[Scheme] = if policy.schemes.is_empty() {
             &self.configured
@@ -518,6 +533,21 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `/package.Service/Method` in the characters proto names are made of.
+fn is_canonical(path: &str) -> bool {
+    let Some((service, method)) = path.strip_prefix('/').and_then(|rest| rest.split_once('/'))
+    else {
+        return false;
+    };
+    let word = |text: &str| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    };
+    word(service) && word(method) && !method.contains('.')
+}
+
 /// The token of `Bearer <token>` (the scheme's case does not matter).
 fn bearer(value: &HeaderValue) -> Option<&str> {
     let text = value.to_str().ok()?;
@@ -641,6 +671,23 @@ mod tests {
         assert_eq!(identity.uris, ["spiffe://mosaic.test/web"]);
         assert_eq!(identity.dns_names, ["web.mosaic.test"]);
         assert_eq!(identity.name(), Some("spiffe://mosaic.test/web"));
+    }
+
+    #[test]
+    fn only_canonical_paths_are_admitted() {
+        assert!(is_canonical("/demo.users.v1.UserService/GetUser"));
+        assert!(is_canonical("/grpc.health.v1.Health/Check"));
+        for odd in [
+            "/a.Svc/Delet%65",
+            "/a.Svc/Delete/",
+            "//a.Svc/Delete",
+            "/a.Svc/De lete",
+            "/a.Svc",
+            "/a.Svc/M.x",
+            "",
+        ] {
+            assert!(!is_canonical(odd), "{odd}");
+        }
     }
 
     #[test]

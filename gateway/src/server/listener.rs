@@ -45,9 +45,13 @@ use tokio_rustls::TlsAcceptor;
 struct Activity {
     /// Requests whose response body has not ended yet.
     in_flight: AtomicUsize,
+    /// Of those, the ones whose body handed hyper a frame that hyper has not come back for:
+    /// it waits for the client to open its flow-control window.
+    stalled: AtomicUsize,
     /// Requests started since the connection was accepted.
     started: AtomicU64,
-    /// When the last request started or the last response ended, in ms since `accepted`.
+    /// When the last request started, a response body was last polled, or a response
+    /// ended, in ms since `accepted`.
     last_ms: AtomicU64,
     accepted: Instant,
 }
@@ -56,6 +60,7 @@ impl Activity {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             in_flight: AtomicUsize::new(0),
+            stalled: AtomicUsize::new(0),
             started: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
             accepted: Instant::now(),
@@ -72,32 +77,60 @@ impl Activity {
         self.started.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.touch();
-        InFlight(Arc::clone(self))
+        InFlight {
+            activity: Arc::clone(self),
+            stalled: false,
+        }
     }
 
     /// Why the connection should close now, if it should.
     fn verdict(&self, limits: &ListenerLimits) -> Option<&'static str> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
+        let since_last = || {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            self.accepted.elapsed().saturating_sub(last)
+        };
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        if in_flight > 0 {
+            // Calls in flight keep the connection, unless every one of them is stuck on a
+            // client that stopped reading (a zero window held open to pin the connection).
+            let stuck = self.stalled.load(Ordering::Relaxed) >= in_flight;
+            return (stuck && since_last() >= limits.idle_timeout)
+                .then_some("every response stalled on the client's flow control");
         }
         if self.started.load(Ordering::Relaxed) == 0 {
             return (self.accepted.elapsed() >= limits.header_read_timeout)
                 .then_some("no request within the header read timeout");
         }
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        (self.accepted.elapsed().saturating_sub(last) >= limits.idle_timeout)
-            .then_some("idle for the idle timeout")
+        (since_last() >= limits.idle_timeout).then_some("idle for the idle timeout")
     }
 }
 
 /// One request in flight; dropped with its response body.
 #[derive(Debug)]
-struct InFlight(Arc<Activity>);
+struct InFlight {
+    activity: Arc<Activity>,
+    /// Whether the body's last poll handed out a frame (see `Activity::stalled`).
+    stalled: bool,
+}
+
+impl InFlight {
+    fn stall(&mut self, stalled: bool) {
+        if stalled != self.stalled {
+            self.stalled = stalled;
+            if stalled {
+                self.activity.stalled.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.activity.stalled.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        self.stall(false);
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.activity.touch();
     }
 }
 
@@ -106,7 +139,7 @@ pin_project_lite::pin_project! {
     struct Tracked<B> {
         #[pin]
         inner: B,
-        _in_flight: InFlight,
+        in_flight: InFlight,
     }
 }
 
@@ -118,7 +151,15 @@ impl<B: http_body::Body> http_body::Body for Tracked<B> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let this = self.project();
+        this.in_flight.stall(false);
+        this.in_flight.activity.touch();
+        let polled = this.inner.poll_frame(cx);
+        // hyper polls again only once the client's window has room for what it was handed.
+        if matches!(polled, std::task::Poll::Ready(Some(Ok(_)))) {
+            this.in_flight.stall(true);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -284,10 +325,9 @@ pub(crate) async fn serve(
                     Arc::clone(&current.load().router).handle(request, Arc::clone(&connection));
                 async move {
                     let response = answer.await?;
-                    Ok::<_, std::convert::Infallible>(response.map(|inner| Tracked {
-                        inner,
-                        _in_flight: in_flight,
-                    }))
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|inner| Tracked { inner, in_flight }),
+                    )
                 }
             })
         };
