@@ -298,6 +298,10 @@ async fn an_upstream_certificate_from_another_ca_fails_the_call_unavailable() {
     let message = status.message();
     assert!(message.contains("upstream `users`"), "{message}");
     assert!(
+        message.contains(&format!("at https://{}", front.addr)),
+        "the endpoint is named by its scheme: {message}"
+    );
+    assert!(
         message.contains("invalid peer certificate: UnknownIssuer"),
         "{message}"
     );

@@ -193,6 +193,13 @@ impl Endpoint {
         self
     }
 
+    /// `http://host:port`, or `https://` over TLS: how messages, metrics and the access log
+    /// name the endpoint.
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr.connect)
+    }
+
     /// Makes this endpoint's connections TLS (by default they are plain text, h2c).
     pub(crate) fn with_tls(mut self, tls: Arc<EndpointTls>) -> Self {
         self.tls = Some(tls);

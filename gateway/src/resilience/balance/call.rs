@@ -184,9 +184,7 @@ impl ResponseBody {
 
     /// The endpoint the response comes from, `http://host:port`.
     pub fn endpoint(&self) -> Option<String> {
-        self.guard
-            .as_ref()
-            .map(|guard| format!("http://{}", guard.endpoint.addr().connect))
+        self.guard.as_ref().map(|guard| guard.endpoint.url())
     }
 
     /// The deadline passed before the body ended: drop the upstream stream (which cancels the

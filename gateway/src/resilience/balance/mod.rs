@@ -113,16 +113,14 @@ pub(crate) struct Balance {
     inner: Arc<Balancer>,
 }
 
-/// Request extension naming endpoints (`http://host:port`) a retried call already failed on,
+/// Request extension naming endpoints (`http://host:port`, `https://` over TLS) a retried call already failed on,
 /// so that its next attempt goes elsewhere while another endpoint is left.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AvoidEndpoints(pub(crate) Vec<String>);
 
 impl AvoidEndpoints {
     fn contains(&self, endpoint: &Endpoint) -> bool {
-        self.0
-            .iter()
-            .any(|name| name.strip_prefix("http://") == Some(endpoint.addr().connect.as_str()))
+        self.0.iter().any(|name| *name == endpoint.url())
     }
 }
 
@@ -502,7 +500,7 @@ impl Balancer {
                     guard.finish(Outcome::Failure);
                     return Err(LocalError::UpstreamFailed {
                         upstream: self.upstream.to_string(),
-                        endpoint: Some(format!("http://{}", guard.endpoint.addr().connect)),
+                        endpoint: Some(guard.endpoint.url()),
                         source: error.into(),
                     });
                 }
@@ -517,7 +515,7 @@ impl Balancer {
             if sent >= attempts || tried.len() >= self.endpoint_count() {
                 return Err(LocalError::Unreachable {
                     upstream: self.upstream.to_string(),
-                    endpoint: format!("http://{}", guard.endpoint.addr().connect),
+                    endpoint: guard.endpoint.url(),
                     source: error,
                 });
             }
