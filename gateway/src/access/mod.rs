@@ -507,30 +507,10 @@ pub(crate) fn key_from_query<B>(
     }
 }
 
-/// `%XX` and `+` decoded; `None` for a malformed escape or bytes that are not UTF-8.
+/// A query value decoded as the transcoder decodes queries (`%XX`, `+` a space); `None` when
+/// malformed.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    mosaic_http_rule::escape::decode(text, mosaic_http_rule::escape::Mode::Query).ok()
 }
 
 /// `/package.Service/Method` in the characters proto names are made of.

@@ -331,9 +331,14 @@ pub(crate) async fn serve(
                 }
             })
         };
-        let limits = limits.clone();
         let watcher = connections.watcher();
-        let cut_signal = cut_signal.clone();
+        let watched = Watched {
+            cut_signal: cut_signal.clone(),
+            peer,
+            activity,
+            limits: limits.clone(),
+            _open: counted,
+        };
         match &tls {
             None => {
                 let service = service(Arc::new(Peer {
@@ -343,13 +348,6 @@ pub(crate) async fn serve(
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                let watched = Watched {
-                    cut_signal,
-                    peer,
-                    activity,
-                    limits,
-                    _open: counted,
-                };
                 tokio::spawn(watched.run(watcher.watch(connection)));
             }
             Some(acceptor) => {
@@ -357,7 +355,7 @@ pub(crate) async fn serve(
                 let handshake_timeout = HANDSHAKE_TIMEOUT.min(limits.header_read_timeout);
                 let builder = builder.clone();
                 tokio::spawn(async move {
-                    let mut cut = cut_signal.clone();
+                    let mut cut = watched.cut_signal.clone();
                     let stream = tokio::select! {
                         done = tokio::time::timeout(handshake_timeout, handshake) => match done {
                             Ok(Ok(stream)) => stream,
@@ -387,13 +385,6 @@ pub(crate) async fn serve(
                     let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
-                    let watched = Watched {
-                        cut_signal,
-                        peer,
-                        activity,
-                        limits,
-                        _open: counted,
-                    };
                     watched.run(watcher.watch(connection)).await;
                 });
             }
