@@ -29,9 +29,11 @@ pub mod expr;
 pub mod http;
 pub mod load;
 pub mod model;
+pub mod names;
 pub mod resolve;
 pub mod schema;
 pub mod source;
+mod suggest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -247,7 +249,7 @@ impl ModuleTree {
             }
         }
         for (name, child) in &self.children {
-            let ident = schema::rust_field_ident(name);
+            let ident = names::rust_field_ident(name);
             out.push_str(&format!("{indent}pub mod {ident} {{\n"));
             child.render_into(out, depth + 1);
             out.push_str(&format!("{indent}}}\n"));

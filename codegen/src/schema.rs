@@ -7,9 +7,7 @@
 
 use std::collections::HashMap;
 
-use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind};
-use quote::{format_ident, quote};
 
 use crate::expr::{Cardinality, FieldInfo, Scalar, Schema, Type};
 
@@ -83,7 +81,6 @@ fn arg_field_info(name: &str, ty: &Type) -> FieldInfo {
     });
     FieldInfo {
         name: name.to_owned(),
-        rust_ident: rust_field_ident(name),
         ty: ty.clone(),
         scalar,
         cardinality,
@@ -126,17 +123,10 @@ pub fn field_info(field: &FieldDescriptor) -> FieldInfo {
         .containing_oneof()
         .filter(|_| !field.field_descriptor_proto().proto3_optional())
     {
-        // prost stores a oneof as `Option<Enum>` in a module named after the parent message;
-        // the path here is relative to the parent's package (emission adds the prefix).
-        let parent = field.parent_message();
-        let module = format_ident!("{}", parent.name().to_snake_case());
-        let enumeration = format_ident!("{}", rust_type_ident(oneof.name()));
-        let variant = format_ident!("{}", rust_type_ident(field.name()));
         (
             element,
             Cardinality::Oneof {
-                field: rust_field_ident(oneof.name()),
-                variant: quote!(#module::#enumeration::#variant),
+                oneof: oneof.name().to_owned(),
                 boxed: is_boxed(field),
             },
         )
@@ -155,7 +145,6 @@ pub fn field_info(field: &FieldDescriptor) -> FieldInfo {
     };
     FieldInfo {
         name: field.name().to_owned(),
-        rust_ident: rust_field_ident(field.name()),
         ty,
         scalar: scalar_of_kind(&field.kind()),
         cardinality,
@@ -228,33 +217,4 @@ pub fn scalar_of_kind(kind: &Kind) -> Option<Scalar> {
         Kind::Enum(_) => Scalar::Enum,
         Kind::Message(_) => return None,
     })
-}
-
-/// The Rust identifier prost gives a field: snake case, keywords made raw (or suffixed with
-/// `_` where a raw identifier is not allowed).
-pub fn rust_field_ident(name: &str) -> String {
-    let snake = name.to_snake_case();
-    escape_keyword(snake)
-}
-
-/// The Rust type name prost gives a message or enum: upper camel case.
-pub fn rust_type_ident(name: &str) -> String {
-    let camel = name.to_upper_camel_case();
-    match camel.as_str() {
-        "Self" => "Self_".to_owned(),
-        _ => camel,
-    }
-}
-
-fn escape_keyword(ident: String) -> String {
-    match ident.as_str() {
-        "self" | "super" | "crate" | "extern" => format!("{ident}_"),
-        "as" | "break" | "const" | "continue" | "else" | "enum" | "false" | "fn" | "for" | "if"
-        | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref"
-        | "return" | "static" | "struct" | "trait" | "true" | "type" | "unsafe" | "use"
-        | "where" | "while" | "abstract" | "become" | "box" | "do" | "final" | "macro"
-        | "override" | "priv" | "typeof" | "unsized" | "virtual" | "yield" | "async" | "await"
-        | "dyn" | "try" | "gen" => format!("r#{ident}"),
-        _ => ident,
-    }
 }

@@ -45,7 +45,6 @@ mod emit;
 mod error;
 mod lexer;
 mod parser;
-mod suggest;
 mod types;
 
 #[cfg(test)]
@@ -53,7 +52,7 @@ mod tests;
 
 pub use ast::{BinaryOp, Expr, Ident, Literal, Node, NodeKind, Span, UnaryOp};
 pub use check::{Checked, check, check_condition, check_expecting};
-pub use emit::{emit, emit_bool, emit_narrow, emit_optional_message, emit_place};
+pub use emit::{Env, RustSchema, emit, emit_bool, emit_narrow, emit_optional_message, emit_place};
 pub use error::ExprError;
 pub use parser::parse;
 pub use types::{Cardinality, FieldInfo, Scalar, Schema, Scope, Type};

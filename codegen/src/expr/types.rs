@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use proc_macro2::TokenStream;
-
 /// The type of an expression value.
 ///
 /// Each type has one *canonical* owned Rust representation, the type of what
@@ -127,13 +125,11 @@ pub enum Cardinality {
     /// `BTreeMap<K, V>` (this project generates maps as `BTreeMap`). The key and value Rust
     /// types need not be known: the emitted code converts through generic helpers.
     Map,
-    /// A member of a `oneof`: prost stores it as `field: Option<Enum>` with one variant per
-    /// member.
+    /// A member of a `oneof`: prost stores the oneof as one `Option<Enum>` field with a
+    /// variant per member.
     Oneof {
-        /// The Rust identifier of the oneof's field (`kind`, `r#type`).
-        field: String,
-        /// The path of this member's variant, such as `crate::pb::filter::Kind::Text`.
-        variant: TokenStream,
+        /// The oneof's proto name.
+        oneof: String,
         /// Whether the variant holds a `Box<M>` (prost boxes oneof messages on a recursion
         /// the same way as singular message fields).
         boxed: bool,
@@ -145,8 +141,6 @@ pub enum Cardinality {
 pub struct FieldInfo {
     /// The proto name.
     pub name: String,
-    /// The prost field identifier: snake case, keywords raw (`r#type`).
-    pub rust_ident: String,
     /// The expression type of reading it (`List(T)` for repeated fields).
     pub ty: Type,
     /// How a value (a list element, a map value) is stored, for non-message fields. For maps
@@ -163,28 +157,14 @@ pub trait Schema {
 
     /// The field names of `message`, for "did you mean" hints.
     fn field_names(&self, message: &str) -> Vec<String>;
-
-    /// The Rust path of the prost type of `message`, when known. Only used to give an empty
-    /// list of messages (`[]`) an explicit type; without it the emitted `Vec::new()` relies
-    /// on inference, which holds in every place the checker accepts `[]`.
-    fn rust_type_path(&self, message: &str) -> Option<TokenStream> {
-        let _ = message;
-        None
-    }
 }
 
-/// The names an expression can read: `$` and the steps defined above it, each with its type
-/// and how emitted code reaches it.
+/// The names an expression can read: `$`, `caller` and the steps defined above it, each with
+/// its type. How emitted code reaches each name is emission's business (see
+/// [`Env`](super::Env)).
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
-    bindings: Vec<Binding>,
-}
-
-#[derive(Debug, Clone)]
-struct Binding {
-    name: String,
-    ty: Type,
-    access: TokenStream,
+    bindings: Vec<(String, Type)>,
 }
 
 impl Scope {
@@ -195,41 +175,31 @@ impl Scope {
 
     /// Binds `name` (`"$"` or a step name) to a value of type `ty`, replacing an earlier
     /// binding of the same name.
-    ///
-    /// `access` is a Rust expression of type `&T`, where `T` is the canonical representation
-    /// of `ty` (see [`Type`]); it must be usable as an operand as it is (a path such as
-    /// `input`, or parenthesized such as `(&*p)`). A plain reference variable (`let p = &*p;`,
-    /// access `p`) gives the cleanest code: `(&*p).field` trips two clippy style lints.
-    pub fn insert(&mut self, name: impl Into<String>, ty: Type, access: TokenStream) -> &mut Self {
+    pub fn insert(&mut self, name: impl Into<String>, ty: Type) -> &mut Self {
         let name = name.into();
-        let binding = Binding {
-            name: name.clone(),
-            ty,
-            access,
-        };
-        match self.bindings.iter_mut().find(|b| b.name == name) {
-            Some(existing) => *existing = binding,
-            None => self.bindings.push(binding),
+        match self.bindings.iter_mut().find(|(n, _)| *n == name) {
+            Some(existing) => existing.1 = ty,
+            None => self.bindings.push((name, ty)),
         }
         self
     }
 
     /// Like [`insert`](Self::insert), by value.
-    pub fn with(mut self, name: impl Into<String>, ty: Type, access: TokenStream) -> Self {
-        self.insert(name, ty, access);
+    pub fn with(mut self, name: impl Into<String>, ty: Type) -> Self {
+        self.insert(name, ty);
         self
     }
 
-    /// The type and access of `name`.
-    pub fn get(&self, name: &str) -> Option<(&Type, &TokenStream)> {
+    /// The type of `name`.
+    pub fn get(&self, name: &str) -> Option<&Type> {
         self.bindings
             .iter()
-            .find(|b| b.name == name)
-            .map(|b| (&b.ty, &b.access))
+            .find(|(n, _)| n == name)
+            .map(|(_, ty)| ty)
     }
 
     /// The names bound, in the order they were first bound.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.bindings.iter().map(|b| b.name.as_str())
+        self.bindings.iter().map(|(name, _)| name.as_str())
     }
 }

@@ -19,8 +19,8 @@ use super::Checker;
 use super::typed::{StringTest, Typed, TypedKind};
 use crate::expr::ast::{Ident, Node, NodeKind, Span};
 use crate::expr::error::ExprError;
-use crate::expr::suggest::closest;
 use crate::expr::types::Type;
+use crate::suggest::closest;
 
 const FUNCTIONS: &[&str] = &["size", "has", "int", "uint", "double", "string", "bytes"];
 const METHODS: &[&str] = &["size", "contains", "startsWith", "endsWith"];

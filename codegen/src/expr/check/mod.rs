@@ -11,8 +11,8 @@ pub(crate) mod typed;
 
 use crate::expr::ast::{Expr, Ident, Literal, Node, NodeKind, Span};
 use crate::expr::error::ExprError;
-use crate::expr::suggest::closest;
 use crate::expr::types::{FieldInfo, Schema, Scope, Type};
+use crate::suggest::closest;
 use typed::{Typed, TypedKind};
 
 /// A type-checked expression, ready for [`emit`](super::emit).
@@ -161,7 +161,7 @@ impl Checker<'_> {
     }
 
     fn name(&mut self, ident: &Ident, span: Span) -> Typed {
-        if let Some((ty, _)) = self.scope.get(&ident.name) {
+        if let Some(ty) = self.scope.get(&ident.name) {
             return Typed::new(TypedKind::Name(ident.name.clone()), ty.clone(), span);
         }
         let names: Vec<&str> = self.scope.names().collect();

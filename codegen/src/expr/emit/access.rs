@@ -9,6 +9,7 @@ use super::{Emitter, Form, Narrow, Out, Prec, Stored, cel, compile_error, wide};
 use crate::expr::ast::Span;
 use crate::expr::check::typed::Typed;
 use crate::expr::types::{Cardinality, FieldInfo, Scalar, Type};
+use crate::names::rust_field_ident as field_ident;
 
 impl Emitter<'_> {
     /// The tokens to select a field from: the operand as an atom. An owned operand is a
@@ -25,7 +26,7 @@ impl Emitter<'_> {
         operand: &Typed,
         field: &FieldInfo,
     ) -> Option<TokenStream> {
-        let ident = rust_ident(&field.rust_ident)?;
+        let ident = rust_ident(&field_ident(&field.name))?;
         let (base, _) = self.base(operand);
         match field.cardinality {
             Cardinality::Message => Some(quote!(#base.#ident.clone())),
@@ -37,8 +38,8 @@ impl Emitter<'_> {
     pub(super) fn field(&self, operand: &Typed, field: &FieldInfo) -> Out {
         let (base, temporary) = self.base(operand);
         let cel = cel();
-        let Some(ident) = rust_ident(&field.rust_ident) else {
-            return compile_error(&format!("`{}` is not a Rust identifier", field.rust_ident));
+        let Some(ident) = rust_ident(&field_ident(&field.name)) else {
+            return compile_error(&format!("`{}` is not a Rust identifier", field.name));
         };
         let mut out = match &field.cardinality {
             Cardinality::Singular => Out::new(
@@ -81,12 +82,8 @@ impl Emitter<'_> {
                 };
                 Out::new(quote!(#base.#ident), Form::Place(stored), Prec::Atom)
             }
-            Cardinality::Oneof {
-                field: oneof,
-                variant,
-                boxed,
-            } => {
-                let Some(oneof) = rust_ident(oneof) else {
+            Cardinality::Oneof { oneof, boxed } => {
+                let Some((oneof, variant)) = self.oneof(operand, oneof, field) else {
                     return compile_error(&format!("`{oneof}` is not a Rust identifier"));
                 };
                 let value = if *boxed {
@@ -116,8 +113,8 @@ impl Emitter<'_> {
             return self.presence(operand, field, true);
         }
         let (base, _) = self.base(operand);
-        let Some(ident) = rust_ident(&field.rust_ident) else {
-            return compile_error(&format!("`{}` is not a Rust identifier", field.rust_ident));
+        let Some(ident) = rust_ident(&field_ident(&field.name)) else {
+            return compile_error(&format!("`{}` is not a Rust identifier", field.name));
         };
         let place = quote!(#base.#ident);
         match &field.cardinality {
@@ -146,13 +143,8 @@ impl Emitter<'_> {
 
     pub(super) fn presence(&self, operand: &Typed, field: &FieldInfo, present: bool) -> Out {
         let (base, _) = self.base(operand);
-        if let Cardinality::Oneof {
-            field: oneof,
-            variant,
-            ..
-        } = &field.cardinality
-        {
-            let Some(oneof) = rust_ident(oneof) else {
+        if let Cardinality::Oneof { oneof, .. } = &field.cardinality {
+            let Some((oneof, variant)) = self.oneof(operand, oneof, field) else {
                 return compile_error(&format!("`{oneof}` is not a Rust identifier"));
             };
             let test =
@@ -163,14 +155,30 @@ impl Emitter<'_> {
                 Out::owned(quote!(!#test), Prec::Unary)
             };
         }
-        let Some(ident) = rust_ident(&field.rust_ident) else {
-            return compile_error(&format!("`{}` is not a Rust identifier", field.rust_ident));
+        let Some(ident) = rust_ident(&field_ident(&field.name)) else {
+            return compile_error(&format!("`{}` is not a Rust identifier", field.name));
         };
         if present {
             Out::owned(quote!(#base.#ident.is_some()), Prec::Atom)
         } else {
             Out::owned(quote!(#base.#ident.is_none()), Prec::Atom)
         }
+    }
+
+    /// The Rust field of the oneof `oneof` on `operand`'s message, and the variant of its
+    /// member `field`.
+    fn oneof(
+        &self,
+        operand: &Typed,
+        oneof: &str,
+        field: &FieldInfo,
+    ) -> Option<(proc_macro2::Ident, TokenStream)> {
+        let Type::Message(message) = &operand.ty else {
+            return None;
+        };
+        let ident = rust_ident(&field_ident(oneof))?;
+        let variant = self.schema.oneof_variant(message, field)?;
+        Some((ident, variant))
     }
 
     pub(super) fn index(&self, operand: &Typed, index: &Typed, span: &Span) -> Out {

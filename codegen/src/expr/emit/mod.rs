@@ -36,13 +36,13 @@
 //! )]
 //! ```
 //!
-//! and, only if scope accesses are written like `(&*step)` (see [`Scope::insert`]),
+//! and, only if name accesses are written like `(&*step)` (see [`Env::insert`]),
 //! `clippy::needless_borrow` and `clippy::explicit_auto_deref`; binding each step to a plain
 //! reference (`let step = &*step;`, access `step`) avoids both.
 //!
 //! **Invariant: emission cannot fail and never panics.** Everything was decided by the
-//! checker; the one thing looked up here, a name's access path in the [`Scope`], becomes a
-//! `compile_error!` if the caller passes a scope without it. Every runtime item is named by
+//! checker; the one thing looked up here, a name's access path in the [`Env`], becomes a
+//! `compile_error!` if the caller passes an environment without it. Every runtime item is named by
 //! an absolute path (`::std::…`, `::mosaic_gateway::compose::cel::…`), so user names cannot
 //! clash with them.
 
@@ -55,18 +55,74 @@ use quote::quote;
 use crate::expr::ast::{Literal, Span};
 use crate::expr::check::Checked;
 use crate::expr::check::typed::{Typed, TypedKind};
-use crate::expr::types::{Scalar, Schema, Scope, Type};
+use crate::expr::types::{FieldInfo, Scalar, Schema, Type};
+
+/// How emitted code reaches each name an expression reads: the emission-side counterpart of
+/// the checker's [`Scope`](crate::expr::Scope), which knows only types.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    bindings: Vec<(String, TokenStream)>,
+}
+
+impl Env {
+    /// An empty environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds `name` to `access`, replacing an earlier binding of the same name.
+    ///
+    /// `access` is a Rust expression of type `&T`, where `T` is the canonical representation
+    /// of the name's type (see [`Type`]); it must be usable as an operand as it is (a path
+    /// such as `input`, or parenthesized such as `(&*p)`). A plain reference variable
+    /// (`let p = &*p;`, access `p`) gives the cleanest code: `(&*p).field` trips two clippy
+    /// style lints.
+    pub fn insert(&mut self, name: impl Into<String>, access: TokenStream) -> &mut Self {
+        let name = name.into();
+        match self.bindings.iter_mut().find(|(n, _)| *n == name) {
+            Some(existing) => existing.1 = access,
+            None => self.bindings.push((name, access)),
+        }
+        self
+    }
+
+    /// Like [`insert`](Self::insert), by value.
+    pub fn with(mut self, name: impl Into<String>, access: TokenStream) -> Self {
+        self.insert(name, access);
+        self
+    }
+
+    /// The access of `name`.
+    pub fn get(&self, name: &str) -> Option<&TokenStream> {
+        self.bindings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, access)| access)
+    }
+}
+
+/// The schema as emission needs it: the checker's [`Schema`] plus the Rust paths of prost's
+/// types, relative to the module the code is emitted into.
+pub trait RustSchema: Schema {
+    /// The path of the prost type of `message`. `None` leaves an empty list of messages
+    /// (`[]`) to type inference, which holds in every place the checker accepts `[]`.
+    fn message_path(&self, message: &str) -> Option<TokenStream>;
+
+    /// The path of the enum variant prost gives `field`, a oneof member of `message`, such as
+    /// `filter::Kind::Text`.
+    fn oneof_variant(&self, message: &str, field: &FieldInfo) -> Option<TokenStream>;
+}
 
 /// Emits the value of `checked`, as its canonical owned Rust type.
-pub fn emit(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> TokenStream {
-    let emitter = Emitter::new(checked, scope, schema);
+pub fn emit(checked: &Checked, env: &Env, schema: &dyn RustSchema) -> TokenStream {
+    let emitter = Emitter::new(checked, env, schema);
     let out = emitter.out(&checked.root);
     emitter.value(out, &checked.ty).ts
 }
 
 /// Emits a `bool` expression for a guard or a condition. A non-bool expression (which
 /// [`check_condition`](super::check_condition) rejects) becomes a `compile_error!`.
-pub fn emit_bool(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> TokenStream {
+pub fn emit_bool(checked: &Checked, env: &Env, schema: &dyn RustSchema) -> TokenStream {
     if checked.ty != Type::Bool {
         let message = format!(
             "mosaic: expected a bool expression, found {} in `{}`",
@@ -74,7 +130,7 @@ pub fn emit_bool(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> Token
         );
         return quote!(::core::compile_error!(#message));
     }
-    emit(checked, scope, schema)
+    emit(checked, env, schema)
 }
 
 /// Emits a *borrowed* value: an expression of type `&T` (`T` the canonical Rust type) that
@@ -82,8 +138,8 @@ pub fn emit_bool(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> Token
 /// reaches a value stored in its canonical form (such as `rs.reviews`, a `Vec<Review>`);
 /// `None` otherwise (the caller then uses [`emit`]). Useful to iterate a list without
 /// cloning it: `for r in <place> { … }`.
-pub fn emit_place(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> Option<TokenStream> {
-    let emitter = Emitter::new(checked, scope, schema);
+pub fn emit_place(checked: &Checked, env: &Env, schema: &dyn RustSchema) -> Option<TokenStream> {
+    let emitter = Emitter::new(checked, env, schema);
     let out = emitter.out(&checked.root);
     if out.temporary {
         return None;
@@ -103,11 +159,11 @@ pub fn emit_place(checked: &Checked, scope: &Scope, schema: &dyn Schema) -> Opti
 /// it to a field of the same type needs no widening and no checked narrowing; `None` otherwise.
 pub fn emit_narrow(
     checked: &Checked,
-    scope: &Scope,
-    schema: &dyn Schema,
+    env: &Env,
+    schema: &dyn RustSchema,
     target: Scalar,
 ) -> Option<TokenStream> {
-    let emitter = Emitter::new(checked, scope, schema);
+    let emitter = Emitter::new(checked, env, schema);
     let out = emitter.out(&checked.root);
     let matches = |narrow: Narrow| {
         matches!(
@@ -131,13 +187,13 @@ pub fn emit_narrow(
 /// is not a plain read of such a field.
 pub fn emit_optional_message(
     checked: &Checked,
-    scope: &Scope,
-    schema: &dyn Schema,
+    env: &Env,
+    schema: &dyn RustSchema,
 ) -> Option<TokenStream> {
     let TypedKind::Field { operand, field } = &checked.root.kind else {
         return None;
     };
-    let emitter = Emitter::new(checked, scope, schema);
+    let emitter = Emitter::new(checked, env, schema);
     emitter.optional_message(operand, field)
 }
 
@@ -247,15 +303,15 @@ fn compile_error(message: &str) -> Out {
 }
 
 struct Emitter<'a> {
-    scope: &'a Scope,
-    schema: &'a dyn Schema,
+    env: &'a Env,
+    schema: &'a dyn RustSchema,
     text: &'a str,
 }
 
 impl<'a> Emitter<'a> {
-    fn new(checked: &'a Checked, scope: &'a Scope, schema: &'a dyn Schema) -> Self {
+    fn new(checked: &'a Checked, env: &'a Env, schema: &'a dyn RustSchema) -> Self {
         Self {
-            scope,
+            env,
             schema,
             text: &checked.text,
         }
@@ -279,7 +335,7 @@ impl<'a> Emitter<'a> {
             Type::Bytes => quote!(::std::vec::Vec<u8>),
             Type::Enum(_) => quote!(i32),
             Type::Null => quote!(()),
-            Type::Message(name) => self.schema.rust_type_path(name)?,
+            Type::Message(name) => self.schema.message_path(name)?,
             Type::List(element) => {
                 let element = self.rust_type(element)?;
                 quote!(::std::vec::Vec<#element>)
@@ -296,10 +352,8 @@ impl<'a> Emitter<'a> {
     fn out(&self, node: &Typed) -> Out {
         match &node.kind {
             TypedKind::Literal(literal) => literal_out(literal),
-            TypedKind::Name(name) => match self.scope.get(name) {
-                Some((_, access)) => {
-                    Out::new(access.clone(), Form::Ref(Stored::Canonical), Prec::Atom)
-                }
+            TypedKind::Name(name) => match self.env.get(name) {
+                Some(access) => Out::new(access.clone(), Form::Ref(Stored::Canonical), Prec::Atom),
                 None => compile_error(&format!("`{name}` is not in scope")),
             },
             TypedKind::Field { operand, field } => self.field(operand, field),

@@ -11,14 +11,14 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::fixture::{Storefront, scope};
+use super::fixture::{Storefront, env, scope};
 use crate::expr::{Type, check, check_expecting, emit, emit_bool, emit_place, parse};
 
 fn emitted(text: &str) -> String {
     let expr = parse(text).unwrap();
     let checked =
         check(&expr, &scope(), &Storefront).unwrap_or_else(|e| panic!("{text:?}: {e:#?}"));
-    pretty(emit(&checked, &scope(), &Storefront))
+    pretty(emit(&checked, &env(), &Storefront))
 }
 
 fn pretty(tokens: TokenStream) -> String {
@@ -41,7 +41,7 @@ fn assert_emits(text: &str, expected: &str) {
 fn place(text: &str) -> Option<String> {
     let expr = parse(text).unwrap();
     let checked = check(&expr, &scope(), &Storefront).unwrap();
-    emit_place(&checked, &scope(), &Storefront).map(pretty)
+    emit_place(&checked, &env(), &Storefront).map(pretty)
 }
 
 #[test]
@@ -67,14 +67,12 @@ fn guards_are_bool_expressions() {
     let expr = parse("has($.user) && n > 0").unwrap();
     let checked = check(&expr, &scope(), &Storefront).unwrap();
     assert_eq!(
-        pretty(emit_bool(&checked, &scope(), &Storefront)),
+        pretty(emit_bool(&checked, &env(), &Storefront)),
         "input.user.is_some() && *n > 0i64"
     );
     let expr = parse("n").unwrap();
     let checked = check(&expr, &scope(), &Storefront).unwrap();
-    assert!(
-        pretty(emit_bool(&checked, &scope(), &Storefront)).starts_with("::core::compile_error!")
-    );
+    assert!(pretty(emit_bool(&checked, &env(), &Storefront)).starts_with("::core::compile_error!"));
 }
 
 #[test]
@@ -83,7 +81,7 @@ fn an_expected_empty_list_is_typed() {
     let expected = Type::List(Box::new(Type::Message("demo.User".into())));
     let checked = check_expecting(&expr, &scope(), &Storefront, Some(&expected)).unwrap();
     assert_eq!(
-        pretty(emit(&checked, &scope(), &Storefront)),
+        pretty(emit(&checked, &env(), &Storefront)),
         "::std::vec::Vec::<crate::pb::User>::new()"
     );
 }
@@ -92,7 +90,7 @@ fn an_expected_empty_list_is_typed() {
 fn a_missing_name_is_a_compile_error_not_a_panic() {
     let expr = parse("n + 1").unwrap();
     let checked = check(&expr, &scope(), &Storefront).unwrap();
-    let emitted = pretty(emit(&checked, &crate::expr::Scope::new(), &Storefront));
+    let emitted = pretty(emit(&checked, &crate::expr::Env::new(), &Storefront));
     assert!(emitted.contains("::core::compile_error!(\"mosaic: `n` is not in scope\")"));
 }
 
@@ -608,14 +606,13 @@ cel::add_uint(
     );
 }
 
-/// A schema whose only field has whatever Rust identifier the test gives it.
-struct OddIdent(&'static str);
+/// A schema whose only field has whatever name the test gives it.
+struct OddName(&'static str);
 
-impl crate::expr::Schema for OddIdent {
-    fn field(&self, _: &str, field: &str) -> Option<crate::expr::FieldInfo> {
+impl crate::expr::Schema for OddName {
+    fn field(&self, _: &str, _: &str) -> Option<crate::expr::FieldInfo> {
         Some(crate::expr::FieldInfo {
-            name: field.to_owned(),
-            rust_ident: self.0.to_owned(),
+            name: self.0.to_owned(),
             ty: Type::String,
             scalar: Some(crate::expr::Scalar::String),
             cardinality: crate::expr::Cardinality::Singular,
@@ -627,32 +624,42 @@ impl crate::expr::Schema for OddIdent {
     }
 }
 
+impl crate::expr::RustSchema for OddName {
+    fn message_path(&self, _: &str) -> Option<TokenStream> {
+        None
+    }
+
+    fn oneof_variant(&self, _: &str, _: &crate::expr::FieldInfo) -> Option<TokenStream> {
+        None
+    }
+}
+
 #[test]
-fn identifiers_from_the_schema_never_panic() {
-    let scope = crate::expr::Scope::new().with("$", Type::Message("m".into()), quote!(input));
+fn field_names_from_the_schema_never_panic() {
+    let scope = crate::expr::Scope::new().with("$", Type::Message("m".into()));
+    let env = crate::expr::Env::new().with("$", quote!(input));
     let expr = parse("$.f").unwrap();
-    for (ident, valid) in [
+    for (name, valid) in [
         ("type", true),
-        ("r#type", true),
-        ("self_", true),
+        ("self", true),
+        ("Self", true),
+        ("fooBar", true),
         ("", false),
         ("1a", false),
-        ("a b", false),
-        ("a-b", false),
-        ("r#", false),
-        ("r#self", false),
+        ("a-b", true),
+        ("r#", true),
         ("é", true),
         ("🙂", false),
-        ("a\"", false),
+        ("a\"", true),
         ("(", false),
     ] {
-        let schema = OddIdent(ident);
+        let schema = OddName(name);
         let checked = check(&expr, &scope, &schema).unwrap();
-        let emitted = emit(&checked, &scope, &schema).to_string();
+        let emitted = emit(&checked, &env, &schema).to_string();
         assert_eq!(
             !emitted.contains("compile_error"),
             valid,
-            "{ident:?}: {emitted}"
+            "{name:?}: {emitted}"
         );
     }
 }

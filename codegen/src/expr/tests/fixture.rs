@@ -3,18 +3,13 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::expr::{Cardinality, FieldInfo, Scalar, Schema, Scope, Type};
+use crate::expr::{Cardinality, Env, FieldInfo, RustSchema, Scalar, Schema, Scope, Type};
 
 pub(super) struct Storefront;
 
 fn field(name: &str, ty: Type, scalar: Option<Scalar>, cardinality: Cardinality) -> FieldInfo {
-    let rust_ident = match name {
-        "type" => "r#type".to_owned(),
-        other => other.to_owned(),
-    };
     FieldInfo {
         name: name.to_owned(),
-        rust_ident,
         ty,
         scalar,
         cardinality,
@@ -71,8 +66,7 @@ fn fields(message_name: &str) -> Vec<FieldInfo> {
                 Type::String,
                 Some(Scalar::String),
                 Oneof {
-                    field: "filter".into(),
-                    variant: quote!(crate::pb::request::Filter::Text),
+                    oneof: "filter".into(),
                     boxed: false,
                 },
             ),
@@ -81,8 +75,7 @@ fn fields(message_name: &str) -> Vec<FieldInfo> {
                 message("demo.User"),
                 None,
                 Oneof {
-                    field: "filter".into(),
-                    variant: quote!(crate::pb::request::Filter::Author),
+                    oneof: "filter".into(),
                     boxed: false,
                 },
             ),
@@ -115,19 +108,38 @@ impl Schema for Storefront {
     fn field_names(&self, message: &str) -> Vec<String> {
         fields(message).into_iter().map(|f| f.name).collect()
     }
+}
 
-    fn rust_type_path(&self, message: &str) -> Option<TokenStream> {
+impl RustSchema for Storefront {
+    fn message_path(&self, message: &str) -> Option<TokenStream> {
         let name = message.rsplit('.').next()?;
         let ident = proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
         Some(quote!(crate::pb::#ident))
+    }
+
+    fn oneof_variant(&self, message: &str, field: &FieldInfo) -> Option<TokenStream> {
+        let parent = message.rsplit('.').next()?.to_lowercase();
+        let parent = proc_macro2::Ident::new(&parent, proc_macro2::Span::call_site());
+        let variant = crate::names::rust_type_ident(&field.name);
+        let variant = proc_macro2::Ident::new(&variant, proc_macro2::Span::call_site());
+        Some(quote!(crate::pb::#parent::Filter::#variant))
     }
 }
 
 /// `$` (a request), `rs` (a reviews response), `n` (an int step) and `names` (a list step).
 pub(super) fn scope() -> Scope {
     Scope::new()
-        .with("$", message("demo.Request"), quote!(input))
-        .with("rs", message("demo.ListReviewsResponse"), quote!((&*rs)))
-        .with("n", Type::Int, quote!(n))
-        .with("names", list(Type::String), quote!(names))
+        .with("$", message("demo.Request"))
+        .with("rs", message("demo.ListReviewsResponse"))
+        .with("n", Type::Int)
+        .with("names", list(Type::String))
+}
+
+/// How emitted code reaches the names of [`scope`].
+pub(super) fn env() -> Env {
+    Env::new()
+        .with("$", quote!(input))
+        .with("rs", quote!((&*rs)))
+        .with("n", quote!(n))
+        .with("names", quote!(names))
 }

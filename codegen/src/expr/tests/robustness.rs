@@ -2,7 +2,7 @@
 //! through parse, check and emit, and every error's span lies within the text on `char`
 //! boundaries.
 
-use super::fixture::{Storefront, scope};
+use super::fixture::{Storefront, env, scope};
 use crate::expr::{ExprError, check, emit, emit_place, parse};
 
 /// Valid expressions covering every construct, the seeds of the mutations.
@@ -77,8 +77,8 @@ fn exercise(text: &str) {
                         assert_spans(text, &errors);
                     }
                     Ok(checked) => {
-                        let _ = emit(&checked, &scope, &schema);
-                        let _ = emit_place(&checked, &scope, &schema);
+                        let _ = emit(&checked, &env(), &schema);
+                        let _ = emit_place(&checked, &env(), &schema);
                     }
                 }
             }
@@ -234,6 +234,6 @@ fn the_deepest_accepted_expressions_check_and_emit() {
     for text in [parens, sum, negations, fields, ternaries, lists] {
         let expr = parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
         let checked = check(&expr, &scope(), &Storefront).unwrap_or_else(|e| panic!("{e:?}"));
-        assert!(!emit(&checked, &scope(), &Storefront).is_empty());
+        assert!(!emit(&checked, &env(), &Storefront).is_empty());
     }
 }

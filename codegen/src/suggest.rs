@@ -1,4 +1,5 @@
-//! "Did you mean …?": the closest candidate by edit distance.
+//! "Did you mean …?": the closest candidate by edit distance, the one rule every hint of the
+//! generator uses (names in expressions, fields, methods, services, messages).
 
 /// The candidate closest to `name`, when it is close enough to be a likely typo.
 ///
@@ -28,6 +29,11 @@ pub(crate) fn closest<'c>(
         }
     }
     best.map(|(_, candidate)| candidate)
+}
+
+/// Like [`closest`], over owned names.
+pub(crate) fn suggest(name: &str, candidates: &[String]) -> Option<String> {
+    closest(name, candidates.iter().map(String::as_str)).map(str::to_owned)
 }
 
 fn normalize(name: &str) -> String {

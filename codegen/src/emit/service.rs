@@ -1,0 +1,132 @@
+//! One `<Service>Composer` per edge service: the tonic server trait, each method running its response message's resolver under an edge call.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use heck::ToSnakeCase;
+use proc_macro2::TokenStream;
+use prost_reflect::MessageDescriptor;
+use quote::{format_ident, quote};
+
+use super::paths::Paths;
+use super::tokens::{compose, duration_tokens};
+use crate::model::*;
+use crate::names::{rust_field_ident, rust_type_ident};
+
+pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths) -> TokenStream {
+    let c = compose();
+    let descriptor = &service.descriptor;
+    let name = rust_type_ident(descriptor.name());
+    let composer = format_ident!("{name}Composer");
+    let server_module = format_ident!("{}_server", descriptor.name().to_snake_case());
+    let server = format_ident!("{name}Server");
+    let trait_name = format_ident!("{name}");
+    let doc = format!(
+        " The generated `{}` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.",
+        descriptor.full_name()
+    );
+    let methods = service.methods.iter().map(|method| {
+        let m = &method.descriptor;
+        let function = format_ident!("{}", rust_field_ident(&m.name().to_snake_case()));
+        let input = paths.descriptor_path(&m.input());
+        let output = paths.descriptor_path(&m.output());
+        let resolver = resolver_ident(&m.output());
+        let full = format!("{}/{}", descriptor.full_name(), m.name());
+        let timeout = match method.timeout {
+            Some(t) => {
+                let duration = duration_tokens(t);
+                quote!(::core::option::Option::Some(#duration))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            async fn #function(
+                &self,
+                request: #c::Request<#input>,
+            ) -> ::core::result::Result<#c::Response<#output>, #c::Status> {
+                let call = #c::EdgeCall::start(&request, #full, #timeout);
+                let input = #c::Arc::new(request.into_inner());
+                let body = #resolver(call, self.downstreams.clone(), input);
+                call.run(body).await.map(#c::Response::new)
+            }
+        }
+    });
+    let mut called: Vec<String> = called_services(service, model);
+    called.sort();
+    called.dedup();
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Debug)]
+        pub struct #composer {
+            downstreams: #c::Downstreams,
+        }
+
+        impl #composer {
+            /// A composer calling downstream services through `downstreams`.
+            pub fn new(downstreams: #c::Downstreams) -> Self {
+                Self { downstreams }
+            }
+        }
+
+        impl #c::Composer for #composer {
+            const DOWNSTREAM_SERVICES: &'static [&'static str] = &[#(#called),*];
+
+            type Server = #server_module::#server<Self>;
+
+            fn into_server(self) -> Self::Server {
+                #server_module::#server::new(self)
+            }
+        }
+
+        #[#c::async_trait]
+        impl #server_module::#trait_name for #composer {
+            #(#methods)*
+        }
+    }
+}
+
+/// The downstream services reachable from a service's methods, through every message built.
+pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<String> {
+    let plans: BTreeMap<&str, &MessagePlan> = model
+        .messages
+        .iter()
+        .map(|plan| (plan.descriptor.full_name(), plan))
+        .collect();
+    let mut called = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<String> = service
+        .methods
+        .iter()
+        .map(|m| m.descriptor.output().full_name().to_owned())
+        .collect();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(plan) = plans.get(name.as_str()) else {
+            continue;
+        };
+        for step in &plan.steps {
+            let (call, message) = match &step.body {
+                StepBody::Call(call) => (Some(call), None),
+                StepBody::Message(m) => (None, Some(m)),
+                StepBody::Map(map) => match &map.body {
+                    MapBody::Call(call) => (Some(&**call), None),
+                    MapBody::Message(m) => (None, Some(&**m)),
+                    MapBody::By(_) => (None, None),
+                },
+                StepBody::By(_) | StepBody::Validation(_) => (None, None),
+            };
+            if let Some(call) = call {
+                called.push(call.method.parent_service().full_name().to_owned());
+            }
+            if let Some(m) = message {
+                stack.push(m.target.full_name().to_owned());
+            }
+        }
+    }
+    called
+}
+
+pub(super) fn resolver_ident(message: &MessageDescriptor) -> proc_macro2::Ident {
+    format_ident!("resolve_{}", message.name().to_snake_case())
+}

@@ -1,0 +1,235 @@
+//! Fields: how each field of a message with rules gets its value (`by`, `autobind`), and which
+//! values a field can store.
+
+use std::collections::{HashMap, HashSet};
+
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+
+use super::Resolver;
+use super::exprs::readable;
+use super::names::CALLER;
+use super::options::{EXTENSION_NUMBER, get_str};
+use super::sites::OptionSite;
+use crate::diagnostic::{Diagnostic, Span};
+use crate::expr::{self, Type};
+use crate::model::*;
+use crate::schema::field_info;
+
+impl Resolver<'_> {
+    /// Checks that a value of type `ty` can be stored in `field` (whose expression type is
+    /// `target`).
+    pub(super) fn check_binding(
+        &mut self,
+        ty: &Type,
+        field: &FieldDescriptor,
+        target: &Type,
+        span: Option<Span>,
+    ) {
+        if let Err(problem) = binding_allowed(ty, field, target) {
+            let (message, hint) = problem;
+            let d = Diagnostic::error(readable(&message), span);
+            self.diagnostics.push(match hint {
+                Some(h) => d.with_hint(h),
+                None => d,
+            });
+        }
+    }
+
+    pub(super) fn bind_fields(
+        &mut self,
+        message: &MessageDescriptor,
+        scope: &expr::Scope,
+        steps: &[StepPlan],
+        site: &Option<OptionSite>,
+    ) -> (Vec<FieldPlan>, bool) {
+        // Autobind candidates: field name → (step index, source field).
+        let mut autobound: HashMap<String, Vec<(usize, FieldDescriptor)>> = HashMap::new();
+        for (index, step) in steps.iter().enumerate() {
+            if !step.autobind {
+                continue;
+            }
+            if let Type::Message(name) = &step.ty
+                && let Some(source) = self.loaded.pool.get_message_by_name(name)
+            {
+                for f in source.fields() {
+                    autobound
+                        .entry(f.name().to_owned())
+                        .or_default()
+                        .push((index, f));
+                }
+            }
+        }
+
+        let mut fields = Vec::new();
+        let mut reads_caller = false;
+        for field in message.fields() {
+            let target = field_info(&field).ty;
+            let mut path = field.path().to_vec();
+            path.extend([8, EXTENSION_NUMBER, 1]);
+            let options = field.options();
+            if options.has_extension(&self.ext.field) {
+                let rule = options.get_extension(&self.ext.field);
+                let text = rule
+                    .as_message()
+                    .map(|m| get_str(m, "by"))
+                    .unwrap_or_default();
+                let (span, value) = self.field_rule_span(&field, &path);
+                let mut reads = HashSet::new();
+                if let Some(e) = self.checked_expression(
+                    scope,
+                    &text,
+                    span.clone(),
+                    value,
+                    &mut reads,
+                    None,
+                    "a field's `by`",
+                    None,
+                ) {
+                    reads_caller |= reads.contains(CALLER);
+                    self.check_binding(&e.checked.ty, &field, &target, span);
+                    fields.push(FieldPlan {
+                        field,
+                        source: FieldSource::By(e),
+                    });
+                }
+                continue;
+            }
+            match autobound.get(field.name()).map(Vec::as_slice) {
+                Some([(step, from)]) => {
+                    let from_ty = field_info(from).ty;
+                    if binding_allowed(&from_ty, &field, &target).is_ok() {
+                        fields.push(FieldPlan {
+                            field,
+                            source: FieldSource::Autobind {
+                                step: *step,
+                                from: Box::new(from.clone()),
+                            },
+                        });
+                    } else {
+                        let field_site =
+                            self.site(message.parent_file().name(), field.path(), false);
+                        let step_name = steps[*step].name.clone().unwrap_or_default();
+                        self.error_hint(
+                            format!(
+                                "autobind cannot fill field `{}`, which is {}: `{step_name}.{}` is {}",
+                                field.name(),
+                                proto_type(&field),
+                                from.name(),
+                                proto_type(from),
+                            ),
+                            Self::span_of_site(&field_site),
+                            "bind it explicitly with `(mosaic.v1.field).by`",
+                        );
+                    }
+                }
+                Some(many) if many.len() > 1 => {
+                    let names: Vec<String> = many
+                        .iter()
+                        .filter_map(|(i, _)| steps[*i].name.clone())
+                        .collect();
+                    let field_site = self.site(message.parent_file().name(), field.path(), false);
+                    self.error_hint(
+                        format!(
+                            "field `{}` is ambiguous: several autobind steps have it ({})",
+                            field.name(),
+                            names.join(", ")
+                        ),
+                        Self::span_of_site(&field_site),
+                        "bind it explicitly with `(mosaic.v1.field).by`",
+                    );
+                }
+                _ => {
+                    let field_site = self.site(message.parent_file().name(), field.path(), false);
+                    let span = Self::span_of_site(&field_site).or_else(|| Self::span_of_site(site));
+                    self.error_hint(
+                        format!("field `{}` of `{}` has no value", field.name(), message.full_name()),
+                        span,
+                        "add `[(mosaic.v1.field).by = \"...\"]`, or an `autobind` step with a same-named field",
+                    );
+                }
+            }
+        }
+        (fields, reads_caller)
+    }
+}
+
+/// Whether a value of expression type `ty` may be stored in `field`.
+pub fn binding_allowed(
+    ty: &Type,
+    field: &FieldDescriptor,
+    target: &Type,
+) -> Result<(), (String, Option<String>)> {
+    if *ty == Type::Error || ty == target {
+        return Ok(());
+    }
+    let message = format!(
+        "cannot store {ty} in field `{}`, which is {}",
+        field.name(),
+        proto_type(field)
+    );
+    let numeric = |t: &Type| matches!(t, Type::Int | Type::Uint | Type::Double);
+    let hint = match (ty, target) {
+        (Type::Null, Type::Message(_)) if !field.is_list() => return Ok(()),
+        (Type::Int, Type::Enum(e)) => {
+            return Err((
+                format!("cannot store int in enum field `{}` ({e})", field.name()),
+                Some(
+                    "compare or convert enum values by name; bare numbers are not accepted"
+                        .to_owned(),
+                ),
+            ));
+        }
+        (Type::List(a), Type::List(b)) if **a == Type::Error || a == b => return Ok(()),
+        (Type::Message(_), Type::Message(_)) => Some(
+            "bind the fields one by one, or build the target message with a `message` step"
+                .to_owned(),
+        ),
+        (Type::List(a), Type::List(b))
+            if matches!(**a, Type::Message(_)) && matches!(**b, Type::Message(_)) =>
+        {
+            Some("build each element with a `map` step whose body is a `message`".to_owned())
+        }
+        (a, Type::List(b)) if a == &**b => {
+            Some("a repeated field takes a list: `[...]`".to_owned())
+        }
+        (a, b) if numeric(a) && numeric(b) => Some(format!("convert it with `{b}(...)`")),
+        (a, Type::String) if numeric(a) => Some("convert it with `string(...)`".to_owned()),
+        _ => None,
+    };
+    Err((message, hint))
+}
+
+/// A field's type as written in the proto: `int64`, `repeated string`, `map<string, int32>`,
+/// `` `demo.users.v1.User` ``.
+pub(super) fn proto_type(field: &FieldDescriptor) -> String {
+    fn kind_name(kind: &Kind) -> String {
+        match kind {
+            Kind::Double => "double".to_owned(),
+            Kind::Float => "float".to_owned(),
+            Kind::Int32 => "int32".to_owned(),
+            Kind::Int64 => "int64".to_owned(),
+            Kind::Uint32 => "uint32".to_owned(),
+            Kind::Uint64 => "uint64".to_owned(),
+            Kind::Sint32 => "sint32".to_owned(),
+            Kind::Sint64 => "sint64".to_owned(),
+            Kind::Fixed32 => "fixed32".to_owned(),
+            Kind::Fixed64 => "fixed64".to_owned(),
+            Kind::Sfixed32 => "sfixed32".to_owned(),
+            Kind::Sfixed64 => "sfixed64".to_owned(),
+            Kind::Bool => "bool".to_owned(),
+            Kind::String => "string".to_owned(),
+            Kind::Bytes => "bytes".to_owned(),
+            Kind::Message(m) => format!("`{}`", m.full_name()),
+            Kind::Enum(e) => format!("`{}`", e.full_name()),
+        }
+    }
+    match field.kind() {
+        Kind::Message(entry) if field.is_map() => format!(
+            "map<{}, {}>",
+            kind_name(&entry.map_entry_key_field().kind()),
+            kind_name(&entry.map_entry_value_field().kind())
+        ),
+        kind if field.is_list() => format!("repeated {}", kind_name(&kind)),
+        kind => kind_name(&kind),
+    }
+}

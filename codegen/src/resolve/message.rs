@@ -1,0 +1,200 @@
+//! One message's rules: its input, its steps in written order (names, guards, what each step
+//! reads) and its fields.
+
+use std::collections::{HashMap, HashSet};
+
+use prost_reflect::MessageDescriptor;
+
+use super::MessageState;
+use super::Resolver;
+use super::names::{CALLER, step_ident};
+use super::names::{RESERVED_NAMES, check_name};
+use super::options::{get_bool, get_str, list};
+use super::order::Pending;
+use super::sites::OptionSite;
+use super::sites::with;
+use crate::expr::{self, Type};
+use crate::model::*;
+use crate::source::PathSegment;
+
+impl Resolver<'_> {
+    pub(super) fn resolve_message(&mut self, item: &Pending) -> Option<MessagePlan> {
+        let message = &item.descriptor;
+        self.message = MessageState::default();
+        let site = self.message_site(message);
+        let (input, input_type) = match &item.request {
+            Some(request) => {
+                // Callers come first, so every `message` step building it is known by now.
+                for caller in self.callers.remove(message.full_name()).unwrap_or_default() {
+                    self.error_hint(
+                        format!(
+                            "`{}` is the response of an edge method, so its `$` is the request `{}`; a `message` step cannot build it",
+                            message.full_name(),
+                            request.full_name()
+                        ),
+                        caller.span,
+                        "build a separate message with the same fields here",
+                    );
+                }
+                (
+                    Input::Request(request.clone()),
+                    Type::Message(request.full_name().to_owned()),
+                )
+            }
+            None => {
+                let args = self.infer_args(message);
+                let name = self.schema.declare_args(message.full_name(), args.clone());
+                (
+                    Input::Args(
+                        args.into_iter()
+                            .map(|(name, ty)| Argument { name, ty })
+                            .collect(),
+                    ),
+                    Type::Message(name),
+                )
+            }
+        };
+
+        let mut scope = expr::Scope::new();
+        scope.insert("$", input_type);
+        scope.insert(
+            CALLER,
+            Type::Map(Box::new(Type::String), Box::new(Type::String)),
+        );
+        let mut defined: HashMap<String, usize> = HashMap::new();
+        // Rust identifiers of the names defined so far, to catch two names mapping to one.
+        let mut idents: HashMap<String, String> = HashMap::new();
+        let mut steps: Vec<StepPlan> = Vec::new();
+        let rule = self.message_rule(message);
+        let step_values = rule.as_ref().map(|r| list(r, "def")).unwrap_or_default();
+        // Names defined anywhere, to tell "read before defined" from "unknown".
+        let all_names: Vec<String> = step_values
+            .iter()
+            .filter_map(|v| v.as_message().map(|m| get_str(m, "name")))
+            .collect();
+
+        for (i, value) in step_values.iter().enumerate() {
+            let Some(step) = value.as_message() else {
+                continue;
+            };
+            let base = vec![("def".to_owned(), i)];
+            let name = get_str(step, "name");
+            let name_span = Self::value_span(&site, &with(&base, "name")).0;
+            // Whether this step's value can be read by the name: a bad or repeated name is
+            // reported here, and the step is still checked for its own mistakes.
+            let mut definable = !name.is_empty();
+            if !name.is_empty() {
+                let ident = step_ident(&name);
+                if let Err((message, hint)) = check_name(&name, "step", RESERVED_NAMES) {
+                    self.error_hint(message, name_span.clone(), hint);
+                    self.message.failed.insert(name.clone());
+                    definable = false;
+                } else if defined.contains_key(&name) || self.message.failed.contains(&name) {
+                    self.error_hint(
+                        format!("a step named `{name}` is already defined above"),
+                        name_span.clone(),
+                        "give each step of a message its own name",
+                    );
+                    definable = false;
+                } else if let Some(other) = idents.get(&ident) {
+                    self.error_hint(
+                        format!(
+                            "step names `{other}` and `{name}` are the same Rust identifier `{ident}`"
+                        ),
+                        name_span.clone(),
+                        "rename one of them",
+                    );
+                    self.message.failed.insert(name.clone());
+                    definable = false;
+                } else {
+                    idents.insert(ident, name.clone());
+                }
+            }
+            let ctx = StepCtx {
+                site: &site,
+                base: base.clone(),
+                all_names: &all_names,
+                index: i,
+                message,
+            };
+            let mut reads = HashSet::new();
+            let guard_text = get_str(step, "if");
+            let guard = if guard_text.is_empty() {
+                None
+            } else {
+                self.expression(
+                    &ctx,
+                    &scope,
+                    &with(&base, "if"),
+                    &guard_text,
+                    &mut reads,
+                    Some(&Type::Bool),
+                    "a guard (`if`)",
+                )
+            };
+            let body = self.step_body(&ctx, &scope, step, &mut reads);
+            let Some((body, ty)) = body else {
+                if definable {
+                    self.message.failed.insert(name);
+                }
+                continue;
+            };
+            let reads_caller = reads.contains(CALLER) && !defined.contains_key(CALLER);
+            let mut reads: Vec<usize> = reads
+                .into_iter()
+                .filter_map(|n| defined.get(&n).copied())
+                .collect();
+            // A step written after a validation waits for it: rejecting comes first.
+            for (j, earlier) in steps.iter().enumerate() {
+                if matches!(earlier.body, StepBody::Validation(_)) && !reads.contains(&j) {
+                    reads.push(j);
+                }
+            }
+            reads.sort_unstable();
+            reads.dedup();
+            let index = steps.len();
+            if definable {
+                defined.insert(name.clone(), index);
+                scope.insert(&name, ty.clone());
+            }
+            let autobind = get_bool(step, "autobind");
+            steps.push(StepPlan {
+                name: (!name.is_empty()).then_some(name),
+                guard,
+                body,
+                reads,
+                ty,
+                autobind,
+                reads_caller,
+            });
+            if autobind && !matches!(steps[index].ty, Type::Message(_)) {
+                self.error_hint(
+                    format!(
+                        "`autobind` needs a step whose value is a message, but this step's is {}",
+                        steps[index].ty
+                    ),
+                    Self::value_span(&site, &with(&base, "autobind")).0,
+                    "remove `autobind`, and bind fields from the step with `(mosaic.v1.field).by`",
+                );
+            }
+        }
+
+        let (fields, reads_caller) = self.bind_fields(message, &scope, &steps, &site);
+        Some(MessagePlan {
+            descriptor: message.clone(),
+            input,
+            steps,
+            fields,
+            reads_caller,
+        })
+    }
+}
+
+/// Context of the step being resolved, for positions and name checks.
+pub(super) struct StepCtx<'s> {
+    pub(super) site: &'s Option<OptionSite>,
+    pub(super) base: Vec<PathSegment>,
+    pub(super) all_names: &'s [String],
+    pub(super) index: usize,
+    pub(super) message: &'s MessageDescriptor,
+}

@@ -1,0 +1,276 @@
+//! Checking: descriptors and `mosaic.v1` options to the checked IR, or every problem found.
+//!
+//! The resolver reads the options of every edge service and of every message reachable from
+//! them, resolves names (methods, messages, fields, steps), parses and type-checks every
+//! expression, infers the arguments of messages built by `message` steps from their callers,
+//! finds cycles, and checks that every field of a message with rules gets a value. Problems are
+//! collected, never thrown: a run reports all of them at once, each pointing at the exact bytes
+//! of the proto that caused it.
+//!
+//! **Architecture Invariant:** all checks happen here, before anything is emitted; emission may
+//! assume a consistent model.
+
+//!
+//! The stages, one module each: [`order`] (which messages, callers before callees) →
+//! [`message`] (one message's steps, in written order) → [`steps`] (each step's body) and
+//! [`exprs`] (each expression, in its scope) → [`args`] (the arguments a built message gets
+//! from its callers) → [`bind`] (how every field gets its value). [`options`] reads the option
+//! values, [`sites`] finds where they are written, and [`names`] says which names are allowed.
+
+mod args;
+mod bind;
+mod exprs;
+mod message;
+mod names;
+mod options;
+mod order;
+mod sites;
+mod steps;
+
+use std::collections::{HashMap, HashSet};
+
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+
+use crate::diagnostic::{Diagnostic, Span};
+use crate::load::Loaded;
+use crate::model::*;
+use crate::schema::PoolSchema;
+use crate::suggest::suggest;
+
+pub use bind::binding_allowed;
+pub use names::{CALLER, step_ident};
+pub use options::{EXTENSION_NUMBER, parse_duration};
+pub(crate) use sites::{OptionSite, option_site};
+
+use args::CallerArgs;
+use options::Extensions;
+use order::Pending;
+
+/// Resolves and checks; returns the model and its schema, or every diagnostic.
+pub fn resolve(loaded: &Loaded) -> Result<(Model, PoolSchema), Vec<Diagnostic>> {
+    let mut resolver = Resolver::new(loaded)?;
+    let model = resolver.run();
+    if resolver.diagnostics.is_empty() {
+        Ok((model, resolver.schema))
+    } else {
+        Err(resolver.diagnostics)
+    }
+}
+
+struct Resolver<'a> {
+    loaded: &'a Loaded,
+    ext: Extensions,
+    schema: PoolSchema,
+    diagnostics: Vec<Diagnostic>,
+    /// Argument sets passed to each built message, by caller site.
+    callers: HashMap<String, Vec<CallerArgs>>,
+    /// Resilience defaults of downstream methods, read (and checked) once per method.
+    call_defaults: HashMap<String, CallDefaults>,
+    /// What is known while one message is resolved; a fresh one per message.
+    message: MessageState,
+}
+
+/// The state of resolving one message, which decides what is reported about the names it
+/// reads: a mistake is reported once, where it is, and not again by everything reading it.
+#[derive(Default)]
+struct MessageState {
+    /// Names of its steps that failed with a reported error.
+    failed: HashSet<String>,
+    /// Its arguments whose every caller's expression has an error: reading `$.<name>`
+    /// reports nothing more.
+    failed_args: HashSet<String>,
+    /// Whether it is built only by steps in error (reported there), so that its arguments are
+    /// unknown: reading `$` reports nothing more.
+    failed_input: bool,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(loaded: &'a Loaded) -> Result<Self, Vec<Diagnostic>> {
+        let pool = &loaded.pool;
+        let get = |name: &str| {
+            pool.get_extension_by_name(name).ok_or_else(|| {
+                vec![Diagnostic::error(
+                    format!("the built-in option `{name}` is missing"),
+                    None,
+                )]
+            })
+        };
+        let ext = Extensions {
+            service: get("mosaic.v1.service")?,
+            method: get("mosaic.v1.method")?,
+            message: get("mosaic.v1.message")?,
+            field: get("mosaic.v1.field")?,
+        };
+        Ok(Self {
+            loaded,
+            ext,
+            schema: PoolSchema::new(pool.clone()),
+            diagnostics: Vec::new(),
+            callers: HashMap::new(),
+            call_defaults: HashMap::new(),
+            message: MessageState::default(),
+        })
+    }
+
+    fn error(&mut self, message: impl Into<String>, span: Option<Span>) {
+        self.diagnostics.push(Diagnostic::error(message, span));
+    }
+
+    fn error_hint(
+        &mut self,
+        message: impl Into<String>,
+        span: Option<Span>,
+        hint: impl Into<String>,
+    ) {
+        self.diagnostics
+            .push(Diagnostic::error(message, span).with_hint(hint));
+    }
+
+    fn run(&mut self) -> Model {
+        let mut model = Model::default();
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut responses: HashMap<String, (MessageDescriptor, Option<Span>)> = HashMap::new();
+
+        let services: Vec<_> = self
+            .loaded
+            .roots
+            .iter()
+            .filter_map(|name| self.loaded.pool.get_file_by_name(name))
+            .flat_map(|file| file.services().collect::<Vec<_>>())
+            .collect();
+        for service in services {
+            if !service.options().has_extension(&self.ext.service) {
+                continue;
+            }
+            let mut methods = Vec::new();
+            for method in service.methods() {
+                if method.is_client_streaming() || method.is_server_streaming() {
+                    let site = self.site(service.parent_file().name(), method.path(), false);
+                    self.error(
+                        format!(
+                            "`{}` streams; generated edge methods are unary",
+                            method.full_name()
+                        ),
+                        Self::span_of_site(&site),
+                    );
+                    continue;
+                }
+                let timeout = self.method_timeout(&method);
+                let output = method.output();
+                let site = self.site(service.parent_file().name(), method.path(), false);
+                let span = Self::span_of_site(&site);
+                if !self.has_rules(&output) {
+                    self.error_hint(
+                        format!(
+                            "`{}` returns `{}`, which has no composition rules",
+                            method.full_name(),
+                            output.full_name()
+                        ),
+                        span.clone(),
+                        "add `option (mosaic.v1.message)` steps or `(mosaic.v1.field).by` to its fields",
+                    );
+                    continue;
+                }
+                match responses.get(output.full_name()) {
+                    Some((request, _)) if request.full_name() != method.input().full_name() => {
+                        let first = request.full_name().to_owned();
+                        self.error(
+                            format!(
+                                "`{}` is the response of methods with different requests (`{first}` and `{}`); `$` must have one type",
+                                output.full_name(),
+                                method.input().full_name()
+                            ),
+                            span,
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        responses.insert(output.full_name().to_owned(), (method.input(), span));
+                        pending.push(Pending {
+                            descriptor: output.clone(),
+                            request: Some(method.input()),
+                        });
+                    }
+                }
+                methods.push(EdgeMethod {
+                    descriptor: method,
+                    timeout,
+                });
+            }
+            model.services.push(EdgeService {
+                descriptor: service,
+                methods,
+            });
+        }
+
+        // Discover every message built by `message` steps, and order callers before callees.
+        let order = self.order_messages(pending);
+        let mut plans = Vec::new();
+        for item in order {
+            if let Some(plan) = self.resolve_message(&item) {
+                plans.push(plan);
+            }
+        }
+        // Emission wants callees first.
+        plans.reverse();
+        model.messages = plans;
+        model
+    }
+
+    fn has_rules(&self, message: &MessageDescriptor) -> bool {
+        message.options().has_extension(&self.ext.message)
+            || message
+                .fields()
+                .any(|f| f.options().has_extension(&self.ext.field))
+    }
+
+    fn message_rule(&self, message: &MessageDescriptor) -> Option<DynamicMessage> {
+        let options = message.options();
+        if !options.has_extension(&self.ext.message) {
+            return None;
+        }
+        options
+            .get_extension(&self.ext.message)
+            .as_message()
+            .cloned()
+    }
+
+    fn message_site(&self, message: &MessageDescriptor) -> Option<OptionSite> {
+        let mut path = message.path().to_vec();
+        path.extend([7, EXTENSION_NUMBER]);
+        self.site(message.parent_file().name(), &path, true)
+    }
+
+    /// A message by name: relative to the referring message's package, or fully qualified.
+    fn find_message(&self, name: &str, from: &MessageDescriptor) -> Option<MessageDescriptor> {
+        let pool = &self.loaded.pool;
+        let name = name.strip_prefix('.').unwrap_or(name);
+        let package = from.package_name();
+        if !package.is_empty()
+            && let Some(found) = pool.get_message_by_name(&format!("{package}.{name}"))
+        {
+            return Some(found);
+        }
+        pool.get_message_by_name(name)
+    }
+
+    /// A message by name, or the closest name to suggest: messages of `from`'s package by
+    /// their relative name, others by their full name.
+    fn suggest_message(&self, name: &str, from: &MessageDescriptor) -> Option<String> {
+        let package = from.package_name();
+        let candidates: Vec<String> = self
+            .loaded
+            .pool
+            .all_messages()
+            .filter(|m| !m.is_map_entry())
+            .map(|m| {
+                let full = m.full_name();
+                match full.strip_prefix(package).and_then(|r| r.strip_prefix('.')) {
+                    Some(relative) if !package.is_empty() => relative.to_owned(),
+                    _ => full.to_owned(),
+                }
+            })
+            .collect();
+        suggest(name, &candidates)
+    }
+}

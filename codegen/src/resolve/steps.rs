@@ -1,0 +1,482 @@
+//! Step bodies: `by`, `call` (with the downstream method and its request), `message`, `map`
+//! and `validation`.
+
+use std::collections::{HashMap, HashSet};
+
+use prost_reflect::{DynamicMessage, MethodDescriptor};
+
+use super::Resolver;
+use super::args::CallerArgs;
+use super::message::StepCtx;
+use super::names::step_ident;
+use super::names::{RESERVED_NAMES, check_name};
+use super::options::{get_message, get_str, has_field, list};
+use super::sites::{sub_span, with, with_index};
+use crate::diagnostic::Span;
+use crate::expr::{self, Type};
+use crate::model::*;
+use crate::schema::field_info;
+use crate::source::{PathSegment, ValueSpan};
+use crate::suggest::suggest;
+
+impl Resolver<'_> {
+    pub(super) fn step_body(
+        &mut self,
+        ctx: &StepCtx<'_>,
+        scope: &expr::Scope,
+        step: &DynamicMessage,
+        reads: &mut HashSet<String>,
+    ) -> Option<(StepBody, Type)> {
+        let base = &ctx.base;
+        let bodies: Vec<&str> = ["by", "call", "message", "map", "validation"]
+            .into_iter()
+            .filter(|f| has_field(step, f))
+            .collect();
+        match bodies.as_slice() {
+            ["by"] => {
+                let text = get_str(step, "by");
+                let e =
+                    self.expression(ctx, scope, &with(base, "by"), &text, reads, None, "`by`")?;
+                let ty = e.checked.ty.clone();
+                Some((StepBody::By(e), ty))
+            }
+            ["call"] => {
+                let call = get_message(step, "call")?;
+                let plan = self.call(ctx, scope, &call, &with(base, "call"), reads)?;
+                let ty = Type::Message(plan.method.output().full_name().to_owned());
+                Some((StepBody::Call(plan), ty))
+            }
+            ["message"] => {
+                let m = get_message(step, "message")?;
+                let call = self.message_call(ctx, scope, &m, &with(base, "message"), reads)?;
+                let ty = Type::Message(call.target.full_name().to_owned());
+                Some((StepBody::Message(call), ty))
+            }
+            ["map"] => {
+                let map = get_message(step, "map")?;
+                let plan = self.map(ctx, scope, &map, &with(base, "map"), reads)?;
+                let element = match &plan.body {
+                    MapBody::By(e) => e.checked.ty.clone(),
+                    MapBody::Call(c) => Type::Message(c.method.output().full_name().to_owned()),
+                    MapBody::Message(m) => Type::Message(m.target.full_name().to_owned()),
+                };
+                Some((StepBody::Map(plan), Type::List(Box::new(element))))
+            }
+            ["validation"] => {
+                let v = get_message(step, "validation")?;
+                let path = with(base, "validation");
+                let condition_text = get_str(&v, "if");
+                if condition_text.is_empty() {
+                    self.error(
+                        "a validation needs an `if` condition",
+                        Self::value_span(ctx.site, &path).0,
+                    );
+                    return None;
+                }
+                let condition = self.expression(
+                    ctx,
+                    scope,
+                    &with(&path, "if"),
+                    &condition_text,
+                    reads,
+                    Some(&Type::Bool),
+                    "a validation's `if`",
+                );
+                let message_text = get_str(&v, "message");
+                let message_text = if message_text.is_empty() {
+                    format!(
+                        "'request rejected: {}'",
+                        condition_text.replace('\'', "\\'")
+                    )
+                } else {
+                    message_text
+                };
+                let message = self.expression(
+                    ctx,
+                    scope,
+                    &with(&path, "message"),
+                    &message_text,
+                    reads,
+                    Some(&Type::String),
+                    "a validation's `message`",
+                );
+                let code = v
+                    .get_field_by_name("code")
+                    .and_then(|c| c.as_enum_number())
+                    .filter(|&c| c != 0)
+                    .unwrap_or(3);
+                Some((
+                    StepBody::Validation(ValidationPlan {
+                        condition: condition?,
+                        code,
+                        message: message?,
+                    }),
+                    Type::Bool,
+                ))
+            }
+            [] => {
+                let message = match ctx.all_names.get(ctx.index) {
+                    Some(name) if !name.is_empty() => format!("step `{name}` computes nothing"),
+                    _ => "this step computes nothing".to_owned(),
+                };
+                self.error_hint(
+                    message,
+                    Self::value_span(ctx.site, base).0,
+                    "give it one of `by`, `call`, `message`, `map` or `validation`",
+                );
+                None
+            }
+            _ => None, // a oneof: protox already rejects two bodies
+        }
+    }
+
+    pub(super) fn call(
+        &mut self,
+        ctx: &StepCtx<'_>,
+        scope: &expr::Scope,
+        call: &DynamicMessage,
+        path: &[PathSegment],
+        reads: &mut HashSet<String>,
+    ) -> Option<CallPlan> {
+        let method_name = get_str(call, "method");
+        if method_name.is_empty() {
+            self.error_hint(
+                "a `call` needs a `method`",
+                Self::value_span(ctx.site, path).0,
+                "name the downstream method as `package.Service/Method`",
+            );
+            return None;
+        }
+        let (method_span, method_value) = Self::value_span(ctx.site, &with(path, "method"));
+        let method = self.find_method(&method_name, method_span, method_value)?;
+        let timeout_text = get_str(call, "timeout");
+        let timeout = if timeout_text.is_empty() {
+            None
+        } else {
+            let span = Self::value_span(ctx.site, &with(path, "timeout")).0;
+            self.duration(&timeout_text, span)
+        };
+        let input = method.input();
+        let mut request = Vec::new();
+        let mut seen = HashSet::new();
+        for (j, field_value) in list(call, "request").iter().enumerate() {
+            let Some(field_rule) = field_value.as_message() else {
+                continue;
+            };
+            let field_path = with_index(path, "request", j);
+            let name = get_str(field_rule, "field");
+            let name_span = Self::value_span(ctx.site, &with(&field_path, "field")).0;
+            let Some(field) = input.get_field_by_name(&name) else {
+                let names: Vec<String> = input.fields().map(|f| f.name().to_owned()).collect();
+                let message = format!(
+                    "no field `{name}` on `{}`, the request of `{method_name}`",
+                    input.full_name()
+                );
+                match suggest(&name, &names) {
+                    Some(s) => self.error_hint(message, name_span, format!("did you mean `{s}`?")),
+                    None => self.error_hint(
+                        message,
+                        name_span,
+                        format!("its fields are: {}", names.join(", ")),
+                    ),
+                }
+                continue;
+            };
+            if !seen.insert(name.clone()) {
+                self.error_hint(
+                    format!("request field `{name}` is set twice"),
+                    name_span,
+                    "set each request field once",
+                );
+                continue;
+            }
+            let text = get_str(field_rule, "by");
+            let target = field_info(&field).ty;
+            if let Some(e) = self.expression(
+                ctx,
+                scope,
+                &with(&field_path, "by"),
+                &text,
+                reads,
+                None,
+                "a request field's `by`",
+            ) {
+                let by_span = Self::value_span(ctx.site, &with(&field_path, "by")).0;
+                self.check_binding(&e.checked.ty, &field, &target, by_span);
+                request.push((field, e));
+            }
+        }
+        let defaults = self.call_defaults(&method);
+        Some(CallPlan {
+            method,
+            request,
+            timeout,
+            defaults,
+        })
+    }
+
+    pub(super) fn find_method(
+        &mut self,
+        name: &str,
+        span: Option<Span>,
+        value: Option<ValueSpan>,
+    ) -> Option<MethodDescriptor> {
+        let Some((service_name, method_name)) = name.split_once('/') else {
+            // `pkg.Service.Method` for `pkg.Service/Method` is the likely slip.
+            let slashed = name.rsplit_once('.').and_then(|(service, method)| {
+                let found = self.loaded.pool.get_service_by_name(service)?;
+                found
+                    .methods()
+                    .any(|m| m.name() == method)
+                    .then(|| format!("{service}/{method}"))
+            });
+            let hint = match slashed {
+                Some(fixed) => format!("a `/` separates the service from the method: `{fixed}`"),
+                None => "write it as `package.Service/Method`, such as `demo.users.v1.UserService/GetUser`".to_owned(),
+            };
+            self.error_hint(format!("`{name}` is not a method reference"), span, hint);
+            return None;
+        };
+        let service_span = sub_span(&span, &value, 0..service_name.len());
+        let method_span = sub_span(&span, &value, service_name.len() + 1..name.len());
+        let Some(service) = self.loaded.pool.get_service_by_name(service_name) else {
+            let services: Vec<String> = self
+                .loaded
+                .pool
+                .services()
+                .map(|s| s.full_name().to_owned())
+                .collect();
+            let hint = match suggest(service_name, &services) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "is the proto that defines it imported?".to_owned(),
+            };
+            self.error_hint(
+                format!("unknown service `{service_name}`"),
+                service_span,
+                hint,
+            );
+            return None;
+        };
+        let Some(method) = service.methods().find(|m| m.name() == method_name) else {
+            let methods: Vec<String> = service.methods().map(|m| m.name().to_owned()).collect();
+            let message = format!("no method `{method_name}` on `{service_name}`");
+            match suggest(method_name, &methods) {
+                Some(s) => self.error_hint(message, method_span, format!("did you mean `{s}`?")),
+                None => self.error_hint(
+                    message,
+                    method_span,
+                    format!("its methods are: {}", methods.join(", ")),
+                ),
+            }
+            return None;
+        };
+        if method.is_client_streaming() || method.is_server_streaming() {
+            self.error(
+                format!("`{name}` streams; `call` takes unary methods only"),
+                span,
+            );
+            return None;
+        }
+        Some(method)
+    }
+
+    pub(super) fn message_call(
+        &mut self,
+        ctx: &StepCtx<'_>,
+        scope: &expr::Scope,
+        m: &DynamicMessage,
+        path: &[PathSegment],
+        reads: &mut HashSet<String>,
+    ) -> Option<MessageCall> {
+        let name = get_str(m, "name");
+        let span = Self::value_span(ctx.site, &with(path, "name")).0;
+        let Some(target) = self.find_message(&name, ctx.message) else {
+            let hint = match self.suggest_message(&name, ctx.message) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "name a message of this package, or give its full name".to_owned(),
+            };
+            self.error_hint(format!("unknown message `{name}`"), span, hint);
+            return None;
+        };
+        if !self.has_rules(&target) {
+            self.error_hint(
+                format!(
+                    "`{}` has no composition rules, so it cannot be built by a `message` step",
+                    target.full_name()
+                ),
+                span.clone(),
+                "add `(mosaic.v1.field).by` to its fields",
+            );
+        }
+        let mut args = Vec::new();
+        let mut types = Vec::new();
+        let mut arg_idents: HashMap<String, String> = HashMap::new();
+        for (j, arg) in list(m, "args").iter().enumerate() {
+            let Some(arg) = arg.as_message() else {
+                continue;
+            };
+            let arg_path = with_index(path, "args", j);
+            let arg_name = get_str(arg, "name");
+            let arg_span = Self::value_span(ctx.site, &with(&arg_path, "name")).0;
+            if let Err((message, hint)) = check_name(&arg_name, "argument", &[]) {
+                self.error_hint(message, arg_span, hint);
+                continue;
+            }
+            if let Some(other) = arg_idents.insert(step_ident(&arg_name), arg_name.clone()) {
+                let message = if other == arg_name {
+                    format!("argument `{arg_name}` is passed twice")
+                } else {
+                    format!(
+                        "arguments `{other}` and `{arg_name}` are the same Rust identifier `{}`",
+                        step_ident(&arg_name)
+                    )
+                };
+                self.error(message, arg_span);
+                continue;
+            }
+            let text = get_str(arg, "by");
+            let by_path = with(&arg_path, "by");
+            let by_span = Self::value_span(ctx.site, &by_path).0;
+            match self.expression(
+                ctx,
+                scope,
+                &by_path,
+                &text,
+                reads,
+                None,
+                "an argument's `by`",
+            ) {
+                Some(e) => {
+                    types.push((arg_name.clone(), e.checked.ty.clone(), by_span));
+                    args.push((arg_name, e));
+                }
+                None => types.push((arg_name, Type::Error, by_span)),
+            }
+        }
+        let step = ctx.all_names.get(ctx.index).cloned().unwrap_or_default();
+        self.callers
+            .entry(target.full_name().to_owned())
+            .or_default()
+            .push(CallerArgs {
+                args: types,
+                span,
+                step,
+            });
+        Some(MessageCall { target, args })
+    }
+
+    pub(super) fn map(
+        &mut self,
+        ctx: &StepCtx<'_>,
+        scope: &expr::Scope,
+        map: &DynamicMessage,
+        path: &[PathSegment],
+        reads: &mut HashSet<String>,
+    ) -> Option<MapPlan> {
+        let Some(iterator) = get_message(map, "iterator") else {
+            self.error(
+                "a `map` needs an `iterator { name src }`",
+                Self::value_span(ctx.site, path).0,
+            );
+            return None;
+        };
+        let iter_path = with(path, "iterator");
+        let name = get_str(&iterator, "name");
+        if let Err((message, hint)) = check_name(&name, "iterator", RESERVED_NAMES) {
+            self.error_hint(
+                message,
+                Self::value_span(ctx.site, &with(&iter_path, "name")).0,
+                hint,
+            );
+            return None;
+        }
+        let src_text = get_str(&iterator, "src");
+        let src = self.expression(
+            ctx,
+            scope,
+            &with(&iter_path, "src"),
+            &src_text,
+            reads,
+            None,
+            "an iterator's `src`",
+        )?;
+        let element = match &src.checked.ty {
+            Type::List(element) => (**element).clone(),
+            Type::Error => Type::Error,
+            other => {
+                let lists: Vec<String> = match other {
+                    Type::Message(name) => self
+                        .loaded
+                        .pool
+                        .get_message_by_name(name)
+                        .map(|m| {
+                            m.fields()
+                                .filter(|f| f.is_list())
+                                .map(|f| format!("`{}.{}`", src_text.trim(), f.name()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let message = format!("an iterator's `src` must be a list, found {other}");
+                let span = Self::value_span(ctx.site, &with(&iter_path, "src")).0;
+                match lists.as_slice() {
+                    [] => self.error(message, span),
+                    [one] => self.error_hint(message, span, format!("did you mean {one}?")),
+                    _ => self.error_hint(
+                        message,
+                        span,
+                        format!("iterate over one of its lists: {}", lists.join(", ")),
+                    ),
+                }
+                return None;
+            }
+        };
+        let mut inner = scope.clone();
+        inner.insert(&name, element.clone());
+        let mut inner_reads = HashSet::new();
+        let body = if has_field(map, "by") {
+            let text = get_str(map, "by");
+            MapBody::By(self.expression(
+                ctx,
+                &inner,
+                &with(path, "by"),
+                &text,
+                &mut inner_reads,
+                None,
+                "`by`",
+            )?)
+        } else if let Some(call) = get_message(map, "call") {
+            MapBody::Call(Box::new(self.call(
+                ctx,
+                &inner,
+                &call,
+                &with(path, "call"),
+                &mut inner_reads,
+            )?))
+        } else if let Some(m) = get_message(map, "message") {
+            MapBody::Message(Box::new(self.message_call(
+                ctx,
+                &inner,
+                &m,
+                &with(path, "message"),
+                &mut inner_reads,
+            )?))
+        } else {
+            self.error_hint(
+                "this `map` computes nothing per element",
+                Self::value_span(ctx.site, path).0,
+                "give it one of `by`, `call` or `message`",
+            );
+            return None;
+        };
+        inner_reads.remove(&name);
+        reads.extend(inner_reads);
+        Some(MapPlan {
+            iterator: name,
+            element,
+            src,
+            body,
+        })
+    }
+}
