@@ -34,6 +34,7 @@ pub mod resolve;
 pub mod schema;
 pub mod source;
 mod suggest;
+mod tonic_code;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,17 +42,47 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{Diagnostic, render_all};
 
 /// Why generation failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its `Display` form, because a build script's `main` returning
+/// `Result<(), Box<dyn Error>>` prints the error's `Debug`: a failing build shows each
+/// diagnostic once, never a dump of the diagnostics' fields (which hold the proto file's text).
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The protos have problems; each diagnostic says where and what.
-    #[error("{}", render_all(.0))]
-    Diagnostics(Vec<Diagnostic>),
+    #[error("{}", diagnostics_message(diagnostics, *printed))]
+    Diagnostics {
+        /// The problems, in reading order.
+        diagnostics: Vec<Diagnostic>,
+        /// Whether they were already printed to stderr (by [`Builder::compile_protos`] in a
+        /// build script, where cargo shows them); if so the error says so in one line instead of
+        /// repeating them.
+        printed: bool,
+    },
     /// Writing the output failed.
     #[error("cannot write generated code: {0}")]
     Io(#[from] std::io::Error),
     /// `OUT_DIR` is not set and no output directory was given.
     #[error("no output directory: set one with `out_dir` or run from build.rs")]
     NoOutDir,
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The message of [`Error::Diagnostics`]: the rendered diagnostics, or one line if they were
+/// printed already.
+fn diagnostics_message(diagnostics: &[Diagnostic], printed: bool) -> String {
+    let count = diagnostics.len();
+    let noun = if count == 1 { "error" } else { "errors" };
+    let headline = format!("mosaic-codegen found {count} {noun} in the protos");
+    if printed {
+        return format!("{headline} (shown above)");
+    }
+    let rendered: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    format!("{headline}:\n\n{}", rendered.join("\n").trim_end())
 }
 
 /// The generated Rust, before it is written anywhere.
@@ -97,9 +128,19 @@ pub fn configure() -> Builder {
 }
 
 /// Configures and runs generation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Builder {
     out_dir: Option<PathBuf>,
+    build_script: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            out_dir: None,
+            build_script: true,
+        }
+    }
 }
 
 impl Builder {
@@ -109,10 +150,21 @@ impl Builder {
         self
     }
 
+    /// Whether [`compile_protos`](Self::compile_protos) runs in a build script, as by default:
+    /// it then prints `cargo:rerun-if-changed` lines to stdout for cargo, and the diagnostics
+    /// to stderr, where cargo shows them when the build fails. With `false` (tools running it
+    /// elsewhere, like `mosaic-codegen generate`) it prints nothing and the returned
+    /// [`Error::Diagnostics`] displays them.
+    pub fn build_script(mut self, build_script: bool) -> Self {
+        self.build_script = build_script;
+        self
+    }
+
     /// Checks and generates code for `protos` (found under `includes`), writing prost types,
     /// tonic clients and servers, the composition handlers, `mosaic.rs` (the module tree to
-    /// `include!`) and the descriptor set. On problems, prints every diagnostic (for cargo to
-    /// show) and fails.
+    /// `include!`) and the descriptor set. On problems, prints every diagnostic to stderr (for
+    /// cargo to show; not outside a [build script](Self::build_script)) and fails with an error
+    /// that does not repeat them.
     pub fn compile_protos(
         self,
         protos: &[impl AsRef<Path>],
@@ -124,27 +176,33 @@ impl Builder {
                 .map(PathBuf::from)
                 .ok_or(Error::NoOutDir)?,
         };
-        for include in includes {
-            println!("cargo:rerun-if-changed={}", include.as_ref().display());
+        if self.build_script {
+            for include in includes {
+                println!("cargo:rerun-if-changed={}", include.as_ref().display());
+            }
         }
         let protos: Vec<PathBuf> = protos.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
-        let loaded = load::load(&protos, &includes).map_err(Error::Diagnostics)?;
-        let (model, schema) = checked(&loaded).map_err(|diagnostics| {
-            eprint!("{}", render_all(&diagnostics));
-            Error::Diagnostics(diagnostics)
-        })?;
+        let build_script = self.build_script;
+        let failed = |diagnostics: Vec<Diagnostic>| {
+            // Printed here, not only in the error, so that cargo shows them however the build
+            // script handles the error.
+            if build_script {
+                eprint!("{}", render_all(&diagnostics));
+            }
+            Error::Diagnostics {
+                diagnostics,
+                printed: build_script,
+            }
+        };
+        let loaded = load::load(&protos, &includes).map_err(failed)?;
+        let (model, schema) = checked(&loaded).map_err(failed)?;
         let packages = emit::emit(&model, &schema);
 
         let descriptor_set = prost_types::FileDescriptorSet {
             file: loaded.pool.file_descriptor_protos().cloned().collect(),
         };
-        tonic_prost_build::configure()
-            .btree_map(".")
-            .build_client(true)
-            .build_server(true)
-            .out_dir(&out_dir)
-            .compile_fds(descriptor_set.clone())?;
+        tonic_code::compile(&loaded.pool, descriptor_set.clone(), &out_dir)?;
 
         let mut tree = ModuleTree::default();
         for file in &descriptor_set.file {

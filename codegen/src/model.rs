@@ -98,6 +98,8 @@ pub struct StepPlan {
     pub autobind: bool,
     /// Whether its guard or body reads `caller` (the caller's identity).
     pub reads_caller: bool,
+    /// Whether its guard or body reads `$` (the message's input).
+    pub reads_input: bool,
 }
 
 /// What a step computes.
@@ -193,6 +195,10 @@ pub struct FieldPlan {
     pub field: FieldDescriptor,
     /// Its source.
     pub source: FieldSource,
+    /// Indices of the steps its value reads, ascending.
+    pub reads: Vec<usize>,
+    /// Whether its value reads `$`.
+    pub reads_input: bool,
 }
 
 /// Where a field's value comes from.
@@ -206,6 +212,9 @@ pub enum FieldSource {
         step: usize,
         /// The field copied.
         from: Box<FieldDescriptor>,
+        /// Reading it: `step.field`, checked like a `by` (an unnamed step is read as
+        /// `mosaic_step_<index>`, the name emission gives it).
+        value: Expression,
     },
 }
 

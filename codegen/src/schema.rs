@@ -102,7 +102,9 @@ fn scalar_of_type(ty: &Type) -> Option<Scalar> {
 
 /// The expression-level description of a proto field.
 pub fn field_info(field: &FieldDescriptor) -> FieldInfo {
-    let element = kind_type(&field.kind());
+    let kind = stored_kind(&field.kind());
+    let wrapper = wrapped(&field.kind()).is_some();
+    let element = kind_type(&kind);
     let map_entry = match field.kind() {
         Kind::Message(entry) if field.is_map() => Some(entry),
         _ => None,
@@ -113,7 +115,7 @@ pub fn field_info(field: &FieldDescriptor) -> FieldInfo {
         (
             Type::Map(
                 Box::new(kind_type(&key.kind())),
-                Box::new(kind_type(&value.kind())),
+                Box::new(kind_type(&stored_kind(&value.kind()))),
             ),
             Cardinality::Map,
         )
@@ -130,15 +132,16 @@ pub fn field_info(field: &FieldDescriptor) -> FieldInfo {
                 boxed: is_boxed(field),
             },
         )
-    } else if matches!(field.kind(), Kind::Message(_)) {
+    } else if matches!(kind, Kind::Message(_)) {
         let cardinality = if is_boxed(field) {
             Cardinality::BoxedMessage
         } else {
             Cardinality::Message
         };
         (element, cardinality)
-    } else if field.supports_presence() {
-        // proto3 `optional` (and proto2 optional) scalars are `Option<T>`.
+    } else if field.supports_presence() || wrapper {
+        // proto3 `optional` (and proto2 optional) scalars are `Option<T>`, and so are the
+        // well-known wrappers (`google.protobuf.Int64Value` is `Option<i64>`).
         (element, Cardinality::Optional)
     } else {
         (element, Cardinality::Singular)
@@ -146,9 +149,34 @@ pub fn field_info(field: &FieldDescriptor) -> FieldInfo {
     FieldInfo {
         name: field.name().to_owned(),
         ty,
-        scalar: scalar_of_kind(&field.kind()),
+        scalar: scalar_of_kind(&kind),
         cardinality,
     }
+}
+
+/// The value kind of a well-known wrapper message (`google.protobuf.Int64Value` → `int64`),
+/// which prost stores as that scalar.
+pub fn wrapped(kind: &Kind) -> Option<Kind> {
+    let Kind::Message(message) = kind else {
+        return None;
+    };
+    match message.full_name() {
+        "google.protobuf.DoubleValue"
+        | "google.protobuf.FloatValue"
+        | "google.protobuf.Int64Value"
+        | "google.protobuf.UInt64Value"
+        | "google.protobuf.Int32Value"
+        | "google.protobuf.UInt32Value"
+        | "google.protobuf.BoolValue"
+        | "google.protobuf.StringValue"
+        | "google.protobuf.BytesValue" => Some(message.get_field_by_name("value")?.kind()),
+        _ => None,
+    }
+}
+
+/// The kind prost stores a value of `kind` as: wrappers as their scalar, others as they are.
+pub fn stored_kind(kind: &Kind) -> Kind {
+    wrapped(kind).unwrap_or_else(|| kind.clone())
 }
 
 /// The expression type of values of a proto kind.
@@ -174,7 +202,7 @@ pub fn kind_type(kind: &Kind) -> Type {
 /// parent message (directly or through other singular message fields), as prost-build does to
 /// keep recursive types finite.
 fn is_boxed(field: &FieldDescriptor) -> bool {
-    let Kind::Message(target) = field.kind() else {
+    let Kind::Message(target) = stored_kind(&field.kind()) else {
         return false;
     };
     if field.is_list() || field.is_map() {

@@ -29,6 +29,84 @@ fn blessing() -> bool {
     std::env::var_os("MOSAIC_BLESS").is_some_and(|v| v != "0" && !v.is_empty())
 }
 
+/// Every case of the corpus, pinned: a case that disappears fails the test as surely as one
+/// whose report changes. A new case is added here and in the directory.
+const CASES: &[&str] = &[
+    "access_on_downstream",
+    "access_public_with_scopes",
+    "access_unknown_scheme",
+    "ambiguous_autobind",
+    "argument_in_error",
+    "argument_names_differ",
+    "argument_passed_twice",
+    "argument_types_differ",
+    "argument_types_differ_after_error",
+    "autobind_not_message",
+    "autobind_type_mismatch",
+    "binding_type_mismatch",
+    "blank_guard",
+    "built_only_by_failed_steps",
+    "call_streaming_method",
+    "call_timeout_malformed",
+    "call_without_method",
+    "caller_reserved",
+    "composition_module_clash",
+    "duplicate_step_name",
+    "empty_expression",
+    "enum_from_int",
+    "escaped_and_split_strings",
+    "expression_trailing_operator",
+    "expression_type_mismatch",
+    "expression_unterminated_string",
+    "field_rule_aggregate_form",
+    "guard_not_bool",
+    "hedge_not_idempotent",
+    "http_bad_template",
+    "http_conflict",
+    "http_unknown_fields",
+    "invalid_iterator_name",
+    "invalid_step_name",
+    "map_src_not_list",
+    "map_without_body",
+    "map_without_iterator",
+    "message_builds_itself",
+    "message_cycle",
+    "message_to_other_message",
+    "message_without_rules",
+    "method_timeout_malformed",
+    "method_without_slash",
+    "non_ascii_expression",
+    "numeric_conversion",
+    "proto_syntax_error",
+    "read_before_defined",
+    "request_field_twice",
+    "request_field_type_mismatch",
+    "reserved_iterator_name",
+    "reserved_step_name",
+    "response_also_built",
+    "response_of_different_requests",
+    "response_without_rules",
+    "retry_attempts_too_many",
+    "several_errors",
+    "step_name_starts_with_digit",
+    "step_name_underscore",
+    "step_names_same_rust_ident",
+    "step_without_body",
+    "streaming_edge_method",
+    "unbound_field",
+    "unknown_argument",
+    "unknown_field_in_expression",
+    "unknown_message",
+    "unknown_method",
+    "unknown_name",
+    "unknown_option_field",
+    "unknown_request_field",
+    "unknown_service",
+    "validation_if_not_bool",
+    "validation_message_not_string",
+    "validation_without_condition",
+];
+
 /// The corpus's protos, by file name, sorted.
 fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(CORPUS)
@@ -63,10 +141,21 @@ fn report(proto: &Path) -> Result<String, String> {
 #[test]
 fn every_bad_proto_gets_its_exact_report() {
     let cases = cases();
+    let found: Vec<String> = cases
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    let missing: Vec<&&str> = CASES
+        .iter()
+        .filter(|c| !found.iter().any(|f| f == **c))
+        .collect();
+    let unlisted: Vec<&String> = found
+        .iter()
+        .filter(|f| !CASES.contains(&f.as_str()))
+        .collect();
     assert!(
-        cases.len() >= 28,
-        "the corpus shrank to {} protos",
-        cases.len()
+        missing.is_empty() && unlisted.is_empty(),
+        "the corpus differs from its pinned list: missing {missing:?}, not listed {unlisted:?}"
     );
     let bless = blessing();
     let mut failures = Vec::new();

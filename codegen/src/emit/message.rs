@@ -1,51 +1,51 @@
-//! One `resolve_<message>` function per message with rules: its steps laid out as futures or shared tasks, then its fields assembled.
+//! One resolver function per message with rules: its steps laid out as futures or shared tasks,
+//! then its fields assembled; and the argument struct of a message built by `message` steps.
 
 use std::collections::BTreeMap;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use prost_reflect::Kind;
 use quote::{format_ident, quote};
 
-use super::paths::{Paths, rust_type};
+use super::paths::Paths;
 use super::proto_comments;
-use super::service::resolver_ident;
 use super::step::{emit_step_body, emit_validation};
-use super::store::{is_boxed_field, store_expression};
+use super::store::{is_boxed_field, is_oneof_member, oneof_fields, store_expression};
 use super::tokens::compose;
 use crate::expr::{self, Type};
 use crate::model::*;
-use crate::names::{rust_field_ident, rust_type_ident};
-use crate::resolve::step_ident;
-use crate::schema::PoolSchema;
+use crate::names::rust_field_ident;
+use crate::resolve::{CALLER, step_ident, unnamed_step};
 
-pub(super) fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Paths) -> TokenStream {
+/// The argument struct (for a message built by `message` steps) and the resolver.
+pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream {
     let c = compose();
     let descriptor = &plan.descriptor;
     let output = paths.descriptor_path(descriptor);
-    let resolver = resolver_ident(descriptor);
+    let resolver = paths.resolver_ident(descriptor);
     let (args_struct, input_type) = match &plan.input {
         Input::Request(request) => (quote!(), paths.descriptor_path(request)),
         Input::Args(args) => {
-            let ident = format_ident!("{}Args", rust_type_ident(descriptor.name()));
+            let ident = paths.args_ident(descriptor);
             let doc = format!(
                 " The arguments of `{}`, passed by the `message` steps that build it.",
                 descriptor.full_name()
             );
             let fields = args.iter().map(|arg| {
                 let name = format_ident!("{}", rust_field_ident(&arg.name));
-                let ty = rust_type(&arg.ty, schema, paths);
+                let ty = paths.rust_type(&arg.ty);
                 let ty = match arg.ty {
-                    Type::Message(_) => quote!(::core::option::Option<#ty>),
+                    Type::Message(_) => quote!(Option<#ty>),
                     _ => ty,
                 };
                 let doc = format!(" `$.{}`", arg.name);
-                quote!(#[doc = #doc] pub #name: #ty,)
+                quote!(#[doc = #doc] pub(crate) #name: #ty,)
             });
             (
                 quote! {
                     #[doc = #doc]
                     #[derive(Clone, Debug, Default, PartialEq)]
-                    pub struct #ident { #(#fields)* }
+                    pub(crate) struct #ident { #(#fields)* }
                 },
                 quote!(#ident),
             )
@@ -54,91 +54,93 @@ pub(super) fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Path
 
     let mut env = expr::Env::new();
     env.insert("$", quote!(input));
-    env.insert(crate::resolve::CALLER, quote!(caller));
-    let prechecked = prechecked(plan);
-    let layout = Layout::of(plan, &prechecked);
+    env.insert(CALLER, quote!(caller));
+    let layout = Layout::of(plan);
     let mut step_tokens = Vec::new();
     let mut pre_checks = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
-        let ident = step_var(plan, index);
-        if prechecked[index] {
+        let var = step_var(plan, index);
+        if layout.prechecked[index] {
             if let StepBody::Validation(v) = &step.body {
-                pre_checks.push(emit_validation(v, &env, schema, paths));
+                pre_checks.push(emit_validation(v, &env, paths));
             }
             continue;
         }
-        let value_type = match &step.body {
-            StepBody::Validation(_) => quote!(()),
-            _ => rust_type(&step.ty, schema, paths),
-        };
-        let body = emit_step_body(plan, index, &layout, &env, schema, paths);
-        let captures = captures(plan, index, &layout);
+        let body = emit_step_body(plan, index, &layout, &env, paths);
         step_tokens.push(if layout.spawned[index] {
+            let value_type = match &step.body {
+                StepBody::Validation(_) => quote!(()),
+                _ => paths.rust_type(&step.ty),
+            };
+            let captures = captures(plan, index, &layout);
             quote! {
-                let #ident: #c::Step<#value_type> = #c::step({
+                let #var: #c::Step<#value_type> = #c::step({
                     #captures
                     async move { #body }
                 });
             }
-        } else {
+        } else if layout.owned[index] {
+            let captures = captures(plan, index, &layout);
             quote! {
-                let #ident = {
+                let #var = {
                     #captures
-                    async move {
-                        let value: #value_type = { #body }?;
-                        ::core::result::Result::<_, #c::Status>::Ok(value)
-                    }
+                    async move { #body }
                 };
             }
+        } else {
+            quote!(let #var = async { #body };)
         });
-        if let Some(name) = &step.name {
-            let var = format_ident!("{}", step_ident(name));
-            env.insert(name, quote!(#var));
-        }
+        env.insert(step_name(plan, index), quote!(#var));
     }
 
     // Assemble the fields once every step they read (and every step nobody reads) is done.
     let finals: Vec<usize> = (0..plan.steps.len())
         .filter(|&i| layout.in_final[i])
         .collect();
-    let moves = moves(plan, &layout, schema);
-    let owned: Vec<usize> = moves.values().map(|(step, _)| *step).collect();
-    let join = await_all(plan, &finals, &layout, &owned);
-    let fields = plan.fields.iter().enumerate().map(|(index, f)| {
-        let ident = format_ident!("{}", rust_field_ident(f.field.name()));
-        if let Some(value) = moves.get(&index).map(|(step, path)| {
-            let var = step_var(plan, *step);
-            let value = match path {
-                Some(field) => {
-                    let field = format_ident!("{}", field);
-                    quote!(#var.#field)
+    let moves = moves(plan, &layout, paths);
+    let moved: Vec<usize> = moves.values().map(|(step, _)| *step).collect();
+    let join = await_all(plan, &finals, &layout, Await::Final { moved: &moved });
+    let members: Vec<(&prost_reflect::FieldDescriptor, &Expression)> = plan
+        .fields
+        .iter()
+        .filter(|f| is_oneof_member(&f.field))
+        .map(|f| match &f.source {
+            FieldSource::By(e) | FieldSource::Autobind { value: e, .. } => (&f.field, e),
+        })
+        .collect();
+    let oneofs = oneof_fields(descriptor, &members, true, &env, paths);
+    let fields = plan
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !is_oneof_member(&f.field))
+        .map(|(index, f)| {
+            let ident = format_ident!("{}", rust_field_ident(f.field.name()));
+            if let Some((step, hop)) = moves.get(&index) {
+                let var = step_var(plan, *step);
+                let value = match hop {
+                    Some(field) => {
+                        let field = format_ident!("{field}");
+                        quote!(#var.#field)
+                    }
+                    None if matches!(f.field.kind(), Kind::Message(_)) && !f.field.is_list() => {
+                        quote!(Some(#var))
+                    }
+                    None => quote!(#var),
+                };
+                // `field: field` is written `field`.
+                if ident == value.to_string() {
+                    return quote!(#ident,);
                 }
-                None => quote!(#var),
+                return quote!(#ident: #value,);
+            }
+            let value = match &f.source {
+                FieldSource::By(e) | FieldSource::Autobind { value: e, .. } => {
+                    store_expression(e, &f.field, &env, paths)
+                }
             };
-            match path {
-                None if matches!(f.field.kind(), Kind::Message(_)) && !f.field.is_list() => {
-                    quote!(::core::option::Option::Some(#value))
-                }
-                _ => value,
-            }
-        }) {
-            // `field: field` is written `field`.
-            if ident == value.to_string() {
-                return quote!(#ident,);
-            }
-            return quote!(#ident: #value,);
-        }
-        let value = match &f.source {
-            FieldSource::By(e) => store_expression(e, &f.field, &env, schema, paths),
-            FieldSource::Autobind { step, from } => {
-                let name = plan.steps[*step].name.clone().unwrap_or_default();
-                let var = format_ident!("{}", step_ident(&name));
-                let from_ident = format_ident!("{}", rust_field_ident(from.name()));
-                quote!(#var.#from_ident.clone())
-            }
-        };
-        quote!(#ident: #value,)
-    });
+            quote!(#ident: #value,)
+        });
     let doc = format!(
         " Builds `{}` from its `mosaic.v1` rules.",
         descriptor.full_name()
@@ -148,19 +150,29 @@ pub(super) fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Path
         let lines = comments.iter().map(|line| quote!(#[doc = #line]));
         quote!(#[doc = ""] #(#lines)*)
     });
-    let allowed = allowed_lints();
+    let final_input = plan
+        .fields
+        .iter()
+        .any(|f| f.reads_input)
+        .then(|| quote!(let input = &*input;));
     let caller = caller_binding(plan.reads_caller);
-    let pre_caller = caller_binding(
-        plan.steps
-            .iter()
-            .zip(&prechecked)
-            .any(|(step, pre)| *pre && step.reads_caller),
-    );
     let pre_check_block = (!pre_checks.is_empty()).then(|| {
+        let reads_input = plan
+            .steps
+            .iter()
+            .zip(&layout.prechecked)
+            .any(|(step, pre)| *pre && step.reads_input);
+        let reads_caller = plan
+            .steps
+            .iter()
+            .zip(&layout.prechecked)
+            .any(|(step, pre)| *pre && step.reads_caller);
+        let input = reads_input.then(|| quote!(let input = &*input;));
+        let caller = caller_binding(reads_caller);
         quote! {
             {
-                let input = &*input;
-                #pre_caller
+                #input
+                #caller
                 #(#pre_checks)*
             }
         }
@@ -170,94 +182,37 @@ pub(super) fn emit_message(plan: &MessagePlan, schema: &PoolSchema, paths: &Path
 
         #[doc = #doc]
         #comments
-        #[allow(#(#allowed),*)]
-        async fn #resolver(
+        pub(crate) async fn #resolver(
             call: #c::EdgeCall,
             downstreams: #c::Downstreams,
             input: #c::Arc<#input_type>,
-        ) -> ::core::result::Result<#output, #c::Status> {
+        ) -> Result<#output, #c::Status> {
             #pre_check_block
             #(#step_tokens)*
             #join
-            let input = &*input;
+            #final_input
             #caller
-            ::core::result::Result::Ok(#output {
+            Ok(#output {
                 #(#fields)*
+                #(#oneofs)*
             })
         }
     }
 }
 
-/// Lints allowed on generated resolvers, each for a reason:
-/// - `unused_variables`: every step binds the whole context (`input`, `downstreams`) and the
-///   values it awaits, whether its expressions read them or not;
-/// - `clippy::clone_on_copy`: prost derives `Copy` for some messages; values are cloned
-///   uniformly rather than tracking which;
-/// - `clippy::needless_question_mark`: per-element values are wrapped uniformly as `Ok(v?)`,
-///   whether or not computing `v` can fail;
-/// - the rest: expressions are the user's, and may legitimately compare a value with itself,
-///   with a bound its type already guarantees, and so on (`x == x`, `$.page >= 0u`).
-pub(super) fn allowed_lints() -> Vec<TokenStream> {
-    [
-        "unused_variables",
-        "unused_comparisons",
-        "clippy::clone_on_copy",
-        "clippy::needless_question_mark",
-        "clippy::absurd_extreme_comparisons",
-        "clippy::eq_op",
-        "clippy::nonminimal_bool",
-        "clippy::overly_complex_bool_expr",
-        "clippy::double_comparisons",
-        "clippy::neg_cmp_op_on_partial_ord",
-        "clippy::bool_comparison",
-        "clippy::comparison_to_empty",
-        "clippy::needless_bool",
-        "clippy::if_same_then_else",
-        "clippy::neg_multiply",
-        "clippy::approx_constant",
-        "clippy::zero_divided_by_zero",
-    ]
-    .iter()
-    .filter_map(|lint| lint.parse().ok())
-    .collect()
-}
-
-pub(super) fn step_var(plan: &MessagePlan, index: usize) -> proc_macro2::Ident {
-    match &plan.steps[index].name {
-        Some(name) => format_ident!("{}", step_ident(name)),
-        None => format_ident!("mosaic_step_{index}"),
-    }
-}
-
-/// Clones moved into a step's task: the context, and the handles of the steps it reads.
-/// Validations that can be decided before any step starts: unguarded, reading only `$` (and
-/// other such validations, which they follow). They run synchronously, so a rejected request
-/// makes no downstream call at all.
-pub(super) fn prechecked(plan: &MessagePlan) -> Vec<bool> {
-    let mut prechecked = vec![false; plan.steps.len()];
-    for (index, step) in plan.steps.iter().enumerate() {
-        prechecked[index] = matches!(step.body, StepBody::Validation(_))
-            && step.guard.is_none()
-            && step.reads.iter().all(|&read| prechecked[read]);
-    }
-    prechecked
-}
-
-/// The steps `index` reads that run as tasks (pre-checked validations are already done).
-pub(super) fn live_reads<'a>(
-    plan: &'a MessagePlan,
-    index: usize,
-    prechecked: &'a [bool],
-) -> impl Iterator<Item = usize> + 'a {
+/// The name expressions read a step by: its own, or the one emission gives an unnamed step.
+fn step_name(plan: &MessagePlan, index: usize) -> String {
     plan.steps[index]
-        .reads
-        .iter()
-        .copied()
-        .filter(|&read| !prechecked[read])
+        .name
+        .clone()
+        .unwrap_or_else(|| unnamed_step(index))
 }
 
-/// Clones moved into a step: the context, and the handles of the shared steps it reads
-/// (steps read only here are moved in whole).
+/// The variable holding a step's future, handle or value.
+pub(super) fn step_var(plan: &MessagePlan, index: usize) -> Ident {
+    format_ident!("{}", step_ident(&step_name(plan, index)))
+}
+
 /// Binds `caller` (the caller's identity, read from the call's context) where expressions
 /// that read it are evaluated.
 pub(super) fn caller_binding(reads: bool) -> TokenStream {
@@ -271,55 +226,101 @@ pub(super) fn caller_binding(reads: bool) -> TokenStream {
     }
 }
 
-pub(super) fn captures(plan: &MessagePlan, index: usize, layout: &Layout) -> TokenStream {
-    let reads = live_reads(plan, index, &layout.prechecked)
+/// What an owned future (one that may outlive the resolver's borrows) takes with it: the
+/// context it uses, and clones of the handles of the shared steps it reads. Steps read only by
+/// it are moved in whole.
+fn captures(plan: &MessagePlan, index: usize, layout: &Layout) -> TokenStream {
+    let step = &plan.steps[index];
+    let reads = layout
+        .live_reads(plan, index)
         .filter(|&i| layout.spawned[i])
         .map(|i| {
             let var = step_var(plan, i);
             quote!(let #var = #var.clone();)
         });
+    let downstreams =
+        calls_downstream(step).then(|| quote!(let downstreams = downstreams.clone();));
+    let input = step.reads_input.then(|| quote!(let input = input.clone();));
     quote! {
-        let downstreams = downstreams.clone();
-        let input = input.clone();
+        #downstreams
+        #input
         #(#reads)*
     }
 }
 
-/// Awaits `steps` together (so a failure ends the wait at once) and binds each named one by
-/// reference: `&*handle` for shared steps, `&value` for steps owned here.
+/// Whether a step makes downstream calls (itself, or through a message it builds).
+pub(super) fn calls_downstream(step: &StepPlan) -> bool {
+    match &step.body {
+        StepBody::Call(_) | StepBody::Message(_) => true,
+        StepBody::Map(map) => !matches!(map.body, MapBody::By(_)),
+        StepBody::By(_) | StepBody::Validation(_) => false,
+    }
+}
+
+/// Where steps are awaited.
+#[derive(Clone, Copy)]
+pub(super) enum Await<'a> {
+    /// In an owned future, which holds its own handles.
+    Owned,
+    /// In a future borrowing from the resolver: handles of shared steps are cloned.
+    Borrowed,
+    /// In the resolver, before the fields: handles are cloned as for borrowed futures, and
+    /// steps whose value a field takes are not rebound by reference.
+    Final { moved: &'a [usize] },
+}
+
+/// Awaits `steps` together (so a failure ends the wait at once) and binds each one read by
+/// name, by reference: `&*handle` for shared steps, `&value` for the others.
 pub(super) fn await_all(
     plan: &MessagePlan,
     steps: &[usize],
     layout: &Layout,
-    owned: &[usize],
+    at: Await<'_>,
 ) -> TokenStream {
     let c = compose();
-    let vars: Vec<_> = steps.iter().map(|&i| step_var(plan, i)).collect();
-    let bindings: Vec<TokenStream> = steps
+    let futures: Vec<TokenStream> = steps
         .iter()
-        .map(|&i| match plan.steps[i].name {
-            Some(_) => {
-                let var = step_var(plan, i);
-                quote!(#var)
+        .map(|&i| {
+            let var = step_var(plan, i);
+            match at {
+                // Futures that borrow the handle may still hold it.
+                Await::Borrowed | Await::Final { .. } if layout.spawned[i] => {
+                    quote!(#var.clone())
+                }
+                _ => quote!(#var),
             }
-            None => quote!(_),
         })
         .collect();
-    let wait = match vars.len() {
+    let bindings: Vec<TokenStream> = steps
+        .iter()
+        .map(|&i| {
+            if layout.bound[i] {
+                let var = step_var(plan, i);
+                quote!(#var)
+            } else {
+                quote!(_)
+            }
+        })
+        .collect();
+    let wait = match futures.len() {
         0 => return quote!(),
         1 => {
-            let (var, binding) = (&vars[0], &bindings[0]);
-            if plan.steps[steps[0]].name.is_some() {
-                quote!(let #binding = #var.await?;)
+            let (future, binding) = (&futures[0], &bindings[0]);
+            if layout.bound[steps[0]] {
+                quote!(let #binding = #future.await?;)
             } else {
-                quote!(#var.await?;)
+                quote!(#future.await?;)
             }
         }
-        _ => quote!(let (#(#bindings),*) = #c::try_join!(#(#vars),*)?;),
+        _ => quote!(let (#(#bindings),*) = #c::try_join!(#(#futures),*)?;),
     };
     let rebind = steps.iter().filter_map(|&i| {
-        plan.steps[i].name.as_ref()?;
-        if owned.contains(&i) {
+        if !layout.bound[i] {
+            return None;
+        }
+        if let Await::Final { moved } = at
+            && moved.contains(&i)
+        {
             return None;
         }
         let var = step_var(plan, i);
@@ -335,84 +336,122 @@ pub(super) fn await_all(
     }
 }
 
-/// How each step runs. A step with more than one reader (other steps, or the fields) is
-/// spawned as a shared [`Step`](mosaic_gateway) task; a step with one reader is a plain
-/// future owned by that reader, which awaits all its inputs together, so it still starts as
-/// soon as the resolver starts and the request still takes its critical path, without a task
-/// per step.
+/// How each step runs.
+///
+/// A step with more than one reader (other steps, or the fields) is spawned as a shared
+/// [`Step`](mosaic_gateway) task; a step with one reader is a plain future that reader awaits,
+/// together with its other inputs, so it still starts as soon as its reader starts waiting
+/// (the resolver, at once, for the fields' steps) without a task of its own. A plain future
+/// borrows the resolver's context unless it ends up inside a spawned task, which must own
+/// what it uses: then it is an owned (`async move`) future with clones of what it reads.
 pub(super) struct Layout {
+    /// Validations decided before any step starts: unguarded, reading only `$` (and other
+    /// such validations). They run synchronously, so a rejected request makes no downstream
+    /// call at all.
     pub(super) prechecked: Vec<bool>,
+    /// Spawned as a shared task.
     pub(super) spawned: Vec<bool>,
+    /// A plain future that owns what it uses.
+    pub(super) owned: Vec<bool>,
+    /// Awaited by the resolver before the fields are assembled.
     pub(super) in_final: Vec<bool>,
+    /// Its value is read by name (by a step, a field, or autobind), so awaiting it binds it.
+    pub(super) bound: Vec<bool>,
 }
 
 impl Layout {
-    fn of(plan: &MessagePlan, prechecked: &[bool]) -> Self {
+    fn of(plan: &MessagePlan) -> Self {
         let n = plan.steps.len();
-        let mut step_readers = vec![0usize; n];
+        let mut prechecked = vec![false; n];
+        for (index, step) in plan.steps.iter().enumerate() {
+            prechecked[index] = matches!(step.body, StepBody::Validation(_))
+                && step.guard.is_none()
+                && step.reads.iter().all(|&read| prechecked[read]);
+        }
+        let mut layout = Self {
+            prechecked,
+            spawned: vec![false; n],
+            owned: vec![false; n],
+            in_final: vec![false; n],
+            bound: vec![false; n],
+        };
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
         for reader in 0..n {
-            if prechecked[reader] {
+            if layout.prechecked[reader] {
                 continue;
             }
-            for read in live_reads(plan, reader, prechecked) {
-                step_readers[read] += 1;
+            for read in layout.live_reads(plan, reader).collect::<Vec<_>>() {
+                readers[read].push(reader);
             }
         }
-        let field_reads = fields_read(plan);
-        let in_final: Vec<bool> = (0..n)
-            .map(|i| !prechecked[i] && (field_reads[i] || step_readers[i] == 0))
-            .collect();
-        let spawned = (0..n)
-            .map(|i| step_readers[i] + usize::from(in_final[i]) > 1)
-            .collect();
-        Self {
-            prechecked: prechecked.to_vec(),
-            spawned,
-            in_final,
+        let mut field_reads = vec![false; n];
+        for field in &plan.fields {
+            for &read in &field.reads {
+                field_reads[read] = true;
+            }
         }
+        for i in 0..n {
+            if layout.prechecked[i] {
+                continue;
+            }
+            layout.in_final[i] = field_reads[i] || readers[i].is_empty();
+            layout.spawned[i] = readers[i].len() + usize::from(layout.in_final[i]) > 1;
+            // Read by name: by a field, or by a step that reads it for its value (every step
+            // a step reads is read for its value, except validations, awaited for their
+            // effect).
+            layout.bound[i] = field_reads[i]
+                || (!readers[i].is_empty()
+                    && !matches!(plan.steps[i].body, StepBody::Validation(_)));
+        }
+        // Readers come after what they read: decide from the last step back.
+        for i in (0..n).rev() {
+            if layout.prechecked[i] || layout.spawned[i] {
+                continue;
+            }
+            layout.owned[i] = match readers[i].as_slice() {
+                [reader] if !layout.in_final[i] => layout.spawned[*reader] || layout.owned[*reader],
+                _ => false,
+            };
+        }
+        layout
+    }
+
+    /// The steps `index` reads that run as tasks or futures (pre-checked validations are done).
+    pub(super) fn live_reads<'a>(
+        &'a self,
+        plan: &'a MessagePlan,
+        index: usize,
+    ) -> impl Iterator<Item = usize> + 'a {
+        plan.steps[index]
+            .reads
+            .iter()
+            .copied()
+            .filter(|&read| !self.prechecked[read])
     }
 }
 
-/// Fields whose value can be moved out of a step instead of cloned: the field's `by` is the
-/// step's name or one field of it, stored exactly as the target field stores it, and the step is
-/// a future owned by the resolver that no other field or step reads. Returns field index →
-/// (step index, the step field moved, if any).
-pub(super) fn moves(
+/// Fields whose value can be moved out of a step instead of cloned: the field's value is the
+/// step's value or one field of it, stored exactly as the target field stores it, and the
+/// step is a plain future of the resolver that no other field or step reads. Returns field
+/// index → (step index, the Rust name of the step's field moved, if any).
+fn moves(
     plan: &MessagePlan,
     layout: &Layout,
-    schema: &PoolSchema,
+    paths: &Paths<'_>,
 ) -> BTreeMap<usize, (usize, Option<String>)> {
     let mut readers = vec![0usize; plan.steps.len()];
+    for field in &plan.fields {
+        for &read in &field.reads {
+            readers[read] += 1;
+        }
+    }
     let mut candidates = BTreeMap::new();
     for (index, field) in plan.fields.iter().enumerate() {
-        let FieldSource::By(e) = &field.source else {
-            if let FieldSource::Autobind { step, .. } = &field.source {
-                readers[*step] += 2;
-            }
+        let (FieldSource::By(e) | FieldSource::Autobind { value: e, .. }) = &field.source;
+        let Some((root, hop)) = e.checked.path() else {
             continue;
         };
-        let Ok(parsed) = expr::parse(&e.text) else {
-            continue;
-        };
-        for (name, _) in parsed.names() {
-            if let Some(i) = plan
-                .steps
-                .iter()
-                .position(|step| step.name.as_deref() == Some(name.as_str()))
-            {
-                readers[i] += 1;
-            }
-        }
-        let text = e.text.trim();
-        let (root, hop) = match text.split_once('.') {
-            Some((root, hop)) => (root.trim(), Some(hop.trim())),
-            None => (text, None),
-        };
-        let Some(step) = plan
-            .steps
-            .iter()
-            .position(|s| s.name.as_deref() == Some(root))
-        else {
+        let Some(step) = (0..plan.steps.len()).find(|&i| step_name(plan, i) == root) else {
             continue;
         };
         let target = crate::schema::field_info(&field.field);
@@ -428,30 +467,43 @@ pub(super) fn moves(
                     }
             }
             // One field of a message value, stored the same way as the target.
-            Some(hop) if hop.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                match &plan.steps[step].ty {
-                    Type::Message(message) => expr::Schema::field(schema, message, hop)
-                        .is_some_and(|source| {
-                            source.ty == target.ty
-                                && same_storage(&source.cardinality, &target.cardinality)
-                                && !matches!(source.ty, Type::Map(..))
-                                && source.scalar == target.scalar
-                        }),
-                    _ => false,
+            Some(hop) => match &plan.steps[step].ty {
+                Type::Message(message) => {
+                    expr::Schema::field(paths, message, hop).is_some_and(|source| {
+                        source.ty == target.ty
+                            && same_storage(&source.cardinality, &target.cardinality)
+                            && !matches!(source.ty, Type::Map(..))
+                            && source.scalar == target.scalar
+                    })
                 }
-            }
-            Some(_) => false,
+                _ => false,
+            },
         };
-        if movable && !layout.spawned[step] && layout.in_final[step] {
-            let hop = hop.map(rust_field_ident);
-            candidates.insert(index, (step, hop));
+        let readers_elsewhere = layout.live_reads_of(plan, step);
+        if movable
+            && !layout.spawned[step]
+            && layout.in_final[step]
+            && readers[step] == 1
+            && readers_elsewhere == 0
+        {
+            candidates.insert(index, (step, hop.map(rust_field_ident)));
         }
     }
-    candidates.retain(|_, (step, _)| readers[*step] == 1);
     candidates
 }
 
-pub(super) fn same_storage(a: &expr::Cardinality, b: &expr::Cardinality) -> bool {
+impl Layout {
+    /// How many steps read step `index`.
+    fn live_reads_of(&self, plan: &MessagePlan, index: usize) -> usize {
+        (0..plan.steps.len())
+            .filter(|&reader| {
+                !self.prechecked[reader] && self.live_reads(plan, reader).any(|r| r == index)
+            })
+            .count()
+    }
+}
+
+fn same_storage(a: &expr::Cardinality, b: &expr::Cardinality) -> bool {
     use expr::Cardinality as C;
     matches!(
         (a, b),
@@ -460,29 +512,4 @@ pub(super) fn same_storage(a: &expr::Cardinality, b: &expr::Cardinality) -> bool
             | (C::Message, C::Message)
             | (C::Repeated, C::Repeated)
     )
-}
-
-/// Which steps the fields read (through `by` expressions or autobind).
-pub(super) fn fields_read(plan: &MessagePlan) -> Vec<bool> {
-    let mut read = vec![false; plan.steps.len()];
-    for field in &plan.fields {
-        match &field.source {
-            FieldSource::By(e) => {
-                let Ok(parsed) = expr::parse(&e.text) else {
-                    continue;
-                };
-                for (name, _) in parsed.names() {
-                    if let Some(i) = plan
-                        .steps
-                        .iter()
-                        .position(|step| step.name.as_deref() == Some(name.as_str()))
-                    {
-                        read[i] = true;
-                    }
-                }
-            }
-            FieldSource::Autobind { step, .. } => read[*step] = true,
-        }
-    }
-    read
 }

@@ -27,12 +27,15 @@ mod tokens;
 use std::collections::{BTreeMap, BTreeSet};
 
 use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
 
 use crate::model::*;
 use crate::schema::PoolSchema;
 use message::emit_message;
-use paths::Paths;
+use paths::{Names, Paths, composer_name};
 use service::emit_service;
+
+pub use paths::COMPOSITION_MODULE;
 
 /// The header of every generated file.
 pub const HEADER: &str =
@@ -40,27 +43,121 @@ pub const HEADER: &str =
 
 /// Generated source per proto package.
 pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
-    let mut by_package: BTreeMap<String, Vec<TokenStream>> = BTreeMap::new();
-    for message in &model.messages {
-        let package = message.descriptor.package_name().to_owned();
-        let paths = Paths::new(&package);
-        let tokens = emit_message(message, schema, &paths);
-        by_package.entry(package).or_default().push(tokens);
-    }
-    for service in &model.services {
-        let package = service.descriptor.package_name().to_owned();
-        let paths = Paths::new(&package);
-        let tokens = emit_service(service, model, &paths);
-        by_package.entry(package).or_default().push(tokens);
-    }
-    by_package
+    let names = Names::new(model, schema);
+    packages(model)
         .into_iter()
-        .map(|(package, items)| {
-            // Items formatted one by one, so a blank line separates them.
-            let body: Vec<String> = items.into_iter().map(format_items).collect();
-            (package, format!("{HEADER}{}", body.join("\n")))
+        .map(|package| {
+            let paths = Paths::new(&package, &names, schema);
+            let mut items = Vec::new();
+            for message in model
+                .messages
+                .iter()
+                .filter(|m| m.descriptor.package_name() == package)
+            {
+                items.push(emit_message(message, &paths));
+            }
+            let services: Vec<&EdgeService> = model
+                .services
+                .iter()
+                .filter(|s| s.descriptor.package_name() == package)
+                .collect();
+            for service in &services {
+                items.push(emit_service(service, model, &paths));
+            }
+            let composers: Vec<String> = services
+                .iter()
+                .map(|s| composer_name(s.descriptor.name()))
+                .collect();
+            let code = render(&package, &composers, &paths.uses(), items);
+            (package, code)
         })
         .collect()
+}
+
+/// Lints allowed in the composition module, each for a reason:
+/// - `unused_variables`: an iterator or a step the user's expressions do not read is still
+///   bound by its name;
+/// - `clippy::clone_on_copy`: prost derives `Copy` for some messages; values are cloned
+///   uniformly rather than tracking which;
+/// - `clippy::needless_question_mark`: a per-element value is wrapped as `Ok(v)` whether or not
+///   computing `v` can fail;
+/// - the rest: expressions are the user's, and may legitimately compare a value with itself,
+///   with a bound its type already guarantees, and so on (`x == x`, `$.page >= 0u`).
+const ALLOWED_LINTS: &[&str] = &[
+    "unused_variables",
+    "unused_comparisons",
+    "clippy::clone_on_copy",
+    "clippy::needless_question_mark",
+    "clippy::absurd_extreme_comparisons",
+    "clippy::eq_op",
+    "clippy::nonminimal_bool",
+    "clippy::overly_complex_bool_expr",
+    "clippy::double_comparisons",
+    "clippy::neg_cmp_op_on_partial_ord",
+    "clippy::bool_comparison",
+    "clippy::comparison_to_empty",
+    "clippy::needless_bool",
+    "clippy::if_same_then_else",
+    "clippy::neg_multiply",
+    "clippy::approx_constant",
+    "clippy::zero_divided_by_zero",
+];
+
+/// One package's file: the composers re-exported beside prost's types, and every generated
+/// item in the `composition` module, each formatted on its own so blank lines separate them.
+fn render(
+    package: &str,
+    composers: &[String],
+    uses: &[TokenStream],
+    items: Vec<TokenStream>,
+) -> String {
+    let module = format_ident!("{COMPOSITION_MODULE}");
+    let composers: Vec<_> = composers.iter().map(|c| format_ident!("{c}")).collect();
+    let reexport = match composers.as_slice() {
+        [] => quote!(),
+        [one] => quote!(pub use self::#module::#one;),
+        many => quote!(pub use self::#module::{#(#many),*};),
+    };
+    let lints: Vec<TokenStream> = ALLOWED_LINTS
+        .iter()
+        .filter_map(|lint| lint.parse().ok())
+        .collect();
+    let doc =
+        format!(" The composition handlers of `{package}`, generated from its `mosaic.v1` rules.");
+    let head = format_items(quote! {
+        #reexport
+
+        #[doc = #doc]
+        #[allow(#(#lints),*)]
+        pub(crate) mod #module {}
+    });
+    let head = head
+        .trim_end()
+        .strip_suffix("{}")
+        .unwrap_or(&head)
+        .trim_end();
+    let uses = format_items(quote! {
+        use ::mosaic_gateway::compose;
+        #(#uses)*
+    });
+    let mut body = vec![uses];
+    body.extend(items.into_iter().map(format_items));
+    let body: Vec<String> = body.iter().map(|item| indent(item.trim_end())).collect();
+    format!("{HEADER}{head} {{\n{}\n}}\n", body.join("\n\n"))
+}
+
+/// Indents every non-empty line by four spaces.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("    {line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Formats tokens as a Rust file with the `@generated` header.
@@ -96,10 +193,6 @@ fn format_items(tokens: TokenStream) -> String {
         Err(_) => tokens.to_string(),
     }
 }
-
-// === services ===
-
-// === messages ===
 
 /// The packages the model generates code for.
 pub fn packages(model: &Model) -> BTreeSet<String> {

@@ -1,73 +1,277 @@
-//! Paths to Rust items from the module of the package being emitted, and the schema as emission sees it.
+//! Names and paths of Rust items, as seen from the composition module of the package being
+//! emitted, and the schema as emission sees it.
+//!
+//! Each package's generated code lives in a `composition` module inside the package's module
+//! (beside prost's types). From there, the package's own types are `super::Type`; another
+//! package is reached through one `use` alias per package (`use super::super::demo::users::v1
+//! as users_v1;`), written once at the top of the module, so code reads `users_v1::User`.
+//! Well-known types are prost's: `::prost_types::Timestamp`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use heck::ToSnakeCase;
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use prost_reflect::{MessageDescriptor, MethodDescriptor};
 use quote::{format_ident, quote};
 
+use super::tokens::compose;
 use crate::expr::{self, Type};
+use crate::model::Model;
 use crate::names::{rust_field_ident, rust_type_ident};
 use crate::schema::{ARGS_SUFFIX, PoolSchema};
 
-/// Paths to Rust items from one package's module.
-pub(super) struct Paths {
-    package: String,
-    depth: usize,
+/// The module each package's composition code is emitted in.
+pub const COMPOSITION_MODULE: &str = "composition";
+
+/// The package of prost's well-known types, which `prost_types` provides.
+const WELL_KNOWN: &str = "google.protobuf";
+
+/// The well-known message prost maps to `()`.
+pub(super) const EMPTY: &str = "google.protobuf.Empty";
+
+/// Names the generator gives its own items, unique within each package: the resolver and the
+/// argument struct of every message with rules, and the alias of every package.
+pub(super) struct Names {
+    resolvers: HashMap<String, String>,
+    args: HashMap<String, String>,
+    aliases: BTreeMap<String, String>,
 }
 
-impl Paths {
-    pub(super) fn new(package: &str) -> Self {
-        let depth = if package.is_empty() {
-            0
-        } else {
-            package.split('.').count()
-        };
+impl Names {
+    pub(super) fn new(model: &Model, schema: &PoolSchema) -> Self {
+        let mut resolvers = HashMap::new();
+        let mut args = HashMap::new();
+        let mut taken: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for plan in &model.messages {
+            let descriptor = &plan.descriptor;
+            let taken = taken
+                .entry(descriptor.package_name().to_owned())
+                .or_default();
+            // `Outer.Inner` is `resolve_outer_inner` and `OuterInnerArgs`.
+            let path = relative_name(descriptor);
+            let snake = path.replace('.', "_").to_snake_case();
+            let camel: String = path.split('.').map(rust_type_ident).collect();
+            resolvers.insert(
+                descriptor.full_name().to_owned(),
+                unique(format!("resolve_{snake}"), taken),
+            );
+            args.insert(
+                descriptor.full_name().to_owned(),
+                unique(format!("{camel}Args"), taken),
+            );
+        }
+        for service in &model.services {
+            let taken = taken
+                .entry(service.descriptor.package_name().to_owned())
+                .or_default();
+            taken.insert(composer_name(service.descriptor.name()));
+        }
+        // A package is named by the shortest suffix of its segments that no other package of
+        // the pool shares (with its version, when it ends in one): `demo.users.v1` is
+        // `users_v1`.
+        let packages: BTreeSet<String> = schema
+            .pool()
+            .files()
+            .map(|f| f.package_name().to_owned())
+            .filter(|p| !p.is_empty() && p != WELL_KNOWN)
+            .collect();
+        let mut aliases = BTreeMap::new();
+        let reserved: BTreeSet<String> = taken.values().flatten().cloned().collect();
+        for package in &packages {
+            let segments: Vec<&str> = package.split('.').collect();
+            let minimum = if segments.last().is_some_and(|s| is_version(s)) {
+                2
+            } else {
+                1
+            };
+            let mut alias = String::new();
+            for length in minimum.min(segments.len())..=segments.len() {
+                let suffix = segments[segments.len() - length..].join(".");
+                let shared = packages
+                    .iter()
+                    .filter(|other| *other == &suffix || other.ends_with(&format!(".{suffix}")))
+                    .count();
+                alias = suffix.replace('.', "_").to_snake_case();
+                if shared == 1 {
+                    break;
+                }
+            }
+            let alias = rust_field_ident(&alias);
+            let alias =
+                if alias.starts_with("r#") || alias == "compose" || reserved.contains(&alias) {
+                    format!("{}_pkg", alias.trim_start_matches("r#"))
+                } else {
+                    alias
+                };
+            aliases.insert(package.clone(), alias);
+        }
+        Self {
+            resolvers,
+            args,
+            aliases,
+        }
+    }
+}
+
+/// `name`, or `name_2`, `name_3`… when it is taken; then taken.
+fn unique(name: String, taken: &mut BTreeSet<String>) -> String {
+    let mut candidate = name.clone();
+    let mut n = 2;
+    while taken.contains(&candidate) {
+        candidate = format!("{name}_{n}");
+        n += 1;
+    }
+    taken.insert(candidate.clone());
+    candidate
+}
+
+fn is_version(segment: &str) -> bool {
+    segment
+        .strip_prefix('v')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// A message's name relative to its package: `Outer.Inner`.
+fn relative_name(descriptor: &MessageDescriptor) -> String {
+    let package = descriptor.package_name();
+    let full = descriptor.full_name();
+    match full.strip_prefix(package) {
+        Some(rest) if !package.is_empty() => rest.trim_start_matches('.').to_owned(),
+        _ => full.to_owned(),
+    }
+}
+
+/// The Rust name of the composer of an edge service.
+pub(super) fn composer_name(service: &str) -> String {
+    format!("{}Composer", rust_type_ident(service))
+}
+
+/// Paths to Rust items from one package's composition module. Records which other packages
+/// it names, for the module's `use` aliases.
+pub(super) struct Paths<'a> {
+    package: String,
+    names: &'a Names,
+    schema: &'a PoolSchema,
+    used: RefCell<BTreeSet<String>>,
+}
+
+impl<'a> Paths<'a> {
+    pub(super) fn new(package: &str, names: &'a Names, schema: &'a PoolSchema) -> Self {
         Self {
             package: package.to_owned(),
-            depth,
+            names,
+            schema,
+            used: RefCell::new(BTreeSet::new()),
         }
     }
 
-    pub(super) fn root(&self) -> TokenStream {
-        let supers = (0..self.depth).map(|_| quote!(super::));
-        quote!(#(#supers)*)
+    /// The `use` declarations of the packages named so far, in package order.
+    pub(super) fn uses(&self) -> Vec<TokenStream> {
+        let depth = self.package.split('.').filter(|s| !s.is_empty()).count();
+        // From the composition module: one `super` to its package, one per package segment.
+        let supers: Vec<TokenStream> = (0..=depth).map(|_| quote!(super)).collect();
+        self.used
+            .borrow()
+            .iter()
+            .filter_map(|package| {
+                let alias = format_ident!("{}", self.names.aliases.get(package)?);
+                let segments = package
+                    .split('.')
+                    .map(|s| format_ident!("{}", rust_field_ident(s)));
+                Some(quote!(use #(#supers)::* #(::#segments)* as #alias;))
+            })
+            .collect()
     }
 
-    pub(super) fn package_path(&self, package: &str) -> TokenStream {
-        // Items of the package being emitted are named directly.
+    /// The path prefix of items of `package`'s prost module (`super::`, `users_v1::`,
+    /// `::prost_types::`).
+    fn package_prefix(&self, package: &str) -> TokenStream {
+        if package == self.package {
+            return quote!(super::);
+        }
+        if package == WELL_KNOWN {
+            return quote!(::prost_types::);
+        }
+        match self.names.aliases.get(package) {
+            Some(alias) => {
+                self.used.borrow_mut().insert(package.to_owned());
+                let alias = format_ident!("{alias}");
+                quote!(#alias::)
+            }
+            // A package without files has no types: unreachable for a resolved model.
+            None => quote!(super::),
+        }
+    }
+
+    /// The path prefix of items of `package`'s composition module (empty for this one).
+    fn composition_prefix(&self, package: &str) -> TokenStream {
         if package == self.package {
             return quote!();
         }
-        let root = self.root();
-        let segments = package
-            .split('.')
-            .filter(|s| !s.is_empty())
-            .map(|s| format_ident!("{}", rust_field_ident(s)));
-        quote!(#root #(#segments::)*)
+        let prefix = self.package_prefix(package);
+        let module = format_ident!("{COMPOSITION_MODULE}");
+        quote!(#prefix #module::)
+    }
+
+    /// The resolver of a message with rules.
+    pub(super) fn resolver(&self, message: &MessageDescriptor) -> TokenStream {
+        let prefix = self.composition_prefix(message.package_name());
+        let ident = self.resolver_ident(message);
+        quote!(#prefix #ident)
+    }
+
+    /// The resolver's name in its own module.
+    pub(super) fn resolver_ident(&self, message: &MessageDescriptor) -> Ident {
+        let name = self
+            .names
+            .resolvers
+            .get(message.full_name())
+            .cloned()
+            .unwrap_or_else(|| format!("resolve_{}", message.name().to_snake_case()));
+        format_ident!("{name}")
+    }
+
+    /// The argument struct's name in its own module.
+    pub(super) fn args_ident(&self, message: &MessageDescriptor) -> Ident {
+        let name = self
+            .names
+            .args
+            .get(message.full_name())
+            .cloned()
+            .unwrap_or_else(|| format!("{}Args", rust_type_ident(message.name())));
+        format_ident!("{name}")
     }
 
     /// The Rust path of a message (or of a synthetic argument struct).
-    pub(super) fn message(&self, full_name: &str, schema: &PoolSchema) -> TokenStream {
+    pub(super) fn message(&self, full_name: &str) -> TokenStream {
         if let Some(message) = full_name.strip_suffix(ARGS_SUFFIX)
-            && let Some(descriptor) = schema.pool().get_message_by_name(message)
+            && let Some(descriptor) = self.schema.pool().get_message_by_name(message)
         {
-            let package = self.package_path(descriptor.package_name());
-            let ident = format_ident!("{}Args", rust_type_ident(descriptor.name()));
-            return quote!(#package #ident);
+            let prefix = self.composition_prefix(descriptor.package_name());
+            let ident = self.args_ident(&descriptor);
+            return quote!(#prefix #ident);
         }
-        match schema.pool().get_message_by_name(full_name) {
+        match self.schema.pool().get_message_by_name(full_name) {
             Some(descriptor) => self.descriptor_path(&descriptor),
             None => quote!(()),
         }
     }
 
+    /// The path of a message's prost struct (`()` for `google.protobuf.Empty`, as prost has it).
     pub(super) fn descriptor_path(&self, descriptor: &MessageDescriptor) -> TokenStream {
-        let package = self.package_path(descriptor.package_name());
+        if descriptor.full_name() == EMPTY {
+            return quote!(());
+        }
+        let package = self.package_prefix(descriptor.package_name());
         // Nested messages live in a snake_case module named after their parent.
         let mut parents = Vec::new();
         let mut parent = descriptor.parent_message();
         while let Some(p) = parent {
-            parents.push(format_ident!("{}", p.name().to_snake_case()));
+            parents.push(format_ident!(
+                "{}",
+                rust_field_ident(&p.name().to_snake_case())
+            ));
             parent = p.parent_message();
         }
         parents.reverse();
@@ -77,58 +281,67 @@ impl Paths {
 
     /// The module prost puts a message's nested types (and oneof enums) in: the message's path
     /// with its name in snake case.
-    pub(super) fn nested_module(&self, descriptor: &MessageDescriptor) -> TokenStream {
-        let package = self.package_path(descriptor.package_name());
+    fn nested_module(&self, descriptor: &MessageDescriptor) -> TokenStream {
+        let package = self.package_prefix(descriptor.package_name());
         let mut modules = Vec::new();
         let mut message = Some(descriptor.clone());
         while let Some(m) = message {
-            modules.push(format_ident!("{}", m.name().to_snake_case()));
+            modules.push(format_ident!(
+                "{}",
+                rust_field_ident(&m.name().to_snake_case())
+            ));
             message = m.parent_message();
         }
         modules.reverse();
         quote!(#package #(#modules)::*)
     }
 
-    pub(super) fn client(&self, method: &MethodDescriptor) -> (TokenStream, proc_macro2::Ident) {
+    /// The tonic client of a method's service, and the client's function for the method.
+    pub(super) fn client(&self, method: &MethodDescriptor) -> (TokenStream, Ident) {
         let service = method.parent_service();
-        let package = self.package_path(service.package_name());
+        let package = self.package_prefix(service.package_name());
         let module = format_ident!("{}_client", service.name().to_snake_case());
         let client = format_ident!("{}Client", rust_type_ident(service.name()));
         let function = format_ident!("{}", rust_field_ident(&method.name().to_snake_case()));
         (quote!(#package #module::#client), function)
     }
-}
 
-/// The Rust type of values of an expression type.
-pub(super) fn rust_type(ty: &Type, schema: &PoolSchema, paths: &Paths) -> TokenStream {
-    match ty {
-        Type::Int => quote!(i64),
-        Type::Uint => quote!(u64),
-        Type::Double => quote!(f64),
-        Type::Bool => quote!(bool),
-        Type::String => quote!(::std::string::String),
-        Type::Bytes => quote!(::std::vec::Vec<u8>),
-        Type::Enum(_) => quote!(i32),
-        Type::Message(name) => paths.message(name, schema),
-        Type::List(inner) => {
-            let inner = rust_type(inner, schema, paths);
-            quote!(::std::vec::Vec<#inner>)
+    /// The tonic server module of an edge service.
+    pub(super) fn server_module(&self, service: &str) -> TokenStream {
+        let module = format_ident!("{}_server", service.to_snake_case());
+        quote!(super::#module)
+    }
+
+    /// The Rust type of values of an expression type.
+    pub(super) fn rust_type(&self, ty: &Type) -> TokenStream {
+        match ty {
+            Type::Int => quote!(i64),
+            Type::Uint => quote!(u64),
+            Type::Double => quote!(f64),
+            Type::Bool => quote!(bool),
+            Type::String => quote!(String),
+            Type::Bytes => quote!(Vec<u8>),
+            Type::Enum(_) => quote!(i32),
+            Type::Message(name) => self.message(name),
+            Type::List(inner) => {
+                let inner = self.rust_type(inner);
+                quote!(Vec<#inner>)
+            }
+            Type::Map(k, v) => {
+                let (k, v) = (self.rust_type(k), self.rust_type(v));
+                quote!(::std::collections::BTreeMap<#k, #v>)
+            }
+            Type::Null | Type::Error => quote!(()),
         }
-        Type::Map(k, v) => {
-            let (k, v) = (rust_type(k, schema, paths), rust_type(v, schema, paths));
-            quote!(::std::collections::BTreeMap<#k, #v>)
-        }
-        Type::Null | Type::Error => quote!(()),
+    }
+
+    /// Emits an expression's value.
+    pub(super) fn expr(&self, checked: &expr::Checked, env: &expr::Env) -> TokenStream {
+        expr::emit(checked, env, self)
     }
 }
 
-/// The schema as emission sees it: type paths relative to the package being emitted.
-pub(super) struct EmitSchema<'a> {
-    pub(super) schema: &'a PoolSchema,
-    pub(super) paths: &'a Paths,
-}
-
-impl expr::Schema for EmitSchema<'_> {
+impl expr::Schema for Paths<'_> {
     fn field(&self, message: &str, field: &str) -> Option<expr::FieldInfo> {
         self.schema.field(message, field)
     }
@@ -138,9 +351,9 @@ impl expr::Schema for EmitSchema<'_> {
     }
 }
 
-impl expr::RustSchema for EmitSchema<'_> {
+impl expr::RustSchema for Paths<'_> {
     fn message_path(&self, message: &str) -> Option<TokenStream> {
-        Some(self.paths.message(message, self.schema))
+        Some(self.message(message))
     }
 
     fn oneof_variant(&self, message: &str, field: &expr::FieldInfo) -> Option<TokenStream> {
@@ -148,18 +361,14 @@ impl expr::RustSchema for EmitSchema<'_> {
             return None;
         };
         let parent = self.schema.pool().get_message_by_name(message)?;
-        let module = self.paths.nested_module(&parent);
+        let module = self.nested_module(&parent);
         let enumeration = format_ident!("{}", rust_type_ident(oneof));
         let variant = format_ident!("{}", rust_type_ident(&field.name));
         Some(quote!(#module::#enumeration::#variant))
     }
-}
 
-pub(super) fn emit_expr(
-    checked: &expr::Checked,
-    env: &expr::Env,
-    schema: &PoolSchema,
-    paths: &Paths,
-) -> TokenStream {
-    expr::emit(checked, env, &EmitSchema { schema, paths })
+    fn cel_path(&self) -> TokenStream {
+        let c = compose();
+        quote!(#c::cel)
+    }
 }

@@ -4,20 +4,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use heck::ToSnakeCase;
 use proc_macro2::TokenStream;
-use prost_reflect::MessageDescriptor;
 use quote::{format_ident, quote};
 
-use super::paths::Paths;
-use super::tokens::{compose, duration_tokens};
+use super::paths::{Paths, composer_name};
+use super::tokens::{compose, duration_tokens, optional};
 use crate::model::*;
 use crate::names::{rust_field_ident, rust_type_ident};
 
-pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths) -> TokenStream {
+pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'_>) -> TokenStream {
     let c = compose();
     let descriptor = &service.descriptor;
     let name = rust_type_ident(descriptor.name());
-    let composer = format_ident!("{name}Composer");
-    let server_module = format_ident!("{}_server", descriptor.name().to_snake_case());
+    let composer = format_ident!("{}", composer_name(descriptor.name()));
+    let server_module = paths.server_module(descriptor.name());
     let server = format_ident!("{name}Server");
     let trait_name = format_ident!("{name}");
     let doc = format!(
@@ -29,20 +28,14 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths) 
         let function = format_ident!("{}", rust_field_ident(&m.name().to_snake_case()));
         let input = paths.descriptor_path(&m.input());
         let output = paths.descriptor_path(&m.output());
-        let resolver = resolver_ident(&m.output());
+        let resolver = paths.resolver(&m.output());
         let full = format!("{}/{}", descriptor.full_name(), m.name());
-        let timeout = match method.timeout {
-            Some(t) => {
-                let duration = duration_tokens(t);
-                quote!(::core::option::Option::Some(#duration))
-            }
-            None => quote!(::core::option::Option::None),
-        };
+        let timeout = optional(method.timeout.map(duration_tokens));
         quote! {
             async fn #function(
                 &self,
                 request: #c::Request<#input>,
-            ) -> ::core::result::Result<#c::Response<#output>, #c::Status> {
+            ) -> Result<#c::Response<#output>, #c::Status> {
                 let call = #c::EdgeCall::start(&request, #full, #timeout);
                 let input = #c::Arc::new(request.into_inner());
                 let body = #resolver(call, self.downstreams.clone(), input);
@@ -125,8 +118,4 @@ pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<Strin
         }
     }
     called
-}
-
-pub(super) fn resolver_ident(message: &MessageDescriptor) -> proc_macro2::Ident {
-    format_ident!("resolve_{}", message.name().to_snake_case())
 }

@@ -1,56 +1,62 @@
-//! The body of each step: a value, a downstream call, a built message, a map over a list, a validation.
+//! The body of each step: a value, a downstream call, a built message, a map over a list, a
+//! validation. Each body is a block whose value is `Result<T, Status>`.
 
 use proc_macro2::TokenStream;
+use prost_reflect::FieldDescriptor;
 use quote::{format_ident, quote};
 
-use super::message::{Layout, await_all, caller_binding, live_reads};
-use super::paths::{EmitSchema, Paths, emit_expr};
-use super::service::resolver_ident;
-use super::store::store_expression;
-use super::tokens::{code_tokens, compose, duration_tokens};
+use super::message::{Await, Layout, await_all, caller_binding};
+use super::paths::{EMPTY, Paths};
+use super::store::{is_oneof_member, oneof_fields, store_expression};
+use super::tokens::{code_tokens, compose, duration_tokens, optional};
 use crate::expr::{self, Type};
 use crate::model::*;
 use crate::names::rust_field_ident;
 use crate::resolve::step_ident;
-use crate::schema::{ARGS_SUFFIX, PoolSchema};
+use crate::schema::ARGS_SUFFIX;
 
 pub(super) fn emit_step_body(
     plan: &MessagePlan,
     index: usize,
     layout: &Layout,
     env: &expr::Env,
-    schema: &PoolSchema,
-    paths: &Paths,
+    paths: &Paths<'_>,
 ) -> TokenStream {
     let c = compose();
     let step = &plan.steps[index];
-    let reads: Vec<usize> = live_reads(plan, index, &layout.prechecked).collect();
-    let awaits = await_all(plan, &reads, layout, &[]);
+    let reads: Vec<usize> = layout.live_reads(plan, index).collect();
+    let at = if layout.spawned[index] || layout.owned[index] {
+        Await::Owned
+    } else {
+        Await::Borrowed
+    };
+    let awaits = await_all(plan, &reads, layout, at);
     let guard = step.guard.as_ref().map(|g| {
-        let condition = emit_expr(&g.checked, env, schema, paths);
+        let condition = paths.expr(&g.checked, env);
         quote! {
             if !(#condition) {
-                return ::core::result::Result::Ok(::core::default::Default::default());
+                return Ok(Default::default());
             }
         }
     });
     let name = step.name.clone().unwrap_or_else(|| format!("#{index}"));
     let body = match &step.body {
         StepBody::By(e) => {
-            let value = emit_expr(&e.checked, env, schema, paths);
-            quote!(::core::result::Result::<_, #c::Status>::Ok(#value))
+            let value = paths.expr(&e.checked, env);
+            quote!(Ok::<_, #c::Status>(#value))
         }
-        StepBody::Call(call) => emit_call(&name, call, env, schema, paths),
-        StepBody::Message(m) => emit_message_call(m, env, schema, paths),
-        StepBody::Map(map) => emit_map(&name, map, env, schema, paths),
+        StepBody::Call(call) => emit_call(&name, call, env, paths),
+        StepBody::Message(m) => emit_message_call(m, env, paths),
+        StepBody::Map(map) => emit_map(&name, map, env, paths),
         StepBody::Validation(v) => {
-            let check = emit_validation(v, env, schema, paths);
-            quote! { #check ::core::result::Result::<(), #c::Status>::Ok(()) }
+            let check = emit_validation(v, env, paths);
+            quote! { #check Ok::<(), #c::Status>(()) }
         }
     };
-    let caller = caller_binding(plan.steps[index].reads_caller);
+    let input = step.reads_input.then(|| quote!(let input = &*input;));
+    let caller = caller_binding(step.reads_caller);
     quote! {
-        let input = &*input;
+        #input
         #caller
         #awaits
         #guard
@@ -61,27 +67,20 @@ pub(super) fn emit_step_body(
 pub(super) fn emit_validation(
     v: &ValidationPlan,
     env: &expr::Env,
-    schema: &PoolSchema,
-    paths: &Paths,
+    paths: &Paths<'_>,
 ) -> TokenStream {
     let c = compose();
-    let condition = emit_expr(&v.condition.checked, env, schema, paths);
-    let message = emit_expr(&v.message.checked, env, schema, paths);
+    let condition = paths.expr(&v.condition.checked, env);
+    let message = paths.expr(&v.message.checked, env);
     let code = code_tokens(v.code);
     quote! {
         if #condition {
-            return ::core::result::Result::Err(#c::Status::new(#code, #message));
+            return Err(#c::Status::new(#code, #message));
         }
     }
 }
 
-pub(super) fn emit_call(
-    step: &str,
-    call: &CallPlan,
-    env: &expr::Env,
-    schema: &PoolSchema,
-    paths: &Paths,
-) -> TokenStream {
+fn emit_call(step: &str, call: &CallPlan, env: &expr::Env, paths: &Paths<'_>) -> TokenStream {
     let c = compose();
     let method = &call.method;
     let service = method.parent_service();
@@ -89,61 +88,57 @@ pub(super) fn emit_call(
     let full = format!("{service_name}/{}", method.name());
     let (client, function) = paths.client(method);
     let request_type = paths.descriptor_path(&method.input());
-    let fields = call.request.iter().map(|(field, e)| {
-        let ident = format_ident!("{}", rust_field_ident(field.name()));
-        let value = store_expression(e, field, env, schema, paths);
-        quote!(#ident: #value,)
-    });
-    let timeout = match call.timeout {
-        Some(t) => {
-            let duration = duration_tokens(t);
-            quote!(::core::option::Option::Some(#duration))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let input = method.input();
+    let mut fields: Vec<TokenStream> = call
+        .request
+        .iter()
+        .filter(|(field, _)| !is_oneof_member(field))
+        .map(|(field, e)| {
+            let ident = format_ident!("{}", rust_field_ident(field.name()));
+            let value = store_expression(e, field, env, paths);
+            quote!(#ident: #value,)
+        })
+        .collect();
+    let members: Vec<(&FieldDescriptor, &Expression)> = call
+        .request
+        .iter()
+        .filter(|(field, _)| is_oneof_member(field))
+        .map(|(field, e)| (field, e))
+        .collect();
+    fields.extend(oneof_fields(&input, &members, false, env, paths));
+    let struct_fields = input.fields().filter(|f| !is_oneof_member(f)).count()
+        + input.oneofs().filter(|o| !o.is_synthetic()).count();
+    let timeout = optional(call.timeout.map(duration_tokens));
     let defaults = method_defaults(&call.defaults);
     // Fields the rules leave out keep their defaults.
-    let rest = (call.request.len() < method.input().fields().len())
-        .then(|| quote!(..::core::default::Default::default()));
+    let rest = (fields.len() < struct_fields).then(|| quote!(..Default::default()));
+    let request = if method.input().full_name() == EMPTY {
+        quote!(())
+    } else {
+        quote!(#request_type { #(#fields)* #rest })
+    };
     quote! {
-        let message = #request_type {
-            #(#fields)*
-            #rest
+        let request = #request;
+        let spec = #c::CallSpec {
+            step: #step,
+            method: #full,
+            timeout: #timeout,
+            defaults: #defaults,
         };
-        #c::call_downstream(
-            &call,
-            &downstreams,
-            #service_name,
-            &#c::CallSpec {
-                step: #step,
-                method: #full,
-                timeout: #timeout,
-                defaults: #defaults,
-            },
-            message,
-            |channel, request| async move { #client::new(channel).#function(request).await },
-        )
+        #c::call_downstream(&call, &downstreams, #service_name, &spec, request, |channel, request| async move {
+            #client::new(channel).#function(request).await
+        })
         .await
     }
 }
 
 /// The downstream method's resilience defaults from its proto, as a `MethodDefaults` literal.
-pub(super) fn method_defaults(defaults: &CallDefaults) -> TokenStream {
+fn method_defaults(defaults: &CallDefaults) -> TokenStream {
     let c = compose();
     let idempotent = defaults.idempotent;
-    let optional_duration = |d: Option<std::time::Duration>| match d {
-        Some(d) => {
-            let d = duration_tokens(d);
-            quote!(::core::option::Option::Some(#d))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let timeout = optional_duration(defaults.timeout);
-    let hedge_delay = optional_duration(defaults.hedge_delay);
-    let max_attempts = match defaults.max_attempts {
-        Some(n) => quote!(::core::option::Option::Some(#n)),
-        None => quote!(::core::option::Option::None),
-    };
+    let timeout = optional(defaults.timeout.map(duration_tokens));
+    let hedge_delay = optional(defaults.hedge_delay.map(duration_tokens));
+    let max_attempts = optional(defaults.max_attempts.map(|n| quote!(#n)));
     quote! {
         #c::MethodDefaults {
             idempotent: #idempotent,
@@ -154,20 +149,15 @@ pub(super) fn method_defaults(defaults: &CallDefaults) -> TokenStream {
     }
 }
 
-pub(super) fn emit_message_call(
-    m: &MessageCall,
-    env: &expr::Env,
-    schema: &PoolSchema,
-    paths: &Paths,
-) -> TokenStream {
+fn emit_message_call(m: &MessageCall, env: &expr::Env, paths: &Paths<'_>) -> TokenStream {
     let c = compose();
-    let resolver = resolver_ident(&m.target);
-    let args_type = paths.message(&format!("{}{ARGS_SUFFIX}", m.target.full_name()), schema);
+    let resolver = paths.resolver(&m.target);
+    let args_type = paths.message(&format!("{}{ARGS_SUFFIX}", m.target.full_name()));
     let fields = m.args.iter().map(|(name, e)| {
         let ident = format_ident!("{}", rust_field_ident(name));
-        let value = emit_expr(&e.checked, env, schema, paths);
+        let value = paths.expr(&e.checked, env);
         let value = match e.checked.ty {
-            Type::Message(_) => quote!(::core::option::Option::Some(#value)),
+            Type::Message(_) => quote!(Some(#value)),
             _ => value,
         };
         quote!(#ident: #value,)
@@ -178,20 +168,14 @@ pub(super) fn emit_message_call(
     }
 }
 
-pub(super) fn emit_map(
-    step: &str,
-    map: &MapPlan,
-    env: &expr::Env,
-    schema: &PoolSchema,
-    paths: &Paths,
-) -> TokenStream {
+fn emit_map(step: &str, map: &MapPlan, env: &expr::Env, paths: &Paths<'_>) -> TokenStream {
     let c = compose();
     let iterator = format_ident!("{}", step_ident(&map.iterator));
     // Iterate the list where it is stored when the source is a plain path; clone otherwise.
-    let src = match expr::emit_place(&map.src.checked, env, &EmitSchema { schema, paths }) {
+    let src = match expr::emit_place(&map.src.checked, env, paths) {
         Some(place) => place,
         None => {
-            let value = emit_expr(&map.src.checked, env, schema, paths);
+            let value = paths.expr(&map.src.checked, env);
             quote!(&#value)
         }
     };
@@ -199,16 +183,18 @@ pub(super) fn emit_map(
     inner.insert(&map.iterator, quote!(#iterator));
     let per_element = match &map.body {
         MapBody::By(e) => {
-            let value = emit_expr(&e.checked, &inner, schema, paths);
-            quote!(::core::result::Result::Ok(#value))
+            let value = paths.expr(&e.checked, &inner);
+            quote!(Ok(#value))
         }
-        MapBody::Call(call) => emit_call(step, call, &inner, schema, paths),
-        MapBody::Message(m) => emit_message_call(m, &inner, schema, paths),
+        MapBody::Call(call) => emit_call(step, call, &inner, paths),
+        MapBody::Message(m) => emit_message_call(m, &inner, paths),
     };
+    let downstreams =
+        (!matches!(map.body, MapBody::By(_))).then(|| quote!(let downstreams = &downstreams;));
     quote! {
         // `mosaic_` names are reserved: no step or iterator can shadow them.
-        let mosaic_items: &::std::vec::Vec<_> = #src;
-        let downstreams = &downstreams;
+        let mosaic_items: &Vec<_> = #src;
+        #downstreams
         #c::map_ordered(mosaic_items.iter(), #c::DEFAULT_MAP_CONCURRENCY, move |#iterator| async move {
             #per_element
         })

@@ -1,14 +1,15 @@
 //! Values stored into prost fields: checked narrowing, presence, boxes.
 
 use proc_macro2::TokenStream;
-use prost_reflect::{FieldDescriptor, Kind};
-use quote::quote;
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use quote::{format_ident, quote};
 
-use super::paths::{EmitSchema, Paths, emit_expr};
+use super::paths::Paths;
 use super::tokens::compose;
 use crate::expr::{self, Type};
 use crate::model::*;
-use crate::schema::{PoolSchema, scalar_of_kind};
+use crate::names::rust_field_ident;
+use crate::schema::{scalar_of_kind, stored_kind, wrapped};
 
 /// The value of `e` as `field` stores it: a read of a field with the same narrow storage is
 /// copied as is; anything else goes through [`store`].
@@ -16,36 +17,44 @@ pub(super) fn store_expression(
     e: &Expression,
     field: &FieldDescriptor,
     env: &expr::Env,
-    schema: &PoolSchema,
-    paths: &Paths,
+    paths: &Paths<'_>,
 ) -> TokenStream {
     // A message field read from a message field keeps its presence (unset stays unset).
     if !field.is_list()
         && !field.is_map()
-        && matches!(field.kind(), Kind::Message(_))
-        && let Some(value) =
-            expr::emit_optional_message(&e.checked, env, &EmitSchema { schema, paths })
+        && matches!(stored_kind(&field.kind()), Kind::Message(_))
+        && let Some(value) = expr::emit_optional_message(&e.checked, env, paths)
     {
         return if is_boxed_field(field) {
-            quote!(#value.map(::std::boxed::Box::new))
+            quote!(#value.map(Box::new))
         } else {
             value
         };
     }
+    // A scalar with presence read from a scalar with presence stored alike keeps it too.
+    let presence =
+        field.field_descriptor_proto().proto3_optional() || wrapped(&field.kind()).is_some();
+    if presence
+        && !field.is_list()
+        && let Some((value, scalar)) = expr::emit_optional_scalar(&e.checked, env, paths)
+        && scalar_of_kind(&stored_kind(&field.kind())) == Some(scalar)
+    {
+        return value;
+    }
     if !field.is_list()
         && !field.is_map()
-        && let Some(target) = scalar_of_kind(&field.kind())
+        && let Some(target) = scalar_of_kind(&stored_kind(&field.kind()))
     {
-        let narrow = expr::emit_narrow(&e.checked, env, &EmitSchema { schema, paths }, target);
+        let narrow = expr::emit_narrow(&e.checked, env, paths, target);
         if let Some(value) = narrow {
             return if field.supports_presence() {
-                quote!(::core::option::Option::Some(#value))
+                quote!(Some(#value))
             } else {
                 value
             };
         }
     }
-    let value = emit_expr(&e.checked, env, schema, paths);
+    let value = paths.expr(&e.checked, env);
     store(value, &e.checked.ty, field)
 }
 
@@ -59,7 +68,7 @@ pub(super) fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> T
     let narrow = |value: TokenStream, kind: &Kind| -> Option<TokenStream> {
         match scalar_of_kind(kind)? {
             expr::Scalar::I32 | expr::Scalar::U32 => Some(quote! {
-                ::core::convert::TryFrom::try_from(#value)
+                TryFrom::try_from(#value)
                     .map_err(|_| #c::Status::out_of_range(#out_of_range))?
             }),
             expr::Scalar::F32 => Some(quote!((#value) as f32)),
@@ -70,7 +79,10 @@ pub(super) fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> T
         && field.is_map()
     {
         let key = narrow(quote!(key), &entry.map_entry_key_field().kind());
-        let val = narrow(quote!(value), &entry.map_entry_value_field().kind());
+        let val = narrow(
+            quote!(value),
+            &stored_kind(&entry.map_entry_value_field().kind()),
+        );
         if key.is_none() && val.is_none() {
             return value;
         }
@@ -79,34 +91,37 @@ pub(super) fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> T
         return quote! {
             (#value)
                 .into_iter()
-                .map(|(key, value)| ::core::result::Result::<_, #c::Status>::Ok((#key, #val)))
-                .collect::<::core::result::Result<::std::collections::BTreeMap<_, _>, #c::Status>>()?
+                .map(|(key, value)| Result::<_, #c::Status>::Ok((#key, #val)))
+                .collect::<Result<::std::collections::BTreeMap<_, _>, #c::Status>>()?
         };
     }
-    let kind = field.kind();
+    let kind = stored_kind(&field.kind());
     if field.is_list() {
         return match narrow(quote!(element), &kind) {
             None => value,
             Some(converted) => quote! {
                 (#value)
                     .into_iter()
-                    .map(|element| ::core::result::Result::<_, #c::Status>::Ok(#converted))
-                    .collect::<::core::result::Result<::std::vec::Vec<_>, #c::Status>>()?
+                    .map(|element| Result::<_, #c::Status>::Ok(#converted))
+                    .collect::<Result<Vec<_>, #c::Status>>()?
             },
         };
     }
     if matches!(kind, Kind::Message(_)) {
         return match ty {
-            Type::Null => quote!(::core::option::Option::None),
+            Type::Null => quote!(None),
             _ if is_boxed_field(field) => {
-                quote!(::core::option::Option::Some(::std::boxed::Box::new(#value)))
+                quote!(Some(Box::new(#value)))
             }
-            _ => quote!(::core::option::Option::Some(#value)),
+            _ => quote!(Some(#value)),
         };
     }
+    if *ty == Type::Null {
+        return quote!(None);
+    }
     let converted = narrow(value.clone(), &kind).unwrap_or(value);
-    if field.field_descriptor_proto().proto3_optional() {
-        quote!(::core::option::Option::Some(#converted))
+    if field.field_descriptor_proto().proto3_optional() || wrapped(&field.kind()).is_some() {
+        quote!(Some(#converted))
     } else {
         converted
     }
@@ -118,4 +133,70 @@ pub(super) fn is_boxed_field(field: &FieldDescriptor) -> bool {
         crate::schema::field_info(field).cardinality,
         expr::Cardinality::BoxedMessage
     )
+}
+
+/// Whether `field` is a member of a real `oneof` (not the synthetic one of a proto3
+/// `optional` field): prost stores the oneof as one field, an enum with a variant per member.
+pub(super) fn is_oneof_member(field: &FieldDescriptor) -> bool {
+    field.containing_oneof().is_some() && !field.field_descriptor_proto().proto3_optional()
+}
+
+/// The struct fields of `message`'s oneofs, from the members bound: `kind: Some(Kind::Text(v))`
+/// for a oneof with a bound member, and, with `all`, `kind: None` for the others.
+pub(super) fn oneof_fields(
+    message: &MessageDescriptor,
+    bound: &[(&FieldDescriptor, &Expression)],
+    all: bool,
+    env: &expr::Env,
+    paths: &Paths<'_>,
+) -> Vec<TokenStream> {
+    let mut out = Vec::new();
+    for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
+        let ident = format_ident!("{}", rust_field_ident(oneof.name()));
+        let member = bound.iter().find(|(field, _)| {
+            field
+                .containing_oneof()
+                .is_some_and(|o| o.name() == oneof.name())
+        });
+        match member {
+            Some((field, e)) => {
+                let info = crate::schema::field_info(field);
+                let variant = expr::RustSchema::oneof_variant(paths, message.full_name(), &info);
+                let value = plain_value(e, field, env, paths);
+                let value = match info.cardinality {
+                    expr::Cardinality::Oneof { boxed: true, .. } => quote!(Box::new(#value)),
+                    _ => value,
+                };
+                out.push(quote!(#ident: Some(#variant(#value)),));
+            }
+            None if all => out.push(quote!(#ident: None,)),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The value of `e` as a oneof variant holds it: checked narrowing, no presence.
+fn plain_value(
+    e: &Expression,
+    field: &FieldDescriptor,
+    env: &expr::Env,
+    paths: &Paths<'_>,
+) -> TokenStream {
+    let kind = stored_kind(&field.kind());
+    if let Some(target) = scalar_of_kind(&kind)
+        && let Some(value) = expr::emit_narrow(&e.checked, env, paths, target)
+    {
+        return value;
+    }
+    let value = paths.expr(&e.checked, env);
+    let c = compose();
+    let out_of_range = format!("value out of range for field `{}`", field.full_name());
+    match scalar_of_kind(&kind) {
+        Some(expr::Scalar::I32 | expr::Scalar::U32) => quote! {
+            TryFrom::try_from(#value).map_err(|_| #c::Status::out_of_range(#out_of_range))?
+        },
+        Some(expr::Scalar::F32) => quote!((#value) as f32),
+        _ => value,
+    }
 }

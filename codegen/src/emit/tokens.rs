@@ -50,6 +50,16 @@ pub(super) fn code_tokens(code: i32) -> TokenStream {
     quote!(#c::Code::#name)
 }
 
+/// The runtime of generated code, `::mosaic_gateway::compose`, as the composition module
+/// imports it.
 pub(super) fn compose() -> TokenStream {
-    quote!(::mosaic_gateway::compose)
+    quote!(compose)
+}
+
+/// `Some(value)` or `None`.
+pub(super) fn optional(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(value) => quote!(Some(#value)),
+        None => quote!(None),
+    }
 }

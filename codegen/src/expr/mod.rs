@@ -52,7 +52,10 @@ mod tests;
 
 pub use ast::{BinaryOp, Expr, Ident, Literal, Node, NodeKind, Span, UnaryOp};
 pub use check::{Checked, check, check_condition, check_expecting};
-pub use emit::{Env, RustSchema, emit, emit_bool, emit_narrow, emit_optional_message, emit_place};
+pub use emit::{
+    Env, RustSchema, emit, emit_bool, emit_narrow, emit_optional_message, emit_optional_scalar,
+    emit_place,
+};
 pub use error::ExprError;
 pub use parser::parse;
 pub use types::{Cardinality, FieldInfo, Scalar, Schema, Scope, Type};

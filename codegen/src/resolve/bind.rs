@@ -7,13 +7,13 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
 use super::Resolver;
 use super::exprs::readable;
-use super::names::CALLER;
+use super::names::{CALLER, unnamed_step};
 use super::options::{EXTENSION_NUMBER, get_str};
 use super::sites::OptionSite;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::expr::{self, Type};
 use crate::model::*;
-use crate::schema::field_info;
+use crate::schema::{PoolSchema, field_info};
 
 impl Resolver<'_> {
     /// Checks that a value of type `ty` can be stored in `field` (whose expression type is
@@ -62,7 +62,12 @@ impl Resolver<'_> {
 
         let mut fields = Vec::new();
         let mut reads_caller = false;
+        // The member of each oneof bound so far: at most one may be.
+        let mut oneof_bound: HashMap<String, String> = HashMap::new();
         for field in message.fields() {
+            let member = field
+                .containing_oneof()
+                .filter(|_| !field.field_descriptor_proto().proto3_optional());
             let target = field_info(&field).ty;
             let mut path = field.path().to_vec();
             path.extend([8, EXTENSION_NUMBER, 1]);
@@ -74,6 +79,21 @@ impl Resolver<'_> {
                     .map(|m| get_str(m, "by"))
                     .unwrap_or_default();
                 let (span, value) = self.field_rule_span(&field, &path);
+                if let Some(oneof) = &member {
+                    if let Some(other) = oneof_bound.get(oneof.name()) {
+                        self.error_hint(
+                            format!(
+                                "fields `{other}` and `{}` are members of oneof `{}`, which holds one value",
+                                field.name(),
+                                oneof.name()
+                            ),
+                            span,
+                            "bind one member of the oneof",
+                        );
+                        continue;
+                    }
+                    oneof_bound.insert(oneof.name().to_owned(), field.name().to_owned());
+                }
                 let mut reads = HashSet::new();
                 if let Some(e) = self.checked_expression(
                     scope,
@@ -87,24 +107,51 @@ impl Resolver<'_> {
                 ) {
                     reads_caller |= reads.contains(CALLER);
                     self.check_binding(&e.checked.ty, &field, &target, span);
+                    let read_steps = (0..steps.len())
+                        .filter(|&i| steps[i].name.as_ref().is_some_and(|n| reads.contains(n)))
+                        .collect();
                     fields.push(FieldPlan {
                         field,
                         source: FieldSource::By(e),
+                        reads: read_steps,
+                        reads_input: reads.contains("$"),
                     });
                 }
+                continue;
+            }
+            // A oneof holds at most one member: those not bound by `by` are left unset.
+            if member.is_some() {
                 continue;
             }
             match autobound.get(field.name()).map(Vec::as_slice) {
                 Some([(step, from)]) => {
                     let from_ty = field_info(from).ty;
                     if binding_allowed(&from_ty, &field, &target).is_ok() {
-                        fields.push(FieldPlan {
-                            field,
-                            source: FieldSource::Autobind {
-                                step: *step,
-                                from: Box::new(from.clone()),
-                            },
-                        });
+                        if let Some(value) = autobind_value(&self.schema, scope, steps, *step, from)
+                        {
+                            fields.push(FieldPlan {
+                                field,
+                                source: FieldSource::Autobind {
+                                    step: *step,
+                                    from: Box::new(from.clone()),
+                                    value,
+                                },
+                                reads: vec![*step],
+                                reads_input: false,
+                            });
+                        } else {
+                            let field_site =
+                                self.site(message.parent_file().name(), field.path(), false);
+                            self.error_hint(
+                                format!(
+                                    "autobind cannot read field `{}` of {}",
+                                    from.name(),
+                                    steps[*step].ty
+                                ),
+                                Self::span_of_site(&field_site),
+                                "bind it explicitly with `(mosaic.v1.field).by`",
+                            );
+                        }
                     } else {
                         let field_site =
                             self.site(message.parent_file().name(), field.path(), false);
@@ -153,6 +200,28 @@ impl Resolver<'_> {
     }
 }
 
+/// The read of field `from` of autobind step `step`, as a checked expression.
+fn autobind_value(
+    schema: &PoolSchema,
+    scope: &expr::Scope,
+    steps: &[StepPlan],
+    step: usize,
+    from: &FieldDescriptor,
+) -> Option<Expression> {
+    let name = steps[step]
+        .name
+        .clone()
+        .unwrap_or_else(|| unnamed_step(step));
+    let scope = scope.clone().with(&name, steps[step].ty.clone());
+    let text = format!("{name}.{}", from.name());
+    let parsed = expr::parse(&text).ok()?;
+    let checked = expr::check(&parsed, &scope, schema).ok()?;
+    Some(Expression {
+        text,
+        checked: Box::new(checked),
+    })
+}
+
 /// Whether a value of expression type `ty` may be stored in `field`.
 pub fn binding_allowed(
     ty: &Type,
@@ -170,6 +239,14 @@ pub fn binding_allowed(
     let numeric = |t: &Type| matches!(t, Type::Int | Type::Uint | Type::Double);
     let hint = match (ty, target) {
         (Type::Null, Type::Message(_)) if !field.is_list() => return Ok(()),
+        // Leaves a field with presence unset.
+        (Type::Null, _)
+            if !field.is_list()
+                && (field.field_descriptor_proto().proto3_optional()
+                    || crate::schema::wrapped(&field.kind()).is_some()) =>
+        {
+            return Ok(());
+        }
         (Type::Int, Type::Enum(e)) => {
             return Err((
                 format!("cannot store int in enum field `{}` ({e})", field.name()),
@@ -230,6 +307,9 @@ pub(super) fn proto_type(field: &FieldDescriptor) -> String {
             kind_name(&entry.map_entry_value_field().kind())
         ),
         kind if field.is_list() => format!("repeated {}", kind_name(&kind)),
+        kind if field.field_descriptor_proto().proto3_optional() => {
+            format!("optional {}", kind_name(&kind))
+        }
         kind => kind_name(&kind),
     }
 }

@@ -140,6 +140,7 @@ impl Resolver<'_> {
                 continue;
             };
             let reads_caller = reads.contains(CALLER) && !defined.contains_key(CALLER);
+            let reads_input = reads.contains("$");
             let mut reads: Vec<usize> = reads
                 .into_iter()
                 .filter_map(|n| defined.get(&n).copied())
@@ -166,6 +167,7 @@ impl Resolver<'_> {
                 ty,
                 autobind,
                 reads_caller,
+                reads_input,
             });
             if autobind && !matches!(steps[index].ty, Type::Message(_)) {
                 self.error_hint(

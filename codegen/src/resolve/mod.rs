@@ -38,7 +38,7 @@ use crate::schema::PoolSchema;
 use crate::suggest::suggest;
 
 pub use bind::binding_allowed;
-pub use names::{CALLER, step_ident};
+pub use names::{CALLER, step_ident, unnamed_step};
 pub use options::{EXTENSION_NUMBER, parse_duration};
 pub(crate) use sites::{OptionSite, option_site};
 
@@ -214,7 +214,44 @@ impl<'a> Resolver<'a> {
         // Emission wants callees first.
         plans.reverse();
         model.messages = plans;
+        self.check_module_names(&model);
         model
+    }
+
+    /// Generated code lives in a `composition` module beside prost's types: a message or a
+    /// package that prost would give the same module name clashes with it.
+    fn check_module_names(&mut self, model: &Model) {
+        let module = crate::emit::COMPOSITION_MODULE;
+        for package in crate::emit::packages(model) {
+            let clashes: Vec<_> = self
+                .loaded
+                .pool
+                .all_messages()
+                .filter(|m| m.package_name() == package && m.parent_message().is_none())
+                .filter(|m| heck::ToSnakeCase::to_snake_case(m.name()) == module)
+                .collect();
+            for message in clashes {
+                let site = self.site(message.parent_file().name(), message.path(), false);
+                self.error_hint(
+                    format!(
+                        "message `{}` clashes with the `{module}` module Mosaic generates in package `{package}`",
+                        message.full_name()
+                    ),
+                    Self::span_of_site(&site),
+                    "rename the message",
+                );
+            }
+            let nested = format!("{package}.{module}");
+            if self.loaded.pool.files().any(|f| f.package_name() == nested) {
+                self.error_hint(
+                    format!(
+                        "package `{nested}` clashes with the `{module}` module Mosaic generates in package `{package}`"
+                    ),
+                    None,
+                    "rename the package",
+                );
+            }
+        }
     }
 
     fn has_rules(&self, message: &MessageDescriptor) -> bool {

@@ -51,3 +51,9 @@ pub(super) fn is_identifier(name: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+/// The name generated code gives a step without one: `mosaic_` names are reserved, so it
+/// cannot clash with a user's.
+pub fn unnamed_step(index: usize) -> String {
+    format!("mosaic_step_{index}")
+}

@@ -158,7 +158,7 @@ impl Resolver<'_> {
         };
         let input = method.input();
         let mut request = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for (j, field_value) in list(call, "request").iter().enumerate() {
             let Some(field_rule) = field_value.as_message() else {
                 continue;
@@ -182,6 +182,27 @@ impl Resolver<'_> {
                 }
                 continue;
             };
+            if let Some(oneof) = field
+                .containing_oneof()
+                .filter(|_| !field.field_descriptor_proto().proto3_optional())
+                && let Some(other) = seen.iter().find(|other| {
+                    input
+                        .get_field_by_name(other)
+                        .and_then(|f| f.containing_oneof())
+                        .is_some_and(|o| o.name() == oneof.name())
+                        && **other != *name
+                })
+            {
+                self.error_hint(
+                    format!(
+                        "request fields `{other}` and `{name}` are members of oneof `{}`, which holds one value",
+                        oneof.name()
+                    ),
+                    name_span,
+                    "set one member of the oneof",
+                );
+                continue;
+            }
             if !seen.insert(name.clone()) {
                 self.error_hint(
                     format!("request field `{name}` is set twice"),

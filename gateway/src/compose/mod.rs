@@ -21,6 +21,8 @@
 //! - [`Downstreams`] (`downstream.rs`): the tonic channel for each downstream service, from
 //!   `gateway.toml`.
 //! - [`cel`]: helpers for compiled expressions.
+//! - [`EdgeCodec`] (`codec.rs`): the codec of generated edge servers, which answers a request
+//!   message that does not decode with `INVALID_ARGUMENT` rather than tonic's `INTERNAL`.
 //!
 //! # The shape of a generated handler
 //!
@@ -82,6 +84,7 @@
 // `Composer`, `Downstreams`, `EdgeCall` and `ComposeError` are what a user's own code meets.
 #[doc(hidden)]
 pub mod cel;
+mod codec;
 mod composer;
 mod error;
 mod map;
@@ -101,6 +104,8 @@ pub use tokio::try_join;
 #[doc(hidden)]
 pub use tonic::{Code, Request, Response, Status, async_trait};
 
+#[doc(hidden)]
+pub use self::codec::EdgeCodec;
 pub use self::composer::Composer;
 #[doc(hidden)]
 pub use self::error::{call_downstream, step_failed};

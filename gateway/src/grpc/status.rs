@@ -39,6 +39,11 @@
 //! | a step panicked                                  | `INTERNAL`          |
 //! | a step was cancelled by a runtime shutdown       | `UNAVAILABLE`       |
 //! | no Tokio runtime is running                      | `INTERNAL`          |
+//! | the edge call's request message does not decode  | `INVALID_ARGUMENT`  |
+//!
+//! A request message that does not decode is the caller's to fix, so an edge service answers it
+//! with `INVALID_ARGUMENT` (`compose/codec.rs`). A downstream's response that does not decode
+//! stays tonic's `INTERNAL`: that one is the downstream's fault, not the caller's.
 //!
 //! A missing route is `INTERNAL`, not `UNAVAILABLE`: it is a deployment bug that retrying will
 //! never fix, and `UNAVAILABLE` would invite clients to retry it.
@@ -335,6 +340,12 @@ pub enum ComposeError {
     /// Steps and downstream channels are Tokio tasks and need a running Tokio runtime.
     #[error("the composition runtime needs a running Tokio runtime and none is running")]
     NoRuntime,
+    /// The edge call's request message is not valid protobuf for its type.
+    #[error("the request message could not be decoded: {reason}")]
+    MalformedRequest {
+        /// What prost found wrong, naming the field.
+        reason: String,
+    },
 }
 
 impl ComposeError {
@@ -344,6 +355,7 @@ impl ComposeError {
             Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Self::NoUpstream { .. } | Self::StepPanicked | Self::NoRuntime => Code::Internal,
             Self::NoEndpoints { .. } | Self::StepCancelled => Code::Unavailable,
+            Self::MalformedRequest { .. } => Code::InvalidArgument,
         }
     }
 

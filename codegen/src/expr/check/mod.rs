@@ -29,6 +29,19 @@ impl Checked {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// The name and, if any, the one field it reads, when the expression is nothing more: `a`
+    /// is `("a", None)`, `a.f` is `("a", Some("f"))` (the proto name of the field).
+    pub fn path(&self) -> Option<(&str, Option<&str>)> {
+        match &self.root.kind {
+            TypedKind::Name(name) => Some((name, None)),
+            TypedKind::Field { operand, field } => match &operand.kind {
+                TypedKind::Name(name) => Some((name, Some(&field.name))),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Checks `expr` against the names in `scope` and the messages in `schema`.

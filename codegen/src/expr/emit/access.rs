@@ -5,7 +5,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{Emitter, Form, Narrow, Out, Prec, Stored, cel, compile_error, wide};
+use super::{Emitter, Form, Narrow, Out, Prec, Stored, compile_error, wide};
 use crate::expr::ast::Span;
 use crate::expr::check::typed::Typed;
 use crate::expr::types::{Cardinality, FieldInfo, Scalar, Type};
@@ -35,9 +35,27 @@ impl Emitter<'_> {
         }
     }
 
+    /// `Option<T>` for a scalar field with presence, keeping whether it is set.
+    pub(super) fn optional_scalar(
+        &self,
+        operand: &Typed,
+        field: &FieldInfo,
+    ) -> Option<TokenStream> {
+        if !matches!(field.cardinality, Cardinality::Optional) {
+            return None;
+        }
+        let ident = rust_ident(&field_ident(&field.name))?;
+        let (base, _) = self.base(operand);
+        Some(if field.ty.is_copy() {
+            quote!(#base.#ident)
+        } else {
+            quote!(#base.#ident.clone())
+        })
+    }
+
     pub(super) fn field(&self, operand: &Typed, field: &FieldInfo) -> Out {
         let (base, temporary) = self.base(operand);
-        let cel = cel();
+        let cel = self.schema.cel_path();
         let Some(ident) = rust_ident(&field_ident(&field.name)) else {
             return compile_error(&format!("`{}` is not a Rust identifier", field.name));
         };
@@ -182,7 +200,7 @@ impl Emitter<'_> {
     }
 
     pub(super) fn index(&self, operand: &Typed, index: &Typed, span: &Span) -> Out {
-        let cel = cel();
+        let cel = self.schema.cel_path();
         let src = self.source(span);
         let container = self.out(operand);
         let temporary = container.temporary || container.form == Form::Owned;

@@ -111,6 +111,11 @@ pub trait RustSchema: Schema {
     /// The path of the enum variant prost gives `field`, a oneof member of `message`, such as
     /// `filter::Kind::Text`.
     fn oneof_variant(&self, message: &str, field: &FieldInfo) -> Option<TokenStream>;
+
+    /// The path of the runtime's expression helpers, as the emitted code reaches them.
+    fn cel_path(&self) -> TokenStream {
+        quote!(::mosaic_gateway::compose::cel)
+    }
 }
 
 /// Emits the value of `checked`, as its canonical owned Rust type.
@@ -195,6 +200,22 @@ pub fn emit_optional_message(
     };
     let emitter = Emitter::new(checked, env, schema);
     emitter.optional_message(operand, field)
+}
+
+/// Emits a read of a scalar field with presence (proto3 `optional`, a wrapper) *with its
+/// presence*: an expression of type `Option<S>`, `S` the stored scalar, returned with it, for
+/// binding to a field stored the same way without turning unset into a default. `None` when
+/// the expression is not a plain read of such a field.
+pub fn emit_optional_scalar(
+    checked: &Checked,
+    env: &Env,
+    schema: &dyn RustSchema,
+) -> Option<(TokenStream, Scalar)> {
+    let TypedKind::Field { operand, field } = &checked.root.kind else {
+        return None;
+    };
+    let emitter = Emitter::new(checked, env, schema);
+    Some((emitter.optional_scalar(operand, field)?, field.scalar?))
 }
 
 /// How an emitted subexpression holds its value.
@@ -285,10 +306,6 @@ impl Out {
     }
 }
 
-fn cel() -> TokenStream {
-    quote!(::mosaic_gateway::compose::cel)
-}
-
 fn wide(narrow: Narrow) -> TokenStream {
     match narrow {
         Narrow::I32 => quote!(i64),
@@ -360,7 +377,7 @@ impl<'a> Emitter<'a> {
             TypedKind::Index { operand, index } => self.index(operand, index, &node.span),
             TypedKind::Has { operand, field } => self.has(operand, field),
             TypedKind::HasKey { operand, key } => {
-                let cel = cel();
+                let cel = self.schema.cel_path();
                 let map = self.borrow(self.out(operand));
                 let key = RustLiteral::string(key);
                 Out::owned(quote!(#cel::contains_key(#map, #key)), Prec::Atom)
@@ -371,7 +388,7 @@ impl<'a> Emitter<'a> {
                 present,
             } => self.presence(operand, field, *present),
             TypedKind::Size(arg) => {
-                let cel = cel();
+                let cel = self.schema.cel_path();
                 let arg = self.slice_like(self.out(arg));
                 Out::owned(quote!(#cel::size(#arg)), Prec::Atom)
             }
@@ -469,7 +486,7 @@ impl<'a> Emitter<'a> {
 
     /// An owned value of the canonical type.
     fn value(&self, out: Out, ty: &Type) -> Out {
-        let cel = cel();
+        let cel = self.schema.cel_path();
         let ts = match out.form {
             Form::Owned => return out,
             Form::Str => {

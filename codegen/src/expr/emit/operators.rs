@@ -8,7 +8,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{Emitter, Form, Out, Prec, Stored, cel, compile_error};
+use super::{Emitter, Form, Out, Prec, Stored, compile_error};
 use crate::expr::ast::{BinaryOp, Span};
 use crate::expr::check::typed::{StringTest, Typed};
 use crate::expr::types::Type;
@@ -17,7 +17,7 @@ impl Emitter<'_> {
     pub(super) fn negate(&self, operand: &Typed, span: &Span) -> Out {
         let value = self.value(self.out(operand), &operand.ty);
         if operand.ty == Type::Int {
-            let cel = cel();
+            let cel = self.schema.cel_path();
             let src = self.source(span);
             let value = value.ts;
             return Out::owned(quote!(#cel::neg_int(#value, #src)?), Prec::Atom);
@@ -64,14 +64,14 @@ impl Emitter<'_> {
         };
         let suffix = if *ty == Type::Uint { "uint" } else { "int" };
         let function = quote::format_ident!("{name}_{suffix}");
-        let cel = cel();
+        let cel = self.schema.cel_path();
         let src = self.source(span);
         let (left, right) = (left.ts, right.ts);
         Out::owned(quote!(#cel::#function(#left, #right, #src)?), Prec::Atom)
     }
 
     pub(super) fn concat(&self, lhs: &Typed, rhs: &Typed, ty: &Type) -> Out {
-        let cel = cel();
+        let cel = self.schema.cel_path();
         if *ty == Type::String {
             let left = self.str_ref(self.out(lhs));
             let right = self.str_ref(self.out(rhs));
@@ -117,7 +117,7 @@ impl Emitter<'_> {
         // `xs == []`: an emptiness test, which needs no element type.
         if matches!(op, BinaryOp::Eq | BinaryOp::Ne) && (lhs.is_empty_list() || rhs.is_empty_list())
         {
-            let cel = cel();
+            let cel = self.schema.cel_path();
             let other = if lhs.is_empty_list() { rhs } else { lhs };
             let other = self.slice_like(self.out(other));
             return binary(quote!(#cel::size(#other)), quote!(0));
@@ -141,7 +141,7 @@ impl Emitter<'_> {
                 ) {
                     return binary(left.at(Prec::Add), right.at(Prec::Add));
                 }
-                let cel = cel();
+                let cel = self.schema.cel_path();
                 let function = quote::format_ident!(
                     "num_{}",
                     match op {
@@ -217,7 +217,7 @@ impl Emitter<'_> {
     }
 
     pub(super) fn membership(&self, item: &Typed, container: &Typed) -> Out {
-        let cel = cel();
+        let cel = self.schema.cel_path();
         let container_out = self.out(container);
         match &container.ty {
             Type::Map(key, _) => {
@@ -245,7 +245,7 @@ impl Emitter<'_> {
     }
 
     pub(super) fn convert(&self, arg: &Typed, to: &Type, span: &Span) -> Out {
-        let cel = cel();
+        let cel = self.schema.cel_path();
         let src = self.source(span);
         let from = &arg.ty;
         let out = self.out(arg);

@@ -1,0 +1,16 @@
+//! The generated handlers of every golden fixture, run: each composer is hosted by a real
+//! gateway in front of stub downstream services (real tonic servers on loopback that record
+//! what they receive) and called with its generated tonic client. The tests check the answers
+//! field by field against what the stubs returned, the downstream requests the composition
+//! built, and the failure paths (downstream errors, validations, conversions, deadlines).
+
+// Helpers outside `#[test]` functions are not covered by clippy's allow-in-tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod autobind;
+mod fanout;
+mod resilience;
+mod simple;
+mod storage;
