@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use prost_reflect::{FieldDescriptor, MessageDescriptor, MethodDescriptor, ServiceDescriptor};
+use prost_reflect::{
+    EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor, ServiceDescriptor,
+};
 
 use crate::expr;
 
@@ -19,6 +21,22 @@ pub struct Model {
     pub services: Vec<EdgeService>,
     /// Messages with rules, each after every message it builds (callees first).
     pub messages: Vec<MessagePlan>,
+    /// Every conversion between two enums that a binding needs.
+    pub enum_conversions: Vec<EnumConversion>,
+}
+
+/// How values of one enum convert into another's, decided at build time.
+#[derive(Debug, Clone)]
+pub struct EnumConversion {
+    /// The source enum.
+    pub from: EnumDescriptor,
+    /// The target enum.
+    pub to: EnumDescriptor,
+    /// Each source number (the first of aliased values) and the target number it becomes.
+    pub values: Vec<(i32, i32)>,
+    /// The target number of source numbers not declared (proto3 enums are open), if the
+    /// target has a `default` value; otherwise such a number fails the call.
+    pub default: Option<i32>,
 }
 
 /// An edge service whose handlers are generated.

@@ -64,6 +64,42 @@ impl Schema for PoolSchema {
             .map(|m| m.fields().map(|f| f.name().to_owned()).collect())
             .unwrap_or_default()
     }
+
+    fn resolve_enum(&self, name: &str, package: &str) -> Option<String> {
+        if let Some(absolute) = name.strip_prefix('.') {
+            return self
+                .pool
+                .get_enum_by_name(absolute)
+                .map(|e| e.full_name().to_owned());
+        }
+        // `a.b.c` looks in `a.b.c.`, `a.b.`, `a.`, then the root.
+        let mut scope = package;
+        loop {
+            let candidate = if scope.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{scope}.{name}")
+            };
+            if let Some(found) = self.pool.get_enum_by_name(&candidate) {
+                return Some(found.full_name().to_owned());
+            }
+            if scope.is_empty() {
+                return None;
+            }
+            scope = scope.rsplit_once('.').map_or("", |(parent, _)| parent);
+        }
+    }
+
+    fn enum_values(&self, enumeration: &str) -> Vec<(String, i32)> {
+        self.pool
+            .get_enum_by_name(enumeration)
+            .map(|e| {
+                e.values()
+                    .map(|v| (v.name().to_owned(), v.number()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// How prost stores an argument field of the synthetic args struct: like a proto field of the

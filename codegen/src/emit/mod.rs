@@ -64,6 +64,15 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
             for service in &services {
                 items.push(emit_service(service, model, &paths));
             }
+            for (from, to) in paths.conversions() {
+                if let Some(conversion) = model
+                    .enum_conversions
+                    .iter()
+                    .find(|c| c.from.full_name() == from && c.to.full_name() == to)
+                {
+                    items.push(emit_conversion(conversion, &paths));
+                }
+            }
             let composers: Vec<String> = services
                 .iter()
                 .map(|s| composer_name(s.descriptor.name()))
@@ -72,6 +81,45 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
             (package, code)
         })
         .collect()
+}
+
+/// The function converting one enum's values into another's, as the model decided: one arm
+/// per source variant, so rustc checks that none is missed.
+fn emit_conversion(conversion: &EnumConversion, paths: &Paths<'_>) -> TokenStream {
+    use crate::expr::RustSchema;
+    let c = tokens::compose();
+    let (from, to) = (conversion.from.full_name(), conversion.to.full_name());
+    let Some(function) = paths.conversion_ident(from, to) else {
+        return quote!();
+    };
+    let variant = |enumeration: &prost_reflect::EnumDescriptor, number: i32| {
+        let value = enumeration.values().find(|v| v.number() == number)?;
+        paths.enum_variant(enumeration.full_name(), value.name())
+    };
+    let source = paths.enum_path(&conversion.from);
+    let arms = conversion.values.iter().filter_map(|(number, target)| {
+        let from_variant = variant(&conversion.from, *number)?;
+        let to_variant = variant(&conversion.to, *target)?;
+        Some(quote!(Ok(#from_variant) => #to_variant,))
+    });
+    let otherwise = match conversion.default.and_then(|d| variant(&conversion.to, d)) {
+        Some(default) => quote!(Err(_) => #default,),
+        None => {
+            let message = format!("value {{value}} of `{from}` has no counterpart in `{to}`");
+            quote!(Err(_) => return Err(#c::Status::internal(format!(#message))),)
+        }
+    };
+    let doc = format!(" Converts values of `{from}` into `{to}`, as the protos say.");
+    quote! {
+        #[doc = #doc]
+        fn #function(value: i32) -> Result<i32, #c::Status> {
+            let converted = match #source::try_from(value) {
+                #(#arms)*
+                #otherwise
+            };
+            Ok(converted as i32)
+        }
+    }
 }
 
 /// Lints allowed in the composition module, each for a reason:

@@ -18,7 +18,7 @@ use quote::{format_ident, quote};
 use super::tokens::compose;
 use crate::expr::{self, Type};
 use crate::model::Model;
-use crate::names::{rust_field_ident, rust_type_ident};
+use crate::names::{enum_variant_ident, rust_field_ident, rust_type_ident};
 use crate::schema::{ARGS_SUFFIX, PoolSchema};
 
 /// The module each package's composition code is emitted in.
@@ -36,6 +36,7 @@ pub(super) struct Names {
     resolvers: HashMap<String, String>,
     args: HashMap<String, String>,
     aliases: BTreeMap<String, String>,
+    conversions: HashMap<(String, String), String>,
 }
 
 impl Names {
@@ -59,6 +60,27 @@ impl Names {
             args.insert(
                 descriptor.full_name().to_owned(),
                 unique(format!("{camel}Args"), taken),
+            );
+        }
+        // Conversions are defined in each package that uses them: unique in every package.
+        let mut conversions = HashMap::new();
+        let mut all_taken: BTreeSet<String> = taken.values().flatten().cloned().collect();
+        for conversion in &model.enum_conversions {
+            let name = format!(
+                "{}_from_{}",
+                conversion.to.name().to_snake_case(),
+                conversion
+                    .from
+                    .full_name()
+                    .replace('.', "_")
+                    .to_snake_case()
+            );
+            conversions.insert(
+                (
+                    conversion.from.full_name().to_owned(),
+                    conversion.to.full_name().to_owned(),
+                ),
+                unique(name, &mut all_taken),
             );
         }
         for service in &model.services {
@@ -110,6 +132,7 @@ impl Names {
             resolvers,
             args,
             aliases,
+            conversions,
         }
     }
 }
@@ -154,6 +177,7 @@ pub(super) struct Paths<'a> {
     names: &'a Names,
     schema: &'a PoolSchema,
     used: RefCell<BTreeSet<String>>,
+    conversions: RefCell<BTreeSet<(String, String)>>,
 }
 
 impl<'a> Paths<'a> {
@@ -163,7 +187,36 @@ impl<'a> Paths<'a> {
             names,
             schema,
             used: RefCell::new(BTreeSet::new()),
+            conversions: RefCell::new(BTreeSet::new()),
         }
+    }
+
+    /// The function converting values of enum `from` into enum `to` (full names), which the
+    /// module then defines; `None` if the model has no such conversion.
+    pub(super) fn enum_conversion(&self, from: &str, to: &str) -> Option<TokenStream> {
+        let name = self
+            .names
+            .conversions
+            .get(&(from.to_owned(), to.to_owned()))?;
+        self.conversions
+            .borrow_mut()
+            .insert((from.to_owned(), to.to_owned()));
+        let ident = format_ident!("{name}");
+        Some(quote!(#ident))
+    }
+
+    /// The enum conversions named so far, as (from, to) full names.
+    pub(super) fn conversions(&self) -> Vec<(String, String)> {
+        self.conversions.borrow().iter().cloned().collect()
+    }
+
+    /// The name of a conversion function.
+    pub(super) fn conversion_ident(&self, from: &str, to: &str) -> Option<Ident> {
+        let name = self
+            .names
+            .conversions
+            .get(&(from.to_owned(), to.to_owned()))?;
+        Some(format_ident!("{name}"))
     }
 
     /// The `use` declarations of the packages named so far, in package order.
@@ -279,6 +332,23 @@ impl<'a> Paths<'a> {
         quote!(#package #(#parents::)* #ident)
     }
 
+    /// The path of an enum's prost type.
+    pub(super) fn enum_path(&self, descriptor: &prost_reflect::EnumDescriptor) -> TokenStream {
+        let package = self.package_prefix(descriptor.package_name());
+        let mut parents = Vec::new();
+        let mut parent = descriptor.parent_message();
+        while let Some(p) = parent {
+            parents.push(format_ident!(
+                "{}",
+                rust_field_ident(&p.name().to_snake_case())
+            ));
+            parent = p.parent_message();
+        }
+        parents.reverse();
+        let ident = format_ident!("{}", rust_type_ident(descriptor.name()));
+        quote!(#package #(#parents::)* #ident)
+    }
+
     /// The module prost puts a message's nested types (and oneof enums) in: the message's path
     /// with its name in snake case.
     fn nested_module(&self, descriptor: &MessageDescriptor) -> TokenStream {
@@ -365,6 +435,16 @@ impl expr::RustSchema for Paths<'_> {
         let enumeration = format_ident!("{}", rust_type_ident(oneof));
         let variant = format_ident!("{}", rust_type_ident(&field.name));
         Some(quote!(#module::#enumeration::#variant))
+    }
+
+    fn enum_variant(&self, enumeration: &str, value: &str) -> Option<TokenStream> {
+        let descriptor = self.schema.pool().get_enum_by_name(enumeration)?;
+        let number = descriptor.get_value_by_name(value)?.number();
+        // prost keeps the first of aliased values (`allow_alias`).
+        let first = descriptor.values().find(|v| v.number() == number)?;
+        let path = self.enum_path(&descriptor);
+        let variant = format_ident!("{}", enum_variant_ident(descriptor.name(), first.name()));
+        Some(quote!(#path::#variant))
     }
 
     fn cel_path(&self) -> TokenStream {

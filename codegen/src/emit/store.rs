@@ -36,6 +36,7 @@ pub(super) fn store_expression(
         field.field_descriptor_proto().proto3_optional() || wrapped(&field.kind()).is_some();
     if presence
         && !field.is_list()
+        && e.checked.ty == crate::schema::field_info(field).ty
         && let Some((value, scalar)) = expr::emit_optional_scalar(&e.checked, env, paths)
         && scalar_of_kind(&stored_kind(&field.kind())) == Some(scalar)
     {
@@ -55,13 +56,52 @@ pub(super) fn store_expression(
         }
     }
     let value = paths.expr(&e.checked, env);
-    store(value, &e.checked.ty, field)
+    store(value, &e.checked.ty, field, paths)
+}
+
+/// The conversion function of values of enum `ty` (or of its list's elements) into
+/// `field`'s enum, when they differ.
+fn enum_conversion(ty: &Type, field: &FieldDescriptor, paths: &Paths<'_>) -> Option<TokenStream> {
+    let from = match ty {
+        Type::Enum(from) => from,
+        Type::List(element) => match &**element {
+            Type::Enum(from) => from,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    match field.kind() {
+        Kind::Enum(to) if to.full_name() != from => paths.enum_conversion(from, to.full_name()),
+        _ => None,
+    }
 }
 
 /// Converts an expression value into what `field` stores (checked narrowing, `Some` for
 /// presence fields).
-pub(super) fn store(value: TokenStream, ty: &Type, field: &FieldDescriptor) -> TokenStream {
+pub(super) fn store(
+    value: TokenStream,
+    ty: &Type,
+    field: &FieldDescriptor,
+    paths: &Paths<'_>,
+) -> TokenStream {
     let c = compose();
+    if let Some(convert) = enum_conversion(ty, field, paths) {
+        let converted = if field.is_list() {
+            quote! {
+                (#value)
+                    .into_iter()
+                    .map(#convert)
+                    .collect::<Result<Vec<_>, #c::Status>>()?
+            }
+        } else {
+            quote!(#convert(#value)?)
+        };
+        return if field.field_descriptor_proto().proto3_optional() {
+            quote!(Some(#converted))
+        } else {
+            converted
+        };
+    }
     let out_of_range = format!("value out of range for field `{}`", field.full_name());
     // The conversion of one canonical value (`i64`, `u64`, `f64`) into a narrower stored
     // kind, or `None` when the kind stores the canonical type itself.
@@ -191,6 +231,9 @@ fn plain_value(
     }
     let value = paths.expr(&e.checked, env);
     let c = compose();
+    if let Some(convert) = enum_conversion(&e.checked.ty, field, paths) {
+        return quote!(#convert(#value)?);
+    }
     let out_of_range = format!("value out of range for field `{}`", field.full_name());
     match scalar_of_kind(&kind) {
         Some(expr::Scalar::I32 | expr::Scalar::U32) => quote! {

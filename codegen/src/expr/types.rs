@@ -157,6 +157,20 @@ pub trait Schema {
 
     /// The field names of `message`, for "did you mean" hints.
     fn field_names(&self, message: &str) -> Vec<String>;
+
+    /// The full name of the enum `name` (relative or fully qualified) as seen from `package`,
+    /// by protobuf's scoping rules: innermost package first.
+    fn resolve_enum(&self, name: &str, package: &str) -> Option<String> {
+        let _ = (name, package);
+        None
+    }
+
+    /// The values of enum `enumeration` (its full name): name and number, in declaration
+    /// order.
+    fn enum_values(&self, enumeration: &str) -> Vec<(String, i32)> {
+        let _ = enumeration;
+        Vec::new()
+    }
 }
 
 /// The names an expression can read: `$`, `caller` and the steps defined above it, each with
@@ -165,6 +179,7 @@ pub trait Schema {
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     bindings: Vec<(String, Type)>,
+    package: String,
 }
 
 impl Scope {
@@ -201,5 +216,16 @@ impl Scope {
     /// The names bound, in the order they were first bound.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.bindings.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// Sets the proto package relative names (of enums) are looked up from.
+    pub fn in_package(mut self, package: impl Into<String>) -> Self {
+        self.package = package.into();
+        self
+    }
+
+    /// The proto package relative names are looked up from.
+    pub fn package(&self) -> &str {
+        &self.package
     }
 }

@@ -25,7 +25,7 @@ impl Resolver<'_> {
         target: &Type,
         span: Option<Span>,
     ) {
-        if let Err(problem) = binding_allowed(ty, field, target) {
+        if let Err(problem) = self.binding(ty, field, target) {
             let (message, hint) = problem;
             let d = Diagnostic::error(readable(&message), span);
             self.diagnostics.push(match hint {
@@ -33,6 +33,27 @@ impl Resolver<'_> {
                 None => d,
             });
         }
+    }
+
+    /// Whether a value of type `ty` may be stored in `field`, converting enums (recorded for
+    /// emission) where they differ.
+    pub(super) fn binding(
+        &mut self,
+        ty: &Type,
+        field: &FieldDescriptor,
+        target: &Type,
+    ) -> Result<(), (String, Option<String>)> {
+        let element = |t: &Type| match t {
+            Type::List(inner) => (**inner).clone(),
+            other => other.clone(),
+        };
+        if let (Type::Enum(from), Type::Enum(to)) = (element(ty), element(target))
+            && from != to
+            && matches!(ty, Type::List(_)) == matches!(target, Type::List(_))
+        {
+            return self.enum_conversion(&from, &to);
+        }
+        binding_allowed(ty, field, target)
     }
 
     pub(super) fn bind_fields(
@@ -126,7 +147,7 @@ impl Resolver<'_> {
             match autobound.get(field.name()).map(Vec::as_slice) {
                 Some([(step, from)]) => {
                     let from_ty = field_info(from).ty;
-                    if binding_allowed(&from_ty, &field, &target).is_ok() {
+                    if self.binding(&from_ty, &field, &target).is_ok() {
                         if let Some(value) = autobind_value(&self.schema, scope, steps, *step, from)
                         {
                             fields.push(FieldPlan {
@@ -250,10 +271,18 @@ pub fn binding_allowed(
         (Type::Int, Type::Enum(e)) => {
             return Err((
                 format!("cannot store int in enum field `{}` ({e})", field.name()),
-                Some(
-                    "compare or convert enum values by name; bare numbers are not accepted"
-                        .to_owned(),
-                ),
+                Some(match field.kind() {
+                    prost_reflect::Kind::Enum(enumeration) => {
+                        let example = enumeration
+                            .values()
+                            .find(|v| v.number() != 0)
+                            .or_else(|| enumeration.values().next())
+                            .map(|v| format!("`{e}.{}`", v.name()))
+                            .unwrap_or_default();
+                        format!("write enum values by name, such as {example}")
+                    }
+                    _ => "write enum values by name".to_owned(),
+                }),
             ));
         }
         (Type::List(a), Type::List(b)) if **a == Type::Error || a == b => return Ok(()),

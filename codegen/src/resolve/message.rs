@@ -55,7 +55,7 @@ impl Resolver<'_> {
             }
         };
 
-        let mut scope = expr::Scope::new();
+        let mut scope = expr::Scope::new().in_package(message.package_name());
         scope.insert("$", input_type);
         scope.insert(
             CALLER,

@@ -19,6 +19,7 @@
 
 mod args;
 mod bind;
+mod enums;
 mod exprs;
 mod message;
 mod names;
@@ -68,6 +69,8 @@ struct Resolver<'a> {
     call_defaults: HashMap<String, CallDefaults>,
     /// What is known while one message is resolved; a fresh one per message.
     message: MessageState,
+    /// The enum conversions bindings need, each once.
+    enum_conversions: Vec<EnumConversion>,
 }
 
 /// The state of resolving one message, which decides what is reported about the names it
@@ -109,6 +112,7 @@ impl<'a> Resolver<'a> {
             callers: HashMap::new(),
             call_defaults: HashMap::new(),
             message: MessageState::default(),
+            enum_conversions: Vec::new(),
         })
     }
 
@@ -215,6 +219,7 @@ impl<'a> Resolver<'a> {
         plans.reverse();
         model.messages = plans;
         self.check_module_names(&model);
+        model.enum_conversions = std::mem::take(&mut self.enum_conversions);
         model
     }
 

@@ -117,6 +117,19 @@ pub(crate) fn compatible(a: &Type, b: &Type) -> bool {
     }
 }
 
+/// The parts of a dotted name (`a.b.c`), when the node is nothing else.
+fn dotted(node: &Node) -> Option<Vec<&str>> {
+    match &node.kind {
+        NodeKind::Name(ident) => Some(vec![ident.name.as_str()]),
+        NodeKind::Select { operand, field } => {
+            let mut parts = dotted(operand)?;
+            parts.push(&field.name);
+            Some(parts)
+        }
+        _ => None,
+    }
+}
+
 /// Whether a node is the literal `[]` (possibly parenthesized).
 fn is_empty_list(node: &Node) -> bool {
     matches!(&node.kind, NodeKind::List(items) if items.is_empty())
@@ -198,6 +211,43 @@ impl Checker<'_> {
         self.error(error, Type::Error)
     }
 
+    /// `Enum.VALUE` (or `pkg.Enum.VALUE`): a select whose operand is a dotted name, not in
+    /// scope, that names an enum. Names in scope win.
+    fn enum_value(&mut self, operand: &Node, value: &Ident, span: &Span) -> Option<Typed> {
+        let parts = dotted(operand)?;
+        if self.scope.get(parts[0]).is_some() {
+            return None;
+        }
+        let name = parts.join(".");
+        let enumeration = self.schema.resolve_enum(&name, self.scope.package())?;
+        let values = self.schema.enum_values(&enumeration);
+        match values.iter().find(|(n, _)| *n == value.name) {
+            Some((_, number)) => Some(Typed::new(
+                TypedKind::EnumValue {
+                    enumeration: enumeration.clone(),
+                    value: value.name.clone(),
+                    number: *number,
+                },
+                Type::Enum(enumeration),
+                span.clone(),
+            )),
+            None => {
+                let hint = closest(&value.name, values.iter().map(|(n, _)| n.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| {
+                        let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
+                        format!("its values are: {}", names.join(", "))
+                    });
+                let error = ExprError::new(
+                    value.span.clone(),
+                    format!("no value `{}` in enum `{enumeration}`", value.name),
+                )
+                .with_hint(hint);
+                Some(self.error(error, Type::Enum(enumeration)))
+            }
+        }
+    }
+
     /// Looks up `field` on `message`, reporting an unknown field with a suggestion.
     fn field_of(&mut self, message: &str, field: &Ident) -> Option<FieldInfo> {
         if let Some(info) = self.schema.field(message, &field.name) {
@@ -217,6 +267,9 @@ impl Checker<'_> {
     }
 
     fn select(&mut self, operand: &Node, field: &Ident, span: Span) -> Typed {
+        if let Some(value) = self.enum_value(operand, field, &span) {
+            return value;
+        }
         let operand = self.node(operand, None);
         match &operand.ty {
             Type::Error => Typed::poisoned(Type::Error, span),

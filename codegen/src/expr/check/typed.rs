@@ -105,6 +105,15 @@ pub(crate) enum TypedKind {
         otherwise: Box<Typed>,
     },
     List(Vec<Typed>),
+    /// A value of an enum by name: `Status.ACTIVE`, `demo.users.v1.Status.ACTIVE`.
+    EnumValue {
+        /// The enum's full name.
+        enumeration: String,
+        /// The value's proto name.
+        value: String,
+        /// Its number.
+        number: i32,
+    },
     /// Stands where an error was reported; never emitted.
     Poisoned,
 }

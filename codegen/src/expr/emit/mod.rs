@@ -112,6 +112,13 @@ pub trait RustSchema: Schema {
     /// `filter::Kind::Text`.
     fn oneof_variant(&self, message: &str, field: &FieldInfo) -> Option<TokenStream>;
 
+    /// The path of the prost enum variant of value `value` of `enumeration` (its full name),
+    /// such as `users_v1::Status::Active`; `None` writes the value's number instead.
+    fn enum_variant(&self, enumeration: &str, value: &str) -> Option<TokenStream> {
+        let _ = (enumeration, value);
+        None
+    }
+
     /// The path of the runtime's expression helpers, as the emitted code reaches them.
     fn cel_path(&self) -> TokenStream {
         quote!(::mosaic_gateway::compose::cel)
@@ -266,6 +273,8 @@ enum Prec {
     Compare,
     Add,
     Mul,
+    /// `x as T`
+    Cast,
     /// `!x`, `-x`, `*x`, `&x`
     Unary,
     /// Paths, calls, method calls, field accesses, `?`, literals, parenthesized.
@@ -419,6 +428,14 @@ impl<'a> Emitter<'a> {
             }
             TypedKind::Conditional { .. } => self.conditional(node),
             TypedKind::List(items) => self.list(items, &node.ty),
+            TypedKind::EnumValue {
+                enumeration,
+                value,
+                number,
+            } => match self.schema.enum_variant(enumeration, value) {
+                Some(variant) => Out::owned(quote!(#variant as i32), Prec::Cast),
+                None => Out::owned(quote!(#number), Prec::Atom),
+            },
             TypedKind::Poisoned => compile_error("an expression with errors was emitted"),
         }
     }

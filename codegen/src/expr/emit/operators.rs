@@ -114,6 +114,13 @@ impl Emitter<'_> {
             Out::owned(quote!(#left #symbol #right), Prec::Compare)
         };
         let (left_ty, right_ty) = (&lhs.ty, &rhs.ty);
+        // `E::X as i32 < y` would read `i32<` as generic arguments: a cast on the left of `<`
+        // is parenthesized.
+        let left_min = if matches!(op, BinaryOp::Lt | BinaryOp::Le) {
+            Prec::Unary
+        } else {
+            Prec::Add
+        };
         // `xs == []`: an emptiness test, which needs no element type.
         if matches!(op, BinaryOp::Eq | BinaryOp::Ne) && (lhs.is_empty_list() || rhs.is_empty_list())
         {
@@ -128,7 +135,7 @@ impl Emitter<'_> {
             | (Type::Double, Type::Double)
             | (Type::Bool, Type::Bool)
             | (Type::Enum(_), Type::Enum(_)) => {
-                let left = self.value(self.out(lhs), left_ty).at(Prec::Add);
+                let left = self.value(self.out(lhs), left_ty).at(left_min);
                 let right = self.value(self.out(rhs), right_ty).at(Prec::Add);
                 binary(left, right)
             }
@@ -139,7 +146,7 @@ impl Emitter<'_> {
                     (left_ty, right_ty),
                     (Type::Int, Type::Enum(_)) | (Type::Enum(_), Type::Int)
                 ) {
-                    return binary(left.at(Prec::Add), right.at(Prec::Add));
+                    return binary(left.at(left_min), right.at(Prec::Add));
                 }
                 let cel = self.schema.cel_path();
                 let function = quote::format_ident!(

@@ -355,3 +355,32 @@ fn every_independent_error_is_reported_once() {
         "zzz",
     );
 }
+
+#[test]
+fn enum_values_by_name() {
+    assert_eq!(
+        type_of("Status.STATUS_ACTIVE"),
+        Type::Enum("demo.Status".into())
+    );
+    assert_eq!(
+        type_of("demo.Status.STATUS_BANNED"),
+        Type::Enum("demo.Status".into())
+    );
+    assert_eq!(type_of("$.status == Status.STATUS_ACTIVE"), Type::Bool);
+    assert_eq!(
+        type_of("$.verbose ? Status.STATUS_ACTIVE : $.status"),
+        Type::Enum("demo.Status".into())
+    );
+    let (message, at, hint) = single("Status.STATUS_ACTIV");
+    assert_eq!(message, "no value `STATUS_ACTIV` in enum `demo.Status`");
+    assert_eq!(at, "STATUS_ACTIV");
+    assert_eq!(hint.as_deref(), Some("did you mean `STATUS_ACTIVE`?"));
+    // Not an enum: an unknown name, as before.
+    let (message, at, _) = single("Statu.STATUS_ACTIVE");
+    assert_eq!(
+        (message.as_str(), at.as_str()),
+        ("unknown name `Statu`", "Statu")
+    );
+    // A name in scope wins over an enum of the same name.
+    assert_eq!(type_of("rs.total"), Type::Uint);
+}

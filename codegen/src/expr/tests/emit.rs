@@ -645,7 +645,7 @@ fn field_names_from_the_schema_never_panic() {
         ("Self", true),
         ("fooBar", true),
         ("", false),
-        ("1a", false),
+        ("1a", true),
         ("a-b", true),
         ("r#", true),
         ("é", true),

@@ -108,6 +108,27 @@ impl Schema for Storefront {
     fn field_names(&self, message: &str) -> Vec<String> {
         fields(message).into_iter().map(|f| f.name).collect()
     }
+
+    fn resolve_enum(&self, name: &str, package: &str) -> Option<String> {
+        let full = if name.starts_with("demo.") {
+            name.to_owned()
+        } else {
+            format!("{package}.{name}")
+        };
+        matches!(full.as_str(), "demo.Status" | "demo.Other").then_some(full)
+    }
+
+    fn enum_values(&self, enumeration: &str) -> Vec<(String, i32)> {
+        match enumeration {
+            "demo.Status" => vec![
+                ("STATUS_UNKNOWN".to_owned(), 0),
+                ("STATUS_ACTIVE".to_owned(), 1),
+                ("STATUS_BANNED".to_owned(), 2),
+            ],
+            "demo.Other" => vec![("OTHER_NONE".to_owned(), 0)],
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl RustSchema for Storefront {
@@ -129,6 +150,7 @@ impl RustSchema for Storefront {
 /// `$` (a request), `rs` (a reviews response), `n` (an int step) and `names` (a list step).
 pub(super) fn scope() -> Scope {
     Scope::new()
+        .in_package("demo")
         .with("$", message("demo.Request"))
         .with("rs", message("demo.ListReviewsResponse"))
         .with("n", Type::Int)
