@@ -146,6 +146,77 @@ pub struct CallPlan {
     pub timeout: Option<Duration>,
     /// The downstream method's resilience defaults from its proto.
     pub defaults: CallDefaults,
+    /// What a failure leads to: the first handler whose condition holds decides.
+    pub errors: Vec<ErrorHandlerPlan>,
+}
+
+/// One `error` handler of a call.
+#[derive(Debug)]
+pub struct ErrorHandlerPlan {
+    /// When it applies (reads `error`); always when absent.
+    pub condition: Option<Expression>,
+    /// What it does.
+    pub action: ErrorAction,
+}
+
+/// What an error handler makes of a failed call.
+#[derive(Debug)]
+pub enum ErrorAction {
+    /// The step's value is its default, and the response is partial.
+    Ignore,
+    /// The step's value is this instead.
+    Fallback(Expression),
+    /// The edge call fails with this status.
+    Status(StatusPlan),
+    /// The edge call fails with the downstream's status.
+    Fail,
+}
+
+/// A status an error handler answers with.
+#[derive(Debug)]
+pub struct StatusPlan {
+    /// The gRPC code.
+    pub code: i32,
+    /// The message; the downstream's when absent.
+    pub message: Option<Expression>,
+    /// `google.rpc` details, in order.
+    pub details: Vec<DetailPlan>,
+}
+
+/// One detail of a [`StatusPlan`]; every text is an expression, absent when not written.
+#[derive(Debug)]
+pub enum DetailPlan {
+    /// `google.rpc.ErrorInfo`.
+    ErrorInfo {
+        /// `reason`.
+        reason: Option<Expression>,
+        /// `domain`.
+        domain: Option<Expression>,
+        /// `metadata`, by key.
+        metadata: Vec<(String, Expression)>,
+    },
+    /// `google.rpc.LocalizedMessage`.
+    LocalizedMessage {
+        /// `locale`.
+        locale: Option<Expression>,
+        /// `message`.
+        message: Option<Expression>,
+    },
+    /// `google.rpc.BadRequest`: (field, description) per violation.
+    BadRequest(Vec<(Option<Expression>, Option<Expression>)>),
+    /// `google.rpc.PreconditionFailure`: (type, subject, description) per violation.
+    PreconditionFailure(Vec<(Option<Expression>, Option<Expression>, Option<Expression>)>),
+    /// `google.rpc.ResourceInfo`.
+    ResourceInfo {
+        /// `resource_type`.
+        resource_type: Option<Expression>,
+        /// `resource_name`.
+        resource_name: Option<Expression>,
+        /// `owner`.
+        owner: Option<Expression>,
+        /// `description`.
+        description: Option<Expression>,
+    },
 }
 
 /// What a downstream method's proto says about calling it resiliently: its
@@ -204,6 +275,8 @@ pub struct ValidationPlan {
     pub code: i32,
     /// The status message.
     pub message: Expression,
+    /// `google.rpc` details of the rejection.
+    pub details: Vec<DetailPlan>,
 }
 
 /// How one field of a built message gets its value.

@@ -57,6 +57,8 @@ const CASES: &[&str] = &[
     "enum_from_int",
     "enum_value_unknown",
     "enum_without_counterpart",
+    "error_fallback_type_mismatch",
+    "error_handler_after_catch_all",
     "escaped_and_split_strings",
     "expression_trailing_operator",
     "expression_type_mismatch",

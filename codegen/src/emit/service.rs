@@ -39,7 +39,7 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
                 let call = #c::EdgeCall::start(&request, #full, #timeout);
                 let input = #c::Arc::new(request.into_inner());
                 let body = #resolver(call, self.downstreams.clone(), input);
-                call.run(body).await.map(#c::Response::new)
+                call.respond(body).await
             }
         }
     });

@@ -73,9 +73,19 @@ pub(super) fn emit_validation(
     let condition = paths.expr(&v.condition.checked, env);
     let message = paths.expr(&v.message.checked, env);
     let code = code_tokens(v.code);
+    if v.details.is_empty() {
+        return quote! {
+            if #condition {
+                return Err(#c::Status::new(#code, #message));
+            }
+        };
+    }
+    let details = v.details.iter().map(|d| detail(d, env, paths));
     quote! {
         if #condition {
-            return Err(#c::Status::new(#code, #message));
+            let mut details = #c::ErrorDetails::new();
+            #(#details)*
+            return Err(#c::rejection(#code, #message, details));
         }
     }
 }
@@ -117,6 +127,30 @@ fn emit_call(step: &str, call: &CallPlan, env: &expr::Env, paths: &Paths<'_>) ->
     } else {
         quote!(#request_type { #(#fields)* #rest })
     };
+    let call_tokens = quote! {
+        #c::call_downstream(&call, &downstreams, #service_name, &spec, request, |channel, request| async move {
+            #client::new(channel).#function(request).await
+        })
+        .await
+    };
+    let result = if call.errors.is_empty() {
+        call_tokens
+    } else {
+        let (handlers, last) = error_handlers(step, &call.errors, env, paths);
+        let last = last.unwrap_or_else(|| quote!(Err(status)));
+        let error_type = paths.message(CALL_ERROR);
+        quote! {
+            match #call_tokens {
+                Ok(value) => Ok(value),
+                Err(status) => {
+                    let error: #error_type = #c::call_error(&status);
+                    let error = &error;
+                    #(#handlers)*
+                    #last
+                }
+            }
+        }
+    };
     quote! {
         let request = #request;
         let spec = #c::CallSpec {
@@ -125,10 +159,134 @@ fn emit_call(step: &str, call: &CallPlan, env: &expr::Env, paths: &Paths<'_>) ->
             timeout: #timeout,
             defaults: #defaults,
         };
-        #c::call_downstream(&call, &downstreams, #service_name, &spec, request, |channel, request| async move {
-            #client::new(channel).#function(request).await
-        })
-        .await
+        #result
+    }
+}
+
+/// The message `error` handlers read.
+const CALL_ERROR: &str = "mosaic.v1.CallError";
+
+/// One `if` per handler, in order, each ending the step (or the element) when it applies; and
+/// the last handler's result when it always applies.
+fn error_handlers(
+    step: &str,
+    handlers: &[ErrorHandlerPlan],
+    env: &expr::Env,
+    paths: &Paths<'_>,
+) -> (Vec<TokenStream>, Option<TokenStream>) {
+    let c = compose();
+    let mut env = env.clone();
+    env.insert("error", quote!(error));
+    let mut out = Vec::new();
+    for handler in handlers {
+        // Each action as statements, then the step's (or element's) result.
+        let (prelude, action) = match &handler.action {
+            ErrorAction::Ignore => (quote!(#c::ignored(#step);), quote!(Ok(Default::default()))),
+            ErrorAction::Fallback(value) => {
+                let value = paths.expr(&value.checked, &env);
+                (quote!(), quote!(Ok(#value)))
+            }
+            ErrorAction::Status(status) => {
+                let code = code_tokens(status.code);
+                let message = optional(
+                    status
+                        .message
+                        .as_ref()
+                        .map(|m| paths.expr(&m.checked, &env)),
+                );
+                let details: Vec<TokenStream> = status
+                    .details
+                    .iter()
+                    .map(|d| detail(d, &env, paths))
+                    .collect();
+                let details = if details.is_empty() {
+                    quote!(let details = #c::ErrorDetails::new();)
+                } else {
+                    quote! {
+                        let mut details = #c::ErrorDetails::new();
+                        #(#details)*
+                    }
+                };
+                (
+                    details,
+                    quote!(Err(#c::handler_status(#code, #message, &status, details))),
+                )
+            }
+            ErrorAction::Fail => (quote!(), quote!(Err(status))),
+        };
+        match &handler.condition {
+            Some(condition) => {
+                let condition = paths.expr(&condition.checked, &env);
+                out.push(quote! {
+                    if #condition {
+                        #prelude
+                        return #action;
+                    }
+                });
+            }
+            // The resolver lets no handler follow one that always applies.
+            None => {
+                out.push(prelude);
+                return (out, Some(action));
+            }
+        }
+    }
+    (out, None)
+}
+
+/// Adds one `google.rpc` detail to `details`.
+fn detail(detail: &DetailPlan, env: &expr::Env, paths: &Paths<'_>) -> TokenStream {
+    let text = |e: &Option<Expression>| match e {
+        Some(e) => paths.expr(&e.checked, env),
+        None => quote!(String::new()),
+    };
+    match detail {
+        DetailPlan::ErrorInfo {
+            reason,
+            domain,
+            metadata,
+        } => {
+            let (reason, domain) = (text(reason), text(domain));
+            let entries = metadata.iter().map(|(key, value)| {
+                let value = paths.expr(&value.checked, env);
+                quote!((#key.to_owned(), #value))
+            });
+            quote! {
+                details.set_error_info(#reason, #domain, ::std::collections::HashMap::from([#(#entries),*]));
+            }
+        }
+        DetailPlan::LocalizedMessage { locale, message } => {
+            let (locale, message) = (text(locale), text(message));
+            quote!(details.set_localized_message(#locale, #message);)
+        }
+        DetailPlan::BadRequest(violations) => {
+            let adds = violations.iter().map(|(field, description)| {
+                let (field, description) = (text(field), text(description));
+                quote!(details.add_bad_request_violation(#field, #description);)
+            });
+            quote!(#(#adds)*)
+        }
+        DetailPlan::PreconditionFailure(violations) => {
+            let adds = violations.iter().map(|(kind, subject, description)| {
+                let (kind, subject, description) = (text(kind), text(subject), text(description));
+                quote!(details.add_precondition_failure_violation(#kind, #subject, #description);)
+            });
+            quote!(#(#adds)*)
+        }
+        DetailPlan::ResourceInfo {
+            resource_type,
+            resource_name,
+            owner,
+            description,
+        } => {
+            let (a, b, c, d) = (
+                text(resource_type),
+                text(resource_name),
+                text(owner),
+                text(description),
+            );
+            quote!(details.set_resource_info(#a, #b, #c, #d);)
+        }
     }
 }
 

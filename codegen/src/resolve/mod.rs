@@ -20,6 +20,7 @@
 mod args;
 mod bind;
 mod enums;
+mod errors;
 mod exprs;
 mod message;
 mod names;

@@ -105,11 +105,13 @@ impl Resolver<'_> {
                     .and_then(|c| c.as_enum_number())
                     .filter(|&c| c != 0)
                     .unwrap_or(3);
+                let details = self.error_details(ctx, scope, &v, &path, reads);
                 Some((
                     StepBody::Validation(ValidationPlan {
                         condition: condition?,
                         code,
                         message: message?,
+                        details: details?,
                     }),
                     Type::Bool,
                 ))
@@ -228,11 +230,14 @@ impl Resolver<'_> {
             }
         }
         let defaults = self.call_defaults(&method);
+        let value = Type::Message(method.output().full_name().to_owned());
+        let errors = self.error_handlers(ctx, scope, call, path, &value, reads);
         Some(CallPlan {
             method,
             request,
             timeout,
             defaults,
+            errors,
         })
     }
 

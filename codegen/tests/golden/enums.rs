@@ -119,7 +119,7 @@ pub(crate) mod composition {
             );
             let input = compose::Arc::new(request.into_inner());
             let body = resolve_account(call, self.downstreams.clone(), input);
-            call.run(body).await.map(compose::Response::new)
+            call.respond(body).await
         }
     }
 

@@ -253,7 +253,7 @@ pub(crate) mod composition {
             );
             let input = compose::Arc::new(request.into_inner());
             let body = resolve_review_page(call, self.downstreams.clone(), input);
-            call.run(body).await.map(compose::Response::new)
+            call.respond(body).await
         }
     }
 }

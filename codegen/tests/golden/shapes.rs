@@ -254,7 +254,7 @@ pub(crate) mod composition {
             );
             let input = compose::Arc::new(request.into_inner());
             let body = resolve_shape(call, self.downstreams.clone(), input);
-            call.run(body).await.map(compose::Response::new)
+            call.respond(body).await
         }
     }
 }

@@ -172,7 +172,7 @@ pub(crate) mod composition {
             );
             let input = compose::Arc::new(request.into_inner());
             let body = resolve_out(call, self.downstreams.clone(), input);
-            call.run(body).await.map(compose::Response::new)
+            call.respond(body).await
         }
     }
 }

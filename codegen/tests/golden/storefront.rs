@@ -578,7 +578,7 @@ pub(crate) mod composition {
             );
             let input = compose::Arc::new(request.into_inner());
             let body = resolve_product_page(call, self.downstreams.clone(), input);
-            call.run(body).await.map(compose::Response::new)
+            call.respond(body).await
         }
         async fn get_user_profile(
             &self,
@@ -591,7 +591,7 @@ pub(crate) mod composition {
             );
             let input = compose::Arc::new(request.into_inner());
             let body = resolve_user_profile(call, self.downstreams.clone(), input);
-            call.run(body).await.map(compose::Response::new)
+            call.respond(body).await
         }
         async fn check_availability(
             &self,
@@ -604,7 +604,7 @@ pub(crate) mod composition {
             );
             let input = compose::Arc::new(request.into_inner());
             let body = resolve_availability(call, self.downstreams.clone(), input);
-            call.run(body).await.map(compose::Response::new)
+            call.respond(body).await
         }
     }
 }

@@ -343,6 +343,7 @@ impl Access {
             caller.context = Arc::new(CallContext {
                 forwarded,
                 caller: Arc::new(caller.as_text()),
+                ..CallContext::default()
             });
             caller
         });

@@ -34,6 +34,7 @@
 //! built and the call fails with `DEADLINE_EXCEEDED` without reaching the network.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -52,9 +53,13 @@ pub const DEFAULT_EDGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// module docs for how it shrinks near the deadline).
 pub const DOWNSTREAM_MARGIN: Duration = Duration::from_millis(5);
 
+/// The response metadata naming the steps an edge call's `error` handlers ignored.
+pub const PARTIAL_HEADER: &str = "mosaic-partial";
+
 /// One edge call's context: which method it is and when it must be answered by.
 ///
 /// It is `Copy`, so generated code moves it into every step without ceremony.
+
 #[derive(Clone, Copy, Debug)]
 pub struct EdgeCall {
     method: &'static str,
@@ -135,6 +140,29 @@ impl EdgeCall {
             Ok(result) => result,
             Err(_elapsed) => Err(self.deadline_exceeded()),
         }
+    }
+
+    /// Runs the handler body like [`run`](Self::run) and answers with its value; a response
+    /// built while `error` handlers ignored failed steps says so in its metadata:
+    /// `mosaic-partial` lists those steps, comma-separated, in the order they failed.
+    pub async fn respond<T, F>(&self, body: F) -> Result<tonic::Response<T>, Status>
+    where
+        F: Future<Output = Result<T, Status>>,
+    {
+        let context = crate::grpc::context::current().unwrap_or_default();
+        let value = crate::grpc::context::scope(Some(Arc::clone(&context)), self.run(body)).await?;
+        let mut response = tonic::Response::new(value);
+        let ignored = context
+            .ignored
+            .lock()
+            .map(|i| i.join(","))
+            .unwrap_or_default();
+        if !ignored.is_empty()
+            && let Ok(value) = ignored.parse()
+        {
+            response.metadata_mut().insert(PARTIAL_HEADER, value);
+        }
+        Ok(response)
     }
 
     /// Builds a downstream request carrying the time left (`grpc-timeout`), cut to

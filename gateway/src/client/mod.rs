@@ -25,7 +25,7 @@ mod upstream;
 // Re-exported to generated code by the `compose` facade.
 pub(crate) use downstreams::DownstreamMap;
 pub use downstreams::{DownstreamChannel, Downstreams};
-pub use edge::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall};
+pub use edge::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall, PARTIAL_HEADER};
 pub use retry::{CallSpec, MethodDefaults};
 
 pub(crate) use retry::call_with_retries;

@@ -38,6 +38,11 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 
 use tonic::Status;
 
+/// `partial()`: whether an `error` handler of the edge call ignored a failed step so far.
+pub fn partial() -> bool {
+    crate::grpc::context::partial()
+}
+
 /// The value of a singular message field (or a proto3 `optional` field), or the type's
 /// default instance when it is unset: as in proto and CEL, reading through an unset message
 /// gives defaults rather than an error.

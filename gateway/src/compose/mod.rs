@@ -87,6 +87,7 @@ pub mod cel;
 mod codec;
 mod composer;
 mod error;
+mod handle;
 mod map;
 mod step;
 
@@ -110,15 +111,21 @@ pub use self::composer::Composer;
 #[doc(hidden)]
 pub use self::error::{call_downstream, step_failed};
 #[doc(hidden)]
+pub use self::handle::{call_error, handler_status, ignored, rejection};
+#[doc(hidden)]
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
 #[doc(hidden)]
 pub use self::step::{Step, step, step_if};
+#[doc(hidden)]
+pub use crate::client::PARTIAL_HEADER;
 #[doc(hidden)]
 pub use crate::client::{
     CallSpec, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, DownstreamChannel, MethodDefaults,
 };
 pub use crate::client::{Downstreams, EdgeCall};
 pub use crate::grpc::status::ComposeError;
+#[doc(hidden)]
+pub use tonic_types::ErrorDetails;
 
 /// The caller of the edge call being served, as composition expressions read it (`caller`):
 /// the token's claims as text, then `consumer`, `plan` and `scheme`; empty when `[auth]` did

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use http::HeaderMap;
 
@@ -19,6 +19,9 @@ pub(crate) struct CallContext {
     pub(crate) forwarded: Option<HeaderMap>,
     /// The caller's identity as text: `consumer`, `plan`, `scheme`, and its token's claims.
     pub(crate) caller: Arc<BTreeMap<String, String>>,
+    /// The steps of a composed call whose failure an `error` handler ignored, in the order
+    /// they failed: the response is partial.
+    pub(crate) ignored: Mutex<Vec<&'static str>>,
 }
 
 tokio::task_local! {
@@ -36,6 +39,34 @@ pub(crate) async fn scope<F: Future>(context: Option<Arc<CallContext>>, future: 
 /// `future`, carrying the current context along when it is spawned elsewhere.
 pub(crate) fn propagate<F: Future>(future: F) -> impl Future<Output = F::Output> {
     scope(CONTEXT.try_with(Arc::clone).ok(), future)
+}
+
+/// The current context, if any.
+pub(crate) fn current() -> Option<Arc<CallContext>> {
+    CONTEXT.try_with(Arc::clone).ok()
+}
+
+/// Records that `step` failed and was ignored.
+pub(crate) fn ignore(step: &'static str) {
+    let _ = CONTEXT.try_with(|context| {
+        if let Ok(mut ignored) = context.ignored.lock()
+            && !ignored.contains(&step)
+        {
+            ignored.push(step);
+        }
+    });
+}
+
+/// Whether a step of the current call was ignored.
+pub(crate) fn partial() -> bool {
+    CONTEXT
+        .try_with(|context| {
+            context
+                .ignored
+                .lock()
+                .is_ok_and(|ignored| !ignored.is_empty())
+        })
+        .unwrap_or(false)
 }
 
 /// Adds the forwarded headers `headers` does not have yet.
@@ -69,6 +100,7 @@ mod tests {
         let context = CallContext {
             forwarded: Some(forwarded),
             caller: Arc::new(BTreeMap::from([("sub".to_owned(), "alice".to_owned())])),
+            ..CallContext::default()
         };
         let (seen, caller) = scope(Some(Arc::new(context)), async {
             tokio::spawn(propagate(async {

@@ -10,6 +10,7 @@
 //! | `string(x)` | string, int, uint, double, bool, bytes (UTF-8), enum (its number) | string |
 //! | `bytes(x)` | string, bytes | bytes |
 //! | `s.contains(t)`, `s.startsWith(t)`, `s.endsWith(t)` | strings | bool |
+//! | `partial()` | none | bool: whether a step of the edge call so far was ignored by an `error` handler |
 //!
 //! `has(x.f)` on a field without presence (a plain proto3 scalar, a list, a map) is true when
 //! the value is not the default (non-zero, non-empty), which is how proto3 itself decides
@@ -22,7 +23,9 @@ use crate::expr::error::ExprError;
 use crate::expr::types::Type;
 use crate::suggest::closest;
 
-const FUNCTIONS: &[&str] = &["size", "has", "int", "uint", "double", "string", "bytes"];
+const FUNCTIONS: &[&str] = &[
+    "size", "has", "int", "uint", "double", "string", "bytes", "partial",
+];
 const METHODS: &[&str] = &["size", "contains", "startsWith", "endsWith"];
 const MACROS: &[&str] = &["map", "filter", "exists", "all", "exists_one"];
 
@@ -48,6 +51,10 @@ impl Checker<'_> {
         match target {
             None => match name {
                 "has" => self.has(args, span),
+                "partial" => match self.arity(function, args, 0, &span) {
+                    Some(_) => Typed::new(TypedKind::Partial, Type::Bool, span),
+                    None => Typed::poisoned(Type::Bool, span),
+                },
                 "size" => match self.arity(function, args, 1, &span) {
                     Some([arg]) => {
                         let arg = self.node(arg, None);

@@ -114,6 +114,8 @@ pub(crate) enum TypedKind {
         /// Its number.
         number: i32,
     },
+    /// `partial()`: whether the edge call has ignored a failed step so far.
+    Partial,
     /// Stands where an error was reported; never emitted.
     Poisoned,
 }

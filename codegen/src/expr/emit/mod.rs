@@ -436,6 +436,10 @@ impl<'a> Emitter<'a> {
                 Some(variant) => Out::owned(quote!(#variant as i32), Prec::Cast),
                 None => Out::owned(quote!(#number), Prec::Atom),
             },
+            TypedKind::Partial => {
+                let cel = self.schema.cel_path();
+                Out::owned(quote!(#cel::partial()), Prec::Atom)
+            }
             TypedKind::Poisoned => compile_error("an expression with errors was emitted"),
         }
     }
