@@ -163,7 +163,89 @@ fn protox_diagnostic(err: &protox::Error, sources: &HashMap<String, String>) -> 
     if let (None, Some(file)) = (&span, err.file()) {
         message = format!("{file}: {message}");
     }
+    if let Some(span) = &span
+        && let Some(explained) = explain_option(&message, span)
+    {
+        return explained;
+    }
+    if message.contains("name 'mosaic.v1.") && message.contains("is not defined") {
+        return Diagnostic::error(message, span)
+            .with_hint("the `mosaic.v1` options need `import \"mosaic/v1/options.proto\";`");
+    }
     Diagnostic::error(message, span)
+}
+
+/// protox rejects a malformed `mosaic.v1` option value as a whole ("invalid value of type
+/// 'mosaic.v1.MessageRule'"); this finds what is wrong in it: the first field name the option
+/// message does not have (with the closest name and the fields it has), or a list written
+/// without the colon protox needs.
+fn explain_option(message: &str, span: &Span) -> Option<Diagnostic> {
+    let type_name = message
+        .split_once("invalid value of type '")?
+        .1
+        .split_once('\'')?
+        .0;
+    let pool = built_in_pool()?;
+    let root = pool.get_message_by_name(type_name)?;
+    let text = &span.file.text;
+    let tree = crate::source::OptionTree::scan(text, span.range.start);
+    let mut names: Vec<(&[crate::source::PathSegment], std::ops::Range<usize>)> =
+        tree.names().collect();
+    names.sort_by_key(|(_, range)| range.start);
+    for (path, range) in names {
+        let mut message = root.clone();
+        for (depth, (name, _)) in path.iter().enumerate() {
+            let Some(field) = message.get_field_by_name(name) else {
+                let fields: Vec<String> = message.fields().map(|f| f.name().to_owned()).collect();
+                let hint = match crate::suggest::suggest(name, &fields) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!("its fields are: {}", fields.join(", ")),
+                };
+                // Only the last segment is this name; earlier ones are checked at their own.
+                if depth + 1 == path.len() {
+                    return Some(
+                        Diagnostic::error(
+                            format!("no field `{name}` in `{}`", message.full_name()),
+                            Some(Span::new(&span.file, range)),
+                        )
+                        .with_hint(hint),
+                    );
+                }
+                break;
+            };
+            match field.kind() {
+                prost_reflect::Kind::Message(inner) => message = inner,
+                _ => break,
+            }
+        }
+    }
+    let missing = tree.lists_without_colon().first()?.clone();
+    let name = text.get(missing.clone()).unwrap_or("field").to_owned();
+    Some(
+        Diagnostic::error(
+            format!("a list needs a colon after the field name here: `{name}: [...]`"),
+            Some(Span::new(&span.file, missing)),
+        )
+        .with_hint(format!(
+            "write `{name}: [{{...}}, {{...}}]`, or repeat the field: `{name} {{...}} {name} {{...}}`"
+        )),
+    )
+}
+
+/// The built-in protos alone, compiled once, to explain malformed options against.
+fn built_in_pool() -> Option<&'static prost_reflect::DescriptorPool> {
+    static POOL: std::sync::OnceLock<Option<prost_reflect::DescriptorPool>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut chain = ChainFileResolver::new();
+        chain.add(BuiltInResolver);
+        chain.add(GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(chain);
+        compiler.include_imports(true);
+        compiler.open_file("mosaic/v1/options.proto").ok()?;
+        Some(compiler.descriptor_pool())
+    })
+    .as_ref()
 }
 
 /// Serves the built-in protos.

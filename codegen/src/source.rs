@@ -31,6 +31,8 @@ pub type PathSegment = (String, usize);
 pub struct OptionTree {
     values: HashMap<Vec<PathSegment>, ValueSpan>,
     names: HashMap<Vec<PathSegment>, std::ops::Range<usize>>,
+    /// Field names followed by a list without the `:` protox requires (`request [...]`).
+    lists_without_colon: Vec<std::ops::Range<usize>>,
 }
 
 // === impl ValueSpan ===
@@ -81,6 +83,18 @@ impl OptionTree {
         self.names.get(path).cloned()
     }
 
+    /// Every field name, with its path, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = (&[PathSegment], std::ops::Range<usize>)> {
+        self.names
+            .iter()
+            .map(|(path, range)| (path.as_slice(), range.clone()))
+    }
+
+    /// The names of fields written `name [ ... ]`, which protox rejects without a colon.
+    pub fn lists_without_colon(&self) -> &[std::ops::Range<usize>] {
+        &self.lists_without_colon
+    }
+
     fn scan_fields(&mut self, lexer: &mut Lexer<'_>, path: &mut Vec<PathSegment>) {
         let mut counts: HashMap<String, usize> = HashMap::new();
         loop {
@@ -92,6 +106,8 @@ impl OptionTree {
             let mut next = lexer.next();
             if let Some(Token::Punct(b':')) = next {
                 next = lexer.next();
+            } else if let Some(Token::Punct(b'[')) = next {
+                self.lists_without_colon.push(name_range.clone());
             }
             match next {
                 Some(Token::Punct(b'[')) => loop {

@@ -33,17 +33,43 @@ impl Expr {
     /// Function names (`size` in `size(x)`) and field names are not names.
     pub fn names(&self) -> Vec<(String, Span)> {
         let mut names = Vec::new();
-        collect_names(&self.root, &mut names);
+        collect_names(&self.root, &mut Vec::new(), &mut names);
         names
     }
 }
 
-fn collect_names(node: &Node, names: &mut Vec<(String, Span)>) {
-    if let NodeKind::Name(ident) = &node.kind {
-        names.push((ident.name.clone(), ident.span.clone()));
-    }
-    for child in node.kind.children() {
-        collect_names(child, names);
+/// The macros that bind an iteration variable: `xs.map(x, e)` and the like.
+pub(crate) const MACROS: &[&str] = &["map", "filter", "exists", "all", "exists_one"];
+
+/// The free names of `node`: those not bound by an enclosing macro's variable.
+fn collect_names(node: &Node, bound: &mut Vec<String>, names: &mut Vec<(String, Span)>) {
+    match &node.kind {
+        NodeKind::Name(ident) => {
+            if !bound.contains(&ident.name) {
+                names.push((ident.name.clone(), ident.span.clone()));
+            }
+        }
+        NodeKind::Call {
+            target: Some(target),
+            function,
+            args,
+        } if MACROS.contains(&function.name.as_str())
+            && matches!(args.as_slice(), [var, _] if matches!(var.kind, NodeKind::Name(_))) =>
+        {
+            collect_names(target, bound, names);
+            if let [var, body] = args.as_slice()
+                && let NodeKind::Name(var) = &var.kind
+            {
+                bound.push(var.name.clone());
+                collect_names(body, bound, names);
+                bound.pop();
+            }
+        }
+        kind => {
+            for child in kind.children() {
+                collect_names(child, bound, names);
+            }
+        }
     }
 }
 

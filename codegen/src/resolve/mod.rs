@@ -50,6 +50,14 @@ use order::Pending;
 
 /// Resolves and checks; returns the model and its schema, or every diagnostic.
 pub fn resolve(loaded: &Loaded) -> Result<(Model, PoolSchema), Vec<Diagnostic>> {
+    // Protos that never import the options have no rules: nothing to generate.
+    if loaded
+        .pool
+        .get_extension_by_name("mosaic.v1.service")
+        .is_none()
+    {
+        return Ok((Model::default(), PoolSchema::new(loaded.pool.clone())));
+    }
     let mut resolver = Resolver::new(loaded)?;
     let model = resolver.run();
     if resolver.diagnostics.is_empty() {

@@ -38,6 +38,68 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 
 use tonic::Status;
 
+/// `xs.map(x, e)`: `e` for each element, in order; the first failure ends it.
+pub fn map_list<'a, T, U>(
+    items: &'a [T],
+    f: impl FnMut(&'a T) -> Result<U, Status>,
+) -> Result<Vec<U>, Status> {
+    items.iter().map(f).collect()
+}
+
+/// `xs.filter(x, c)`: the elements for which `c` holds, in order.
+pub fn filter_list<T: Clone>(
+    items: &[T],
+    mut f: impl FnMut(&T) -> Result<bool, Status>,
+) -> Result<Vec<T>, Status> {
+    let mut kept = Vec::new();
+    for item in items {
+        if f(item)? {
+            kept.push(item.clone());
+        }
+    }
+    Ok(kept)
+}
+
+/// `xs.exists(x, c)`: whether `c` holds for some element; stops at the first.
+pub fn exists<T>(
+    items: &[T],
+    mut f: impl FnMut(&T) -> Result<bool, Status>,
+) -> Result<bool, Status> {
+    for item in items {
+        if f(item)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `xs.all(x, c)`: whether `c` holds for every element; stops at the first that fails it.
+pub fn all<T>(items: &[T], mut f: impl FnMut(&T) -> Result<bool, Status>) -> Result<bool, Status> {
+    for item in items {
+        if !f(item)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `xs.exists_one(x, c)`: whether `c` holds for exactly one element.
+pub fn exists_one<T>(
+    items: &[T],
+    mut f: impl FnMut(&T) -> Result<bool, Status>,
+) -> Result<bool, Status> {
+    let mut found = false;
+    for item in items {
+        if f(item)? {
+            if found {
+                return Ok(false);
+            }
+            found = true;
+        }
+    }
+    Ok(found)
+}
+
 /// `partial()`: whether an `error` handler of the edge call ignored a failed step so far.
 pub fn partial() -> bool {
     crate::grpc::context::partial()

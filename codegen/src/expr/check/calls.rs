@@ -11,14 +11,18 @@
 //! | `bytes(x)` | string, bytes | bytes |
 //! | `s.contains(t)`, `s.startsWith(t)`, `s.endsWith(t)` | strings | bool |
 //! | `partial()` | none | bool: whether a step of the edge call so far was ignored by an `error` handler |
+//! | `xs.map(x, e)` | a list; `x` names each element in `e` | list of `e`'s type |
+//! | `xs.filter(x, c)` | a list; `c` a bool | the list's type |
+//! | `xs.exists(x, c)`, `xs.all(x, c)`, `xs.exists_one(x, c)` | a list; `c` a bool | bool |
 //!
 //! `has(x.f)` on a field without presence (a plain proto3 scalar, a list, a map) is true when
 //! the value is not the default (non-zero, non-empty), which is how proto3 itself decides
 //! whether such a field is "set".
 
 use super::Checker;
+use super::typed::Macro;
 use super::typed::{StringTest, Typed, TypedKind};
-use crate::expr::ast::{Ident, Node, NodeKind, Span};
+use crate::expr::ast::{Ident, MACROS, Node, NodeKind, Span};
 use crate::expr::error::ExprError;
 use crate::expr::types::Type;
 use crate::suggest::closest;
@@ -27,7 +31,6 @@ const FUNCTIONS: &[&str] = &[
     "size", "has", "int", "uint", "double", "string", "bytes", "partial",
 ];
 const METHODS: &[&str] = &["size", "contains", "startsWith", "endsWith"];
-const MACROS: &[&str] = &["map", "filter", "exists", "all", "exists_one"];
 
 impl Checker<'_> {
     pub(super) fn call(
@@ -39,14 +42,7 @@ impl Checker<'_> {
     ) -> Typed {
         let name = function.name.as_str();
         if MACROS.contains(&name) {
-            // The arguments name the iteration variable, which is not in scope: checking
-            // them would only report that.
-            let error = ExprError::new(
-                function.span.clone(),
-                format!("the `{name}` macro is not supported yet"),
-            )
-            .with_hint("compute the list with a `map` step instead");
-            return self.error(error, Type::Error);
+            return self.comprehension(target, function, args, span);
         }
         match target {
             None => match name {
@@ -118,6 +114,99 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// `xs.map(x, e)`, `xs.filter(x, c)`, `xs.exists(x, c)`, `xs.all(x, c)`,
+    /// `xs.exists_one(x, c)`: `x` names each element of the list `xs` in the second argument.
+    fn comprehension(
+        &mut self,
+        target: Option<&Node>,
+        function: &Ident,
+        args: &[Node],
+        span: Span,
+    ) -> Typed {
+        let name = function.name.as_str();
+        let kind = match name {
+            "map" => Macro::Map,
+            "filter" => Macro::Filter,
+            "exists" => Macro::Exists,
+            "all" => Macro::All,
+            _ => Macro::ExistsOne,
+        };
+        let result_if_error = match kind {
+            Macro::Map | Macro::Filter => Type::Error,
+            _ => Type::Bool,
+        };
+        let Some(target) = target else {
+            let error = ExprError::new(
+                function.span.clone(),
+                format!("`{name}` is a macro on lists: write `list.{name}(x, ...)`"),
+            );
+            return self.error(error, result_if_error);
+        };
+        let list = self.node(target, None);
+        let [var, body] = args else {
+            let error = ExprError::new(
+                span.clone(),
+                format!("`{name}` takes a variable name and an expression: `list.{name}(x, ...)`"),
+            );
+            return self.error(error, result_if_error);
+        };
+        let NodeKind::Name(var) = &var.kind else {
+            let error = ExprError::new(
+                var.span.clone(),
+                format!(
+                    "the first argument of `{name}` names each element: write a name such as `x`"
+                ),
+            );
+            return self.error(error, result_if_error);
+        };
+        let element = match &list.ty {
+            Type::List(element) => (**element).clone(),
+            Type::Error => Type::Error,
+            other => {
+                let error = ExprError::new(
+                    target.span.clone(),
+                    format!("`{name}` iterates a list, found {other}"),
+                );
+                return self.error(error, result_if_error);
+            }
+        };
+        // The body sees the element by its name, over any other binding of that name.
+        let inner = self.scope.clone().with(&var.name, element.clone());
+        let mut checker = super::Checker {
+            scope: &inner,
+            schema: self.schema,
+            text: self.text,
+            errors: Vec::new(),
+        };
+        let body = checker.node(body, None);
+        self.errors.append(&mut checker.errors);
+        let ty = match kind {
+            Macro::Map => Type::List(Box::new(body.ty.clone())),
+            Macro::Filter => list.ty.clone(),
+            _ => Type::Bool,
+        };
+        if kind != Macro::Map && body.ty != Type::Bool && body.ty != Type::Error {
+            let error = ExprError::new(
+                body.span.clone(),
+                format!("the condition of `{name}` must be bool, found {}", body.ty),
+            );
+            return self.error(error, ty);
+        }
+        if body.ty.contains_error() || list.ty.contains_error() {
+            return Typed::poisoned(if ty.contains_error() { Type::Error } else { ty }, span);
+        }
+        Typed::new(
+            TypedKind::Comprehension {
+                kind,
+                list: Box::new(list),
+                var: var.name.clone(),
+                body: Box::new(body),
+            },
+            ty,
+            span,
+        )
     }
 
     fn check_all(&mut self, args: &[Node]) {

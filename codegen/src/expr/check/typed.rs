@@ -36,6 +36,21 @@ pub(crate) enum StringTest {
     EndsWith,
 }
 
+/// The list macros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Macro {
+    /// `xs.map(x, e)`: the list of `e` for each element.
+    Map,
+    /// `xs.filter(x, c)`: the elements for which `c` holds.
+    Filter,
+    /// `xs.exists(x, c)`: whether `c` holds for some element.
+    Exists,
+    /// `xs.all(x, c)`: whether `c` holds for every element.
+    All,
+    /// `xs.exists_one(x, c)`: whether `c` holds for exactly one element.
+    ExistsOne,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum TypedKind {
     Literal(Literal),
@@ -113,6 +128,13 @@ pub(crate) enum TypedKind {
         value: String,
         /// Its number.
         number: i32,
+    },
+    /// A macro over a list: `list.map(var, body)` and the others of [`Macro`].
+    Comprehension {
+        kind: Macro,
+        list: Box<Typed>,
+        var: String,
+        body: Box<Typed>,
     },
     /// `partial()`: whether the edge call has ignored a failed step so far.
     Partial,

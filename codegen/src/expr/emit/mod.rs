@@ -54,7 +54,7 @@ use quote::quote;
 
 use crate::expr::ast::{Literal, Span};
 use crate::expr::check::Checked;
-use crate::expr::check::typed::{Typed, TypedKind};
+use crate::expr::check::typed::{Macro, Typed, TypedKind};
 use crate::expr::types::{FieldInfo, Scalar, Schema, Type};
 
 /// How emitted code reaches each name an expression reads: the emission-side counterpart of
@@ -90,6 +90,13 @@ impl Env {
     pub fn with(mut self, name: impl Into<String>, access: TokenStream) -> Self {
         self.insert(name, access);
         self
+    }
+
+    /// Whether some name's access is exactly the Rust name `ident`.
+    pub fn uses(&self, ident: &str) -> bool {
+        self.bindings
+            .iter()
+            .any(|(_, access)| access.to_string() == ident)
     }
 
     /// The access of `name`.
@@ -436,6 +443,12 @@ impl<'a> Emitter<'a> {
                 Some(variant) => Out::owned(quote!(#variant as i32), Prec::Cast),
                 None => Out::owned(quote!(#number), Prec::Atom),
             },
+            TypedKind::Comprehension {
+                kind,
+                list,
+                var,
+                body,
+            } => self.comprehension(*kind, list, var, body),
             TypedKind::Partial => {
                 let cel = self.schema.cel_path();
                 Out::owned(quote!(#cel::partial()), Prec::Atom)
@@ -569,6 +582,57 @@ impl<'a> Emitter<'a> {
     }
 
     /// A reference to the stored value (`&S`), as a function argument.
+    /// A list macro: the list borrowed in its canonical form (widened first if it is stored
+    /// narrow), and the body as a closure over each element by reference.
+    fn comprehension(&self, kind: Macro, list: &Typed, var: &str, body: &Typed) -> Out {
+        let cel = self.schema.cel_path();
+        let out = self.out(list);
+        let items = match out.form {
+            Form::Place(Stored::Canonical) | Form::Ref(Stored::Canonical) => self.borrow(out),
+            _ => {
+                let owned = self.value(out, &list.ty);
+                self.borrow(owned)
+            }
+        };
+        // The element's Rust name, unless it would shadow a name the body's code uses.
+        let name = crate::names::rust_field_ident(var);
+        let taken = [
+            "input",
+            "caller",
+            "call",
+            "downstreams",
+            "error",
+            "status",
+            "details",
+        ];
+        let name = if taken.contains(&name.as_str()) || self.env.uses(&name) {
+            format!("mosaic_{}", name.trim_start_matches("r#"))
+        } else {
+            name
+        };
+        let Ok(ident) = syn::parse_str::<syn::Ident>(&name) else {
+            return compile_error(&format!("`{var}` is not a Rust identifier"));
+        };
+        let env = self.env.clone().with(var, quote!(#ident));
+        let inner = Emitter {
+            env: &env,
+            schema: self.schema,
+            text: self.text,
+        };
+        let value = inner.value(inner.out(body), &body.ty).ts;
+        let function = match kind {
+            Macro::Map => quote!(map_list),
+            Macro::Filter => quote!(filter_list),
+            Macro::Exists => quote!(exists),
+            Macro::All => quote!(all),
+            Macro::ExistsOne => quote!(exists_one),
+        };
+        Out::owned(
+            quote!(#cel::#function(#items, |#ident| Ok(#value))?),
+            Prec::Atom,
+        )
+    }
+
     fn borrow(&self, out: Out) -> TokenStream {
         match out.form {
             Form::Ref(_) | Form::Str | Form::StaticBytes => out.ts,

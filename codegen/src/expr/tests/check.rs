@@ -318,9 +318,19 @@ fn call_errors() {
         "the methods are `size`, `contains`, `startsWith`, `endsWith`"
     );
     assert_single(
-        "$.tags.map(t, t)",
-        "the `map` macro is not supported yet",
-        "map",
+        "$.verbose.map(t, t)",
+        "`map` iterates a list, found bool",
+        "$.verbose",
+    );
+    assert_single(
+        "$.tags.filter(t, size(t))",
+        "the condition of `filter` must be bool, found int",
+        "size(t)",
+    );
+    assert_single(
+        "$.tags.map('t', t)",
+        "the first argument of `map` names each element: write a name such as `x`",
+        "'t'",
     );
     assert_single("int(true)", "cannot convert bool to int", "true");
     assert_single("bytes(1)", "cannot convert int to bytes", "1");
@@ -383,4 +393,26 @@ fn enum_values_by_name() {
     );
     // A name in scope wins over an enum of the same name.
     assert_eq!(type_of("rs.total"), Type::Uint);
+}
+
+#[test]
+fn list_macros() {
+    assert_eq!(type_of("$.tags.map(t, size(t))"), list(Type::Int));
+    assert_eq!(
+        type_of("$.tags.filter(t, t.startsWith('a'))"),
+        list(Type::String)
+    );
+    assert_eq!(type_of("rs.reviews.exists(r, r.rating > 3)"), Type::Bool);
+    assert_eq!(type_of("rs.reviews.all(r, r.rating > 3)"), Type::Bool);
+    assert_eq!(type_of("$.scores.exists_one(s, s == 1)"), Type::Bool);
+    // Nested, with the outer variable visible inside.
+    assert_eq!(
+        type_of("$.tags.map(t, $.tags.filter(u, u == t))"),
+        list(list(Type::String))
+    );
+    // The variable shadows a name in scope, inside the macro only.
+    assert_eq!(
+        type_of("names.map(rs, size(rs)) == [] && rs.total > 0u"),
+        Type::Bool
+    );
 }
