@@ -133,6 +133,19 @@ pub enum StepBody {
     Map(MapPlan),
     /// A check that rejects the request.
     Validation(ValidationPlan),
+    /// An event written to the log.
+    Log(LogPlan),
+}
+
+/// A log step.
+#[derive(Debug)]
+pub struct LogPlan {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The message.
+    pub message: Expression,
+    /// The fields, by name, in order.
+    pub fields: Vec<(String, Expression)>,
 }
 
 /// A unary downstream call.

@@ -71,6 +71,7 @@ const CASES: &[&str] = &[
     "http_unknown_fields",
     "invalid_iterator_name",
     "invalid_step_name",
+    "log_unknown_level",
     "map_src_not_list",
     "map_without_body",
     "map_without_iterator",

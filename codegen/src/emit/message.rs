@@ -69,7 +69,7 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
         let body = emit_step_body(plan, index, &layout, &env, paths);
         step_tokens.push(if layout.spawned[index] {
             let value_type = match &step.body {
-                StepBody::Validation(_) => quote!(()),
+                StepBody::Validation(_) | StepBody::Log(_) => quote!(()),
                 _ => paths.rust_type(&step.ty),
             };
             let captures = captures(plan, index, &layout);
@@ -253,7 +253,7 @@ pub(super) fn calls_downstream(step: &StepPlan) -> bool {
     match &step.body {
         StepBody::Call(_) | StepBody::Message(_) => true,
         StepBody::Map(map) => !matches!(map.body, MapBody::By(_)),
-        StepBody::By(_) | StepBody::Validation(_) => false,
+        StepBody::By(_) | StepBody::Validation(_) | StepBody::Log(_) => false,
     }
 }
 
@@ -401,7 +401,10 @@ impl Layout {
             // effect).
             layout.bound[i] = field_reads[i]
                 || (!readers[i].is_empty()
-                    && !matches!(plan.steps[i].body, StepBody::Validation(_)));
+                    && !matches!(
+                        plan.steps[i].body,
+                        StepBody::Validation(_) | StepBody::Log(_)
+                    ));
         }
         // Readers come after what they read: decide from the last step back.
         for i in (0..n).rev() {

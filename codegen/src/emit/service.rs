@@ -107,7 +107,7 @@ pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<Strin
                     MapBody::Message(m) => (None, Some(&**m)),
                     MapBody::By(_) => (None, None),
                 },
-                StepBody::By(_) | StepBody::Validation(_) => (None, None),
+                StepBody::By(_) | StepBody::Validation(_) | StepBody::Log(_) => (None, None),
             };
             if let Some(call) = call {
                 called.push(call.method.parent_service().full_name().to_owned());

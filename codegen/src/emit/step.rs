@@ -48,6 +48,33 @@ pub(super) fn emit_step_body(
         StepBody::Call(call) => emit_call(&name, call, env, paths),
         StepBody::Message(m) => emit_message_call(m, env, paths),
         StepBody::Map(map) => emit_map(&name, map, env, paths),
+        StepBody::Log(log) => {
+            let level = format_ident!("{}", log.level);
+            let message = paths.expr(&log.message.checked, env);
+            // Values are computed first, so the macro call stays short; `mosaic_` names
+            // cannot clash with the user's.
+            let values = log.fields.iter().map(|(name, e)| {
+                let local = format_ident!("mosaic_{}", step_ident(name).trim_start_matches("r#"));
+                let value = paths.expr(&e.checked, env);
+                quote!(let #local = #value;)
+            });
+            let fields = log.fields.iter().map(|(name, e)| {
+                let ident = format_ident!("{}", step_ident(name));
+                let local = format_ident!("mosaic_{}", step_ident(name).trim_start_matches("r#"));
+                match e.checked.ty {
+                    Type::Int | Type::Uint | Type::Double | Type::Bool | Type::String => {
+                        quote!(#ident = %#local,)
+                    }
+                    _ => quote!(#ident = ?#local,),
+                }
+            });
+            quote! {
+                let mosaic_message = #message;
+                #(#values)*
+                #c::tracing::#level!(target: "mosaic::composition", #(#fields)* "{}", mosaic_message);
+                Ok::<(), #c::Status>(())
+            }
+        }
         StepBody::Validation(v) => {
             let check = emit_validation(v, env, paths);
             quote! { #check Ok::<(), #c::Status>(()) }

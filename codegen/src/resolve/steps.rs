@@ -28,7 +28,7 @@ impl Resolver<'_> {
         reads: &mut HashSet<String>,
     ) -> Option<(StepBody, Type)> {
         let base = &ctx.base;
-        let bodies: Vec<&str> = ["by", "call", "message", "map", "validation"]
+        let bodies: Vec<&str> = ["by", "call", "message", "map", "validation", "log"]
             .into_iter()
             .filter(|f| has_field(step, f))
             .collect();
@@ -61,6 +61,72 @@ impl Resolver<'_> {
                     MapBody::Message(m) => Type::Message(m.target.full_name().to_owned()),
                 };
                 Some((StepBody::Map(plan), Type::List(Box::new(element))))
+            }
+            ["log"] => {
+                let log = get_message(step, "log")?;
+                let path = with(base, "log");
+                let level = match get_str(&log, "level").as_str() {
+                    "" => "info".to_owned(),
+                    level @ ("trace" | "debug" | "info" | "warn" | "error") => level.to_owned(),
+                    other => {
+                        self.error_hint(
+                            format!("unknown log level `{other}`"),
+                            Self::value_span(ctx.site, &with(&path, "level")).0,
+                            "write one of trace, debug, info, warn, error",
+                        );
+                        return None;
+                    }
+                };
+                let message_text = get_str(&log, "message");
+                let message = self.expression(
+                    ctx,
+                    scope,
+                    &with(&path, "message"),
+                    &message_text,
+                    reads,
+                    Some(&Type::String),
+                    "a log's `message`",
+                );
+                let mut fields = Vec::new();
+                let mut ok = true;
+                for (j, field) in list(&log, "fields").iter().enumerate() {
+                    let Some(field) = field.as_message() else {
+                        continue;
+                    };
+                    let field_path = with_index(&path, "fields", j);
+                    let name = get_str(field, "name");
+                    if let Err((message, hint)) = check_name(&name, "log field", &[]) {
+                        self.error_hint(
+                            message,
+                            Self::value_span(ctx.site, &with(&field_path, "name")).0,
+                            hint,
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    let text = get_str(field, "by");
+                    match self.expression(
+                        ctx,
+                        scope,
+                        &with(&field_path, "by"),
+                        &text,
+                        reads,
+                        None,
+                        "a log field's `by`",
+                    ) {
+                        Some(e) => fields.push((name, e)),
+                        None => ok = false,
+                    }
+                }
+                let message = message?;
+                ok.then_some((
+                    StepBody::Log(LogPlan {
+                        level,
+                        message,
+                        fields,
+                    }),
+                    Type::Null,
+                ))
             }
             ["validation"] => {
                 let v = get_message(step, "validation")?;
@@ -124,7 +190,7 @@ impl Resolver<'_> {
                 self.error_hint(
                     message,
                     Self::value_span(ctx.site, base).0,
-                    "give it one of `by`, `call`, `message`, `map` or `validation`",
+                    "give it one of `by`, `call`, `message`, `map`, `validation` or `log`",
                 );
                 None
             }

@@ -70,17 +70,45 @@ pub(crate) mod composition {
                     .await
             }
         });
-        let good = async {
-            let rs = rs.clone().await?;
+        let good: compose::Step<Vec<reviews_v1::Review>> = compose::step({
+            let rs = rs.clone();
+            async move {
+                let rs = rs.await?;
+                let rs = &*rs;
+                Ok::<
+                    _,
+                    compose::Status,
+                >(
+                    compose::cel::filter_list(
+                        &rs.reviews,
+                        |r| Ok(i64::from(r.rating) >= 4i64),
+                    )?,
+                )
+            }
+        });
+        let mosaic_step_2 = async {
+            let input = &*input;
+            let (rs, good) = compose::try_join!(rs.clone(), good.clone())?;
             let rs = &*rs;
-            Ok::<
-                _,
-                compose::Status,
-            >(compose::cel::filter_list(&rs.reviews, |r| Ok(i64::from(r.rating) >= 4i64))?)
+            let good = &*good;
+            let mosaic_message = compose::cel::concat(
+                &compose::cel::concat(
+                    "summarised ",
+                    &compose::cel::string_from(compose::cel::size(&rs.reviews)),
+                ),
+                " reviews",
+            );
+            let mosaic_product = input.product_id;
+            let mosaic_good = compose::cel::map_list(good, |r| Ok(r.id))?;
+            compose::tracing::debug!(
+                target : "mosaic::composition", product = % mosaic_product, good = ?
+                mosaic_good, "{}", mosaic_message
+            );
+            Ok::<(), compose::Status>(())
         };
-        let (rs, good) = compose::try_join!(rs.clone(), good)?;
+        let (rs, good, _) = compose::try_join!(rs.clone(), good.clone(), mosaic_step_2)?;
         let rs = &*rs;
-        let good = &good;
+        let good = &*good;
         let input = &*input;
         Ok(super::Summary {
             good_titles: compose::cel::map_list(good, |r| Ok(r.title.clone()))?,

@@ -126,6 +126,8 @@ pub use crate::client::{Downstreams, EdgeCall};
 pub use crate::grpc::status::ComposeError;
 #[doc(hidden)]
 pub use tonic_types::ErrorDetails;
+#[doc(hidden)]
+pub use tracing;
 
 /// The caller of the edge call being served, as composition expressions read it (`caller`):
 /// the token's claims as text, then `consumer`, `plan` and `scheme`; empty when `[auth]` did
