@@ -55,6 +55,12 @@ pub struct EdgeMethod {
     pub descriptor: MethodDescriptor,
     /// `(mosaic.v1.method).timeout`.
     pub timeout: Option<Duration>,
+    /// The message composed for it: its response, unless `(mosaic.v1.method).response`
+    /// names another.
+    pub composed: MessageDescriptor,
+    /// With another composed message: the field of it the method answers with; `None`
+    /// answers `google.protobuf.Empty`.
+    pub response_field: Option<FieldDescriptor>,
 }
 
 /// How to build one message.

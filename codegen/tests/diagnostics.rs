@@ -79,6 +79,7 @@ const CASES: &[&str] = &[
     "message_cycle",
     "message_to_other_message",
     "message_without_rules",
+    "method_response_field_mismatch",
     "method_timeout_malformed",
     "method_without_slash",
     "non_ascii_expression",

@@ -28,9 +28,18 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
         let function = format_ident!("{}", rust_field_ident(&m.name().to_snake_case()));
         let input = paths.descriptor_path(&m.input());
         let output = paths.descriptor_path(&m.output());
-        let resolver = paths.resolver(&m.output());
+        let resolver = paths.resolver(&method.composed);
         let full = format!("{}/{}", descriptor.full_name(), m.name());
         let timeout = optional(method.timeout.map(duration_tokens));
+        // The method answers with its composed message, one field of it, or nothing.
+        let answer = if method.composed.full_name() == m.output().full_name() {
+            quote!(call.respond(body).await)
+        } else if let Some(field) = &method.response_field {
+            let field = format_ident!("{}", rust_field_ident(field.name()));
+            quote!(call.respond(async { Ok(body.await?.#field.unwrap_or_default()) }).await)
+        } else {
+            quote!(call.respond(async { body.await.map(|_| ()) }).await)
+        };
         quote! {
             async fn #function(
                 &self,
@@ -39,7 +48,7 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
                 let call = #c::EdgeCall::start(&request, #full, #timeout);
                 let input = #c::Arc::new(request.into_inner());
                 let body = #resolver(call, self.downstreams.clone(), input);
-                call.respond(body).await
+                #answer
             }
         }
     });
@@ -89,7 +98,7 @@ pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<Strin
     let mut stack: Vec<String> = service
         .methods
         .iter()
-        .map(|m| m.descriptor.output().full_name().to_owned())
+        .map(|m| m.composed.full_name().to_owned())
         .collect();
     while let Some(name) = stack.pop() {
         if !seen.insert(name.clone()) {

@@ -169,9 +169,11 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
                 let timeout = self.method_timeout(&method);
-                let output = method.output();
                 let site = self.site(service.parent_file().name(), method.path(), false);
                 let span = Self::span_of_site(&site);
+                let Some((output, response_field)) = self.composed_message(&method, &span) else {
+                    continue;
+                };
                 if !self.has_rules(&output) {
                     self.error_hint(
                         format!(
@@ -208,6 +210,8 @@ impl<'a> Resolver<'a> {
                 methods.push(EdgeMethod {
                     descriptor: method,
                     timeout,
+                    composed: output,
+                    response_field,
                 });
             }
             model.services.push(EdgeService {
@@ -266,6 +270,108 @@ impl<'a> Resolver<'a> {
                 );
             }
         }
+    }
+
+    /// The message composed for an edge method, and the field of it the method answers with:
+    /// its response, or `(mosaic.v1.method).response` and `response_field`.
+    fn composed_message(
+        &mut self,
+        method: &prost_reflect::MethodDescriptor,
+        span: &Option<Span>,
+    ) -> Option<(MessageDescriptor, Option<prost_reflect::FieldDescriptor>)> {
+        let output = method.output();
+        let options = method.options();
+        let rule = options
+            .has_extension(&self.ext.method)
+            .then(|| {
+                options
+                    .get_extension(&self.ext.method)
+                    .as_message()
+                    .cloned()
+            })
+            .flatten();
+        let (name, field) = rule
+            .map(|r| {
+                (
+                    options::get_str(&r, "response"),
+                    options::get_str(&r, "response_field"),
+                )
+            })
+            .unwrap_or_default();
+        if name.is_empty() {
+            if !field.is_empty() {
+                self.error_hint(
+                    format!(
+                        "`{}` has a `response_field` but no `response`",
+                        method.full_name()
+                    ),
+                    span.clone(),
+                    "name the composed message in `response`",
+                );
+                return None;
+            }
+            return Some((output, None));
+        }
+        let package = method.parent_service().package_name().to_owned();
+        let pool = &self.loaded.pool;
+        let bare = name.strip_prefix('.').unwrap_or(&name);
+        let found = (!package.is_empty())
+            .then(|| pool.get_message_by_name(&format!("{package}.{bare}")))
+            .flatten()
+            .or_else(|| pool.get_message_by_name(bare));
+        let Some(composed) = found else {
+            let hint = match self.suggest_message(&name, &method.input()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "name a message of this package, or give its full name".to_owned(),
+            };
+            self.error_hint(format!("unknown message `{name}`"), span.clone(), hint);
+            return None;
+        };
+        if field.is_empty() {
+            if output.full_name() != "google.protobuf.Empty" {
+                self.error_hint(
+                    format!(
+                        "`{}` answers `{}`, but composes `{}` without a `response_field`",
+                        method.full_name(),
+                        output.full_name(),
+                        composed.full_name()
+                    ),
+                    span.clone(),
+                    "name the field of the composed message to answer with, or answer `google.protobuf.Empty`",
+                );
+                return None;
+            }
+            return Some((composed, None));
+        }
+        let Some(answer) = composed.get_field_by_name(&field) else {
+            let fields: Vec<String> = composed.fields().map(|f| f.name().to_owned()).collect();
+            let hint = match suggest(&field, &fields) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("its fields are: {}", fields.join(", ")),
+            };
+            self.error_hint(
+                format!("no field `{field}` on `{}`", composed.full_name()),
+                span.clone(),
+                hint,
+            );
+            return None;
+        };
+        let same_type = matches!(answer.kind(), prost_reflect::Kind::Message(m) if m.full_name() == output.full_name())
+            && !answer.is_list()
+            && !answer.is_map();
+        if !same_type {
+            self.error(
+                format!(
+                    "field `{field}` of `{}` is not a `{}`, which `{}` answers",
+                    composed.full_name(),
+                    output.full_name(),
+                    method.full_name()
+                ),
+                span.clone(),
+            );
+            return None;
+        }
+        Some((composed, Some(answer)))
     }
 
     fn has_rules(&self, message: &MessageDescriptor) -> bool {
