@@ -124,6 +124,9 @@ pub struct StepPlan {
     pub reads_caller: bool,
     /// Whether its guard or body reads `$` (the message's input).
     pub reads_input: bool,
+    /// The steps of `reads` that only its call's error handlers read, awaited only when the
+    /// call fails (see [`CallPlan::lazy_reads`]).
+    pub lazy: Vec<usize>,
 }
 
 /// What a step computes.
@@ -167,6 +170,9 @@ pub struct CallPlan {
     pub defaults: CallDefaults,
     /// What a failure leads to: the first handler whose condition holds decides.
     pub errors: Vec<ErrorHandlerPlan>,
+    /// Names only the handlers read (a fallback's step): for a call step, awaited only once
+    /// the call has failed, so a fallback runs only when it is needed.
+    pub lazy_reads: Vec<String>,
 }
 
 /// One `error` handler of a call.
@@ -176,6 +182,10 @@ pub struct ErrorHandlerPlan {
     pub condition: Option<Expression>,
     /// What it does.
     pub action: ErrorAction,
+    /// The names its condition reads.
+    pub condition_reads: Vec<String>,
+    /// The names its action reads.
+    pub action_reads: Vec<String>,
 }
 
 /// What an error handler makes of a failed call.

@@ -201,7 +201,7 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
 }
 
 /// The name expressions read a step by: its own, or the one emission gives an unnamed step.
-fn step_name(plan: &MessagePlan, index: usize) -> String {
+pub(super) fn step_name(plan: &MessagePlan, index: usize) -> String {
     plan.steps[index]
         .name
         .clone()

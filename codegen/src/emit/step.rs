@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use prost_reflect::FieldDescriptor;
 use quote::{format_ident, quote};
 
-use super::message::{Await, Layout, await_all, caller_binding};
+use super::message::{Await, Layout, await_all, caller_binding, step_name};
 use super::paths::{EMPTY, Paths};
 use super::store::{is_oneof_member, oneof_fields, store_expression};
 use super::tokens::{code_tokens, compose, duration_tokens, optional};
@@ -24,13 +24,26 @@ pub(super) fn emit_step_body(
 ) -> TokenStream {
     let c = compose();
     let step = &plan.steps[index];
-    let reads: Vec<usize> = layout.live_reads(plan, index).collect();
+    let reads: Vec<usize> = layout
+        .live_reads(plan, index)
+        .filter(|read| !step.lazy.contains(read))
+        .collect();
+    let lazy: Vec<usize> = layout
+        .live_reads(plan, index)
+        .filter(|read| step.lazy.contains(read))
+        .collect();
     let at = if layout.spawned[index] || layout.owned[index] {
         Await::Owned
     } else {
         Await::Borrowed
     };
     let awaits = await_all(plan, &reads, layout, at);
+    let lazy = Lazy {
+        plan,
+        layout,
+        at,
+        steps: lazy,
+    };
     let guard = step.guard.as_ref().map(|g| {
         let condition = paths.expr(&g.checked, env);
         quote! {
@@ -39,13 +52,14 @@ pub(super) fn emit_step_body(
             }
         }
     });
-    let name = step.name.clone().unwrap_or_else(|| format!("#{index}"));
+    // An unnamed step's failure names its method only ("call to … failed").
+    let name = step.name.clone().unwrap_or_default();
     let body = match &step.body {
         StepBody::By(e) => {
             let value = paths.expr(&e.checked, env);
             quote!(Ok::<_, #c::Status>(#value))
         }
-        StepBody::Call(call) => emit_call(&name, call, env, paths),
+        StepBody::Call(call) => emit_call(&name, call, env, paths, Some(&lazy)),
         StepBody::Message(m) => emit_message_call(m, env, paths),
         StepBody::Map(map) => emit_map(&name, map, env, paths),
         StepBody::Log(log) => {
@@ -117,7 +131,42 @@ pub(super) fn emit_validation(
     }
 }
 
-fn emit_call(step: &str, call: &CallPlan, env: &expr::Env, paths: &Paths<'_>) -> TokenStream {
+/// The steps only a call step's error handlers read, awaited where a handler first needs
+/// them: before the condition that reads one, or inside the handler whose action does, so a
+/// fallback runs (and can fail) only when it is the answer.
+struct Lazy<'a> {
+    plan: &'a MessagePlan,
+    layout: &'a Layout,
+    at: Await<'a>,
+    steps: Vec<usize>,
+}
+
+impl Lazy<'_> {
+    /// Awaits the steps of `names` not yet in `awaited`, adding them.
+    fn awaits(&self, names: &[String], awaited: &mut Vec<usize>) -> TokenStream {
+        let steps: Vec<usize> = self
+            .steps
+            .iter()
+            .copied()
+            .filter(|&i| !awaited.contains(&i))
+            .filter(|&i| {
+                let name = step_name(self.plan, i);
+                names.contains(&name)
+            })
+            .collect();
+        awaited.extend(&steps);
+        await_all(self.plan, &steps, self.layout, self.at)
+    }
+}
+
+/// A downstream call. `lazy`: for a call step, what only its error handlers read.
+fn emit_call(
+    step: &str,
+    call: &CallPlan,
+    env: &expr::Env,
+    paths: &Paths<'_>,
+    lazy: Option<&Lazy<'_>>,
+) -> TokenStream {
     let c = compose();
     let method = &call.method;
     let service = method.parent_service();
@@ -163,7 +212,9 @@ fn emit_call(step: &str, call: &CallPlan, env: &expr::Env, paths: &Paths<'_>) ->
     let result = if call.errors.is_empty() {
         call_tokens
     } else {
-        let (handlers, last) = error_handlers(step, &call.errors, env, paths);
+        // `mosaic-partial` names an unnamed step by its method.
+        let label = if step.is_empty() { full.as_str() } else { step };
+        let (handlers, last) = error_handlers(label, &call.errors, env, paths, lazy);
         let last = last.unwrap_or_else(|| quote!(Err(status)));
         let error_type = paths.message(CALL_ERROR);
         quote! {
@@ -200,7 +251,11 @@ fn error_handlers(
     handlers: &[ErrorHandlerPlan],
     env: &expr::Env,
     paths: &Paths<'_>,
+    lazy: Option<&Lazy<'_>>,
 ) -> (Vec<TokenStream>, Option<TokenStream>) {
+    // Awaited on the way through the handlers (by conditions); an action's awaits are inside
+    // its branch, which returns.
+    let mut awaited: Vec<usize> = Vec::new();
     let c = compose();
     let mut env = env.clone();
     env.insert("error", quote!(error));
@@ -241,11 +296,20 @@ fn error_handlers(
             }
             ErrorAction::Fail => (quote!(), quote!(Err(status))),
         };
+        let before = lazy
+            .map(|l| l.awaits(&handler.condition_reads, &mut awaited))
+            .unwrap_or_default();
+        let mut branch_awaited = awaited.clone();
+        let inside = lazy
+            .map(|l| l.awaits(&handler.action_reads, &mut branch_awaited))
+            .unwrap_or_default();
         match &handler.condition {
             Some(condition) => {
                 let condition = paths.expr(&condition.checked, &env);
                 out.push(quote! {
+                    #before
                     if #condition {
+                        #inside
                         #prelude
                         return #action;
                     }
@@ -253,7 +317,7 @@ fn error_handlers(
             }
             // The resolver lets no handler follow one that always applies.
             None => {
-                out.push(prelude);
+                out.push(quote!(#before #inside #prelude));
                 return (out, Some(action));
             }
         }
@@ -371,7 +435,7 @@ fn emit_map(step: &str, map: &MapPlan, env: &expr::Env, paths: &Paths<'_>) -> To
             let value = paths.expr(&e.checked, &inner);
             quote!(Ok(#value))
         }
-        MapBody::Call(call) => emit_call(step, call, &inner, paths),
+        MapBody::Call(call) => emit_call(step, call, &inner, paths, None),
         MapBody::Message(m) => emit_message_call(m, &inner, paths),
     };
     let downstreams =

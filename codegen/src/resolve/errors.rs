@@ -48,6 +48,8 @@ impl Resolver<'_> {
                 break;
             }
             let condition_text = get_str(handler, "if");
+            let mut condition_reads = HashSet::new();
+            let mut action_reads = HashSet::new();
             let condition = if condition_text.trim().is_empty() {
                 None
             } else {
@@ -56,7 +58,7 @@ impl Resolver<'_> {
                     &scope,
                     &with(&path, "if"),
                     &condition_text,
-                    reads,
+                    &mut condition_reads,
                     Some(&Type::Bool),
                     "an error handler's `if`",
                 ) {
@@ -73,7 +75,7 @@ impl Resolver<'_> {
                     &scope,
                     &with(&path, "fallback"),
                     &text,
-                    reads,
+                    &mut action_reads,
                     Some(value),
                     "a `fallback`",
                 ) {
@@ -81,7 +83,13 @@ impl Resolver<'_> {
                     None => continue,
                 }
             } else if let Some(status) = get_message(handler, "status") {
-                match self.error_status(ctx, &scope, &status, &with(&path, "status"), reads) {
+                match self.error_status(
+                    ctx,
+                    &scope,
+                    &status,
+                    &with(&path, "status"),
+                    &mut action_reads,
+                ) {
                     Some(status) => ErrorAction::Status(status),
                     None => continue,
                 }
@@ -95,7 +103,19 @@ impl Resolver<'_> {
                 );
                 continue;
             };
-            handlers.push(ErrorHandlerPlan { condition, action });
+            let sorted = |set: &HashSet<String>| {
+                let mut names: Vec<String> = set.iter().cloned().collect();
+                names.sort();
+                names
+            };
+            reads.extend(condition_reads.iter().cloned());
+            reads.extend(action_reads.iter().cloned());
+            handlers.push(ErrorHandlerPlan {
+                condition,
+                action,
+                condition_reads: sorted(&condition_reads),
+                action_reads: sorted(&action_reads),
+            });
         }
         handlers
     }

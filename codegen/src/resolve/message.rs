@@ -141,6 +141,18 @@ impl Resolver<'_> {
             };
             let reads_caller = reads.contains(CALLER) && !defined.contains_key(CALLER);
             let reads_input = reads.contains("$");
+            let lazy: Vec<usize> = match &body {
+                StepBody::Call(call) => {
+                    let mut lazy: Vec<usize> = call
+                        .lazy_reads
+                        .iter()
+                        .filter_map(|n| defined.get(n).copied())
+                        .collect();
+                    lazy.sort_unstable();
+                    lazy
+                }
+                _ => Vec::new(),
+            };
             let mut reads: Vec<usize> = reads
                 .into_iter()
                 .filter_map(|n| defined.get(&n).copied())
@@ -168,6 +180,7 @@ impl Resolver<'_> {
                 autobind,
                 reads_caller,
                 reads_input,
+                lazy,
             });
             if autobind && !matches!(steps[index].ty, Type::Message(_)) {
                 self.error_hint(

@@ -297,13 +297,23 @@ impl Resolver<'_> {
         }
         let defaults = self.call_defaults(&method);
         let value = Type::Message(method.output().full_name().to_owned());
-        let errors = self.error_handlers(ctx, scope, call, path, &value, reads);
+        let mut handler_reads = HashSet::new();
+        let errors = self.error_handlers(ctx, scope, call, path, &value, &mut handler_reads);
+        // Names only handlers read are awaited only when the call fails.
+        let mut lazy_reads: Vec<String> = handler_reads
+            .iter()
+            .filter(|name| !reads.contains(*name))
+            .cloned()
+            .collect();
+        lazy_reads.sort();
+        reads.extend(handler_reads);
         Some(CallPlan {
             method,
             request,
             timeout,
             defaults,
             errors,
+            lazy_reads,
         })
     }
 

@@ -130,8 +130,6 @@ pub(crate) mod composition {
         };
         let p = async {
             let input = &*input;
-            let backup = backup.await?;
-            let backup = &backup;
             let request = catalog_v1::GetProductRequest {
                 id: input.product_id,
             };
@@ -167,6 +165,8 @@ pub(crate) mod composition {
                     let error: mosaic_v1::CallError = compose::call_error(&status);
                     let error = &error;
                     if error.code == rpc::Code::Unavailable as i32 {
+                        let backup = backup.await?;
+                        let backup = &backup;
                         return Ok(backup.clone());
                     }
                     if error.code == rpc::Code::NotFound as i32 {

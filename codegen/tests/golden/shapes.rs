@@ -112,7 +112,7 @@ pub(crate) mod composition {
                 key: Some(super::get_item_request::Key::Sku(input.sku.clone())),
             };
             let spec = compose::CallSpec {
-                step: "#1",
+                step: "",
                 method: "golden.shapes.v1.Catalog/GetItem",
                 timeout: None,
                 defaults: compose::MethodDefaults {
@@ -142,7 +142,7 @@ pub(crate) mod composition {
                 id: input.id,
             };
             let spec = compose::CallSpec {
-                step: "#2",
+                step: "",
                 method: "golden.shapes.v1.Catalog/Touch",
                 timeout: None,
                 defaults: compose::MethodDefaults {

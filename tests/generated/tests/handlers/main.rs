@@ -10,7 +10,10 @@
 mod support;
 
 mod autobind;
+mod enums;
+mod errors;
 mod fanout;
 mod resilience;
+mod shapes;
 mod simple;
 mod storage;

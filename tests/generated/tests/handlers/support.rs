@@ -27,6 +27,7 @@ use mosaic_generated_check::demo::inventory::v1 as inventory;
 use mosaic_generated_check::demo::reviews::v1 as reviews;
 use mosaic_generated_check::demo::users::v1 as users;
 use mosaic_generated_check::golden::resilience::v1 as resilience;
+use mosaic_generated_check::golden::shapes::v1 as shapes;
 use mosaic_generated_check::golden::storage::v1 as storage;
 
 /// One request as a stub received it.
@@ -340,6 +341,28 @@ impl resilience::prices_server::Prices for Prices {
         request: Request<resilience::StockRequest>,
     ) -> Result<Response<resilience::StockResponse>, Status> {
         self.stock.call(request).await
+    }
+}
+
+/// `golden.shapes.v1.Catalog`.
+#[derive(Clone, Default)]
+pub(crate) struct ShapesCatalog {
+    pub(crate) get_item: Method<shapes::GetItemRequest, shapes::Item>,
+    /// Answers `google.protobuf.Empty`, which prost maps to `()`.
+    pub(crate) touch: Method<shapes::TouchRequest, ()>,
+}
+
+#[tonic::async_trait]
+impl shapes::catalog_server::Catalog for ShapesCatalog {
+    async fn get_item(
+        &self,
+        request: Request<shapes::GetItemRequest>,
+    ) -> Result<Response<shapes::Item>, Status> {
+        self.get_item.call(request).await
+    }
+
+    async fn touch(&self, request: Request<shapes::TouchRequest>) -> Result<Response<()>, Status> {
+        self.touch.call(request).await
     }
 }
 
