@@ -207,17 +207,14 @@ impl Builder {
         let mut tree = ModuleTree::default();
         for file in &descriptor_set.file {
             // Well-known types map to `prost_types` and get no file of their own.
-            let name = if file.package().is_empty() {
-                "_"
-            } else {
-                file.package()
-            };
-            if out_dir.join(format!("{name}.rs")).exists() {
+            let stem = names::package_file_stem(file.package());
+            if out_dir.join(format!("{stem}.rs")).exists() {
                 tree.insert(file.package(), false);
             }
         }
         for (package, code) in &packages {
-            std::fs::write(out_dir.join(format!("{package}.mosaic.rs")), code)?;
+            let stem = names::package_file_stem(package);
+            std::fs::write(out_dir.join(format!("{stem}.mosaic.rs")), code)?;
             tree.insert(package, true);
         }
         // The pool's encoding keeps extension options (`google.api.http` routes), which
@@ -296,7 +293,7 @@ impl ModuleTree {
     fn render_into(&self, out: &mut String, depth: usize) {
         let indent = "    ".repeat(depth);
         if let Some((package, composition)) = &self.package {
-            let file = if package.is_empty() { "_" } else { package };
+            let file = names::package_file_stem(package);
             out.push_str(&format!(
                 "{indent}include!(concat!(env!(\"OUT_DIR\"), \"/{file}.rs\"));\n"
             ));

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use prost_reflect::{
-    EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor, ServiceDescriptor,
+    EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor, OneofDescriptor,
+    ServiceDescriptor,
 };
 
 use crate::expr;
@@ -21,8 +22,58 @@ pub struct Model {
     pub services: Vec<EdgeService>,
     /// Messages with rules, each after every message it builds (callees first).
     pub messages: Vec<MessagePlan>,
-    /// Every conversion between two enums that a binding needs.
+    /// Every conversion between two enums that a binding or an alias needs.
     pub enum_conversions: Vec<EnumConversion>,
+    /// Every declared alias pair: how a downstream message converts into its edge alias.
+    pub message_conversions: Vec<MessageConversion>,
+}
+
+/// How values of a downstream message convert into the edge message declared its alias
+/// (`(mosaic.v1.message).alias`), decided at build time for every field.
+#[derive(Debug, Clone)]
+pub struct MessageConversion {
+    /// The source (downstream) message.
+    pub from: MessageDescriptor,
+    /// The alias (edge) message.
+    pub to: MessageDescriptor,
+    /// Each field of `to` outside its oneofs, in field order, with where its value comes from.
+    pub fields: Vec<(FieldDescriptor, FieldFrom)>,
+    /// Each oneof of `to`, from one oneof of `from`.
+    pub oneofs: Vec<OneofConversion>,
+}
+
+/// Where a field of an alias message gets its value.
+#[derive(Debug, Clone)]
+pub enum FieldFrom {
+    /// The source's counterpart field, converted.
+    Field(FieldDescriptor, ElementConversion),
+    /// Its own `by` rule, reading the source as `$`.
+    Rule(Expression),
+}
+
+/// A oneof of an alias message, from a oneof of the source: each target member with its
+/// source member. A source member without a counterpart leaves the target's oneof unset.
+#[derive(Debug, Clone)]
+pub struct OneofConversion {
+    /// The alias message's oneof.
+    pub target: OneofDescriptor,
+    /// The source's oneof.
+    pub source: OneofDescriptor,
+    /// Target member, source member, and how a value converts.
+    pub members: Vec<(FieldDescriptor, FieldDescriptor, ElementConversion)>,
+}
+
+/// How one value (a singular field's, or one element or map value) converts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementConversion {
+    /// Stored alike: copied or cloned.
+    Same,
+    /// Into a wider number (`int32` into `int64`, `float` into `double`, ...).
+    Widen,
+    /// Between two enums (full names), by an [`EnumConversion`].
+    Enum { from: String, to: String },
+    /// Between two messages (full names), by the [`MessageConversion`] of an alias pair.
+    Message { from: String, to: String },
 }
 
 /// How values of one enum convert into another's, decided at build time.

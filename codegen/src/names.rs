@@ -10,6 +10,27 @@ pub fn rust_field_ident(name: &str) -> String {
     sanitize(name.to_snake_case())
 }
 
+/// The stem of the file prost-build writes for `package` (and of Mosaic's file beside it):
+/// the package's modules joined by `.` (`corpus.r#type.v1`), or `_` for no package.
+pub fn package_file_stem(package: &str) -> String {
+    let modules: Vec<String> = package
+        .split('.')
+        .filter(|segment| !segment.is_empty())
+        .map(rust_field_ident)
+        .collect();
+    if modules.is_empty() {
+        "_".to_owned()
+    } else {
+        modules.join(".")
+    }
+}
+
+/// The Rust name of the composer Mosaic generates for edge service `service`, re-exported
+/// beside prost's types.
+pub fn composer_name(service: &str) -> String {
+    format!("{}Composer", rust_type_ident(service))
+}
+
 /// The Rust type name prost gives a message or enum: upper camel case, sanitized.
 pub fn rust_type_ident(name: &str) -> String {
     sanitize(name.to_upper_camel_case())

@@ -35,6 +35,11 @@ const CASES: &[&str] = &[
     "access_on_downstream",
     "access_public_with_scopes",
     "access_unknown_scheme",
+    "alias_composed",
+    "alias_field_without_counterpart",
+    "alias_incompatible_field",
+    "alias_unknown_source",
+    "alias_wrong_source",
     "ambiguous_autobind",
     "argument_in_error",
     "argument_names_differ",
@@ -50,6 +55,7 @@ const CASES: &[&str] = &[
     "call_timeout_malformed",
     "call_without_method",
     "caller_reserved",
+    "composer_name_clash",
     "composition_module_clash",
     "duplicate_step_name",
     "empty_expression",
@@ -114,6 +120,7 @@ const CASES: &[&str] = &[
     "unknown_service",
     "validation_if_not_bool",
     "validation_message_not_string",
+    "validation_value_read",
     "validation_without_condition",
 ];
 

@@ -17,6 +17,7 @@
 //! **Boundary:** emission reads the model only; it never looks at option bytes, and it makes no
 //! decision the resolver has not already checked.
 
+mod convert;
 mod message;
 mod paths;
 mod service;
@@ -30,9 +31,10 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::model::*;
+use crate::names::composer_name;
 use crate::schema::PoolSchema;
 use message::emit_message;
-use paths::{Names, Paths, composer_name};
+use paths::{Names, Paths};
 use service::emit_service;
 
 pub use paths::COMPOSITION_MODULE;
@@ -64,13 +66,33 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
             for service in &services {
                 items.push(emit_service(service, model, &paths));
             }
-            for (from, to) in paths.conversions() {
-                if let Some(conversion) = model
-                    .enum_conversions
-                    .iter()
-                    .find(|c| c.from.full_name() == from && c.to.full_name() == to)
-                {
-                    items.push(emit_conversion(conversion, &paths));
+            // Conversions call others (nested aliases, enums): until no new one is named.
+            let mut defined = BTreeSet::new();
+            loop {
+                let named: Vec<(String, String)> = paths
+                    .conversions()
+                    .into_iter()
+                    .filter(|pair| !defined.contains(pair))
+                    .collect();
+                if named.is_empty() {
+                    break;
+                }
+                for (from, to) in named {
+                    let is_pair = |f: &str, t: &str| f == from && t == to;
+                    if let Some(c) = model
+                        .enum_conversions
+                        .iter()
+                        .find(|c| is_pair(c.from.full_name(), c.to.full_name()))
+                    {
+                        items.push(convert::emit_enum_conversion(c, &paths));
+                    } else if let Some(c) = model
+                        .message_conversions
+                        .iter()
+                        .find(|c| is_pair(c.from.full_name(), c.to.full_name()))
+                    {
+                        items.push(convert::emit_message_conversion(c, &paths));
+                    }
+                    defined.insert((from, to));
                 }
             }
             let composers: Vec<String> = services
@@ -83,45 +105,6 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The function converting one enum's values into another's, as the model decided: one arm
-/// per source variant, so rustc checks that none is missed.
-fn emit_conversion(conversion: &EnumConversion, paths: &Paths<'_>) -> TokenStream {
-    use crate::expr::RustSchema;
-    let c = tokens::compose();
-    let (from, to) = (conversion.from.full_name(), conversion.to.full_name());
-    let Some(function) = paths.conversion_ident(from, to) else {
-        return quote!();
-    };
-    let variant = |enumeration: &prost_reflect::EnumDescriptor, number: i32| {
-        let value = enumeration.values().find(|v| v.number() == number)?;
-        paths.enum_variant(enumeration.full_name(), value.name())
-    };
-    let source = paths.enum_path(&conversion.from);
-    let arms = conversion.values.iter().filter_map(|(number, target)| {
-        let from_variant = variant(&conversion.from, *number)?;
-        let to_variant = variant(&conversion.to, *target)?;
-        Some(quote!(Ok(#from_variant) => #to_variant,))
-    });
-    let otherwise = match conversion.default.and_then(|d| variant(&conversion.to, d)) {
-        Some(default) => quote!(Err(_) => #default,),
-        None => {
-            let message = format!("value {{value}} of `{from}` has no counterpart in `{to}`");
-            quote!(Err(_) => return Err(#c::Status::internal(format!(#message))),)
-        }
-    };
-    let doc = format!(" Converts values of `{from}` into `{to}`, as the protos say.");
-    quote! {
-        #[doc = #doc]
-        fn #function(value: i32) -> Result<i32, #c::Status> {
-            let converted = match #source::try_from(value) {
-                #(#arms)*
-                #otherwise
-            };
-            Ok(converted as i32)
-        }
-    }
-}
-
 /// Lints allowed in the composition module, each for a reason:
 /// - `unused_variables`: an iterator or a step the user's expressions do not read is still
 ///   bound by its name;
@@ -129,6 +112,8 @@ fn emit_conversion(conversion: &EnumConversion, paths: &Paths<'_>) -> TokenStrea
 ///   uniformly rather than tracking which;
 /// - `clippy::needless_question_mark`: a per-element value is wrapped as `Ok(v)` whether or not
 ///   computing `v` can fail;
+/// - `clippy::unit_arg`: prost's `google.protobuf.Empty` is `()`, and a computed one (`$.e[0]`,
+///   `c ? $.a : $.b`) is passed on like any value (plain reads are written as `()`);
 /// - the rest: expressions are the user's, and may legitimately compare a value with itself,
 ///   with a bound its type already guarantees, and so on (`x == x`, `$.page >= 0u`).
 const ALLOWED_LINTS: &[&str] = &[
@@ -136,6 +121,7 @@ const ALLOWED_LINTS: &[&str] = &[
     "unused_comparisons",
     "clippy::clone_on_copy",
     "clippy::needless_question_mark",
+    "clippy::unit_arg",
     "clippy::absurd_extreme_comparisons",
     "clippy::eq_op",
     "clippy::nonminimal_bool",

@@ -18,7 +18,7 @@ use quote::{format_ident, quote};
 use super::tokens::compose;
 use crate::expr::{self, Type};
 use crate::model::Model;
-use crate::names::{enum_variant_ident, rust_field_ident, rust_type_ident};
+use crate::names::{composer_name, enum_variant_ident, rust_field_ident, rust_type_ident};
 use crate::schema::{ARGS_SUFFIX, PoolSchema};
 
 /// The module each package's composition code is emitted in.
@@ -65,21 +65,24 @@ impl Names {
         // Conversions are defined in each package that uses them: unique in every package.
         let mut conversions = HashMap::new();
         let mut all_taken: BTreeSet<String> = taken.values().flatten().cloned().collect();
-        for conversion in &model.enum_conversions {
+        let pairs = model
+            .enum_conversions
+            .iter()
+            .map(|c| (c.from.full_name(), c.to.name(), c.to.full_name()))
+            .chain(
+                model
+                    .message_conversions
+                    .iter()
+                    .map(|c| (c.from.full_name(), c.to.name(), c.to.full_name())),
+            );
+        for (from, to_name, to) in pairs {
             let name = format!(
                 "{}_from_{}",
-                conversion.to.name().to_snake_case(),
-                conversion
-                    .from
-                    .full_name()
-                    .replace('.', "_")
-                    .to_snake_case()
+                to_name.to_snake_case(),
+                from.replace('.', "_").to_snake_case()
             );
             conversions.insert(
-                (
-                    conversion.from.full_name().to_owned(),
-                    conversion.to.full_name().to_owned(),
-                ),
+                (from.to_owned(), to.to_owned()),
                 unique(name, &mut all_taken),
             );
         }
@@ -165,11 +168,6 @@ fn relative_name(descriptor: &MessageDescriptor) -> String {
     }
 }
 
-/// The Rust name of the composer of an edge service.
-pub(super) fn composer_name(service: &str) -> String {
-    format!("{}Composer", rust_type_ident(service))
-}
-
 /// Paths to Rust items from one package's composition module. Records which other packages
 /// it names, for the module's `use` aliases.
 pub(super) struct Paths<'a> {
@@ -191,9 +189,9 @@ impl<'a> Paths<'a> {
         }
     }
 
-    /// The function converting values of enum `from` into enum `to` (full names), which the
-    /// module then defines; `None` if the model has no such conversion.
-    pub(super) fn enum_conversion(&self, from: &str, to: &str) -> Option<TokenStream> {
+    /// The function converting values of enum or message `from` into `to` (full names), which
+    /// the module then defines; `None` if the model has no such conversion.
+    pub(super) fn conversion(&self, from: &str, to: &str) -> Option<TokenStream> {
         let name = self
             .names
             .conversions
@@ -205,7 +203,7 @@ impl<'a> Paths<'a> {
         Some(quote!(#ident))
     }
 
-    /// The enum conversions named so far, as (from, to) full names.
+    /// The conversions named so far, as (from, to) full names.
     pub(super) fn conversions(&self) -> Vec<(String, String)> {
         self.conversions.borrow().iter().cloned().collect()
     }
@@ -268,9 +266,13 @@ impl<'a> Paths<'a> {
     }
 
     /// The resolver of a message with rules.
+    /// A path, not a bare name, so that no step named like the resolver can shadow it.
     pub(super) fn resolver(&self, message: &MessageDescriptor) -> TokenStream {
-        let prefix = self.composition_prefix(message.package_name());
         let ident = self.resolver_ident(message);
+        if message.package_name() == self.package {
+            return quote!(self::#ident);
+        }
+        let prefix = self.composition_prefix(message.package_name());
         quote!(#prefix #ident)
     }
 

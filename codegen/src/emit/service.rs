@@ -6,9 +6,10 @@ use heck::ToSnakeCase;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::paths::{Paths, composer_name};
+use super::paths::Paths;
 use super::tokens::{compose, duration_tokens, optional};
 use crate::model::*;
+use crate::names::composer_name;
 use crate::names::{rust_field_ident, rust_type_ident};
 
 pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'_>) -> TokenStream {

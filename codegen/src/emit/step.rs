@@ -44,11 +44,16 @@ pub(super) fn emit_step_body(
         at,
         steps: lazy,
     };
+    // Validations and logs compute `()`, which clippy will not see passed as a default.
+    let skipped = match step.body {
+        StepBody::Validation(_) | StepBody::Log(_) => quote!(()),
+        _ => quote!(Default::default()),
+    };
     let guard = step.guard.as_ref().map(|g| {
         let condition = paths.expr(&g.checked, env);
         quote! {
             if !(#condition) {
-                return Ok(Default::default());
+                return Ok(#skipped);
             }
         }
     });
@@ -59,7 +64,9 @@ pub(super) fn emit_step_body(
             let value = paths.expr(&e.checked, env);
             quote!(Ok::<_, #c::Status>(#value))
         }
-        StepBody::Call(call) => emit_call(&name, call, env, paths, Some(&lazy)),
+        StepBody::Call(call) => {
+            emit_call(&name, call, env, paths, quote!(&downstreams), Some(&lazy))
+        }
         StepBody::Message(m) => emit_message_call(m, env, paths),
         StepBody::Map(map) => emit_map(&name, map, env, paths),
         StepBody::Log(log) => {
@@ -159,12 +166,14 @@ impl Lazy<'_> {
     }
 }
 
-/// A downstream call. `lazy`: for a call step, what only its error handlers read.
+/// A downstream call through `downstreams` (a `&Downstreams`). `lazy`: for a call step, what
+/// only its error handlers read.
 fn emit_call(
     step: &str,
     call: &CallPlan,
     env: &expr::Env,
     paths: &Paths<'_>,
+    downstreams: TokenStream,
     lazy: Option<&Lazy<'_>>,
 ) -> TokenStream {
     let c = compose();
@@ -204,7 +213,7 @@ fn emit_call(
         quote!(#request_type { #(#fields)* #rest })
     };
     let call_tokens = quote! {
-        #c::call_downstream(&call, &downstreams, #service_name, &spec, request, |channel, request| async move {
+        #c::call_downstream(&call, #downstreams, #service_name, &spec, request, |channel, request| async move {
             #client::new(channel).#function(request).await
         })
         .await
@@ -435,7 +444,8 @@ fn emit_map(step: &str, map: &MapPlan, env: &expr::Env, paths: &Paths<'_>) -> To
             let value = paths.expr(&e.checked, &inner);
             quote!(Ok(#value))
         }
-        MapBody::Call(call) => emit_call(step, call, &inner, paths, None),
+        // `downstreams` is a reference in the closure (see below).
+        MapBody::Call(call) => emit_call(step, call, &inner, paths, quote!(downstreams), None),
         MapBody::Message(m) => emit_message_call(m, &inner, paths),
     };
     let downstreams =

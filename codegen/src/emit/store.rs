@@ -19,6 +19,9 @@ pub(super) fn store_expression(
     env: &expr::Env,
     paths: &Paths<'_>,
 ) -> TokenStream {
+    if let Some(converted) = convert_message(e, field, env, paths) {
+        return converted;
+    }
     // A message field read from a message field keeps its presence (unset stays unset).
     if !field.is_list()
         && !field.is_map()
@@ -59,6 +62,52 @@ pub(super) fn store_expression(
     store(value, &e.checked.ty, field, paths)
 }
 
+/// A downstream message (or list of them) stored into a field of its alias: through the
+/// alias conversion, borrowing the value where it is stored, keeping presence.
+fn convert_message(
+    e: &Expression,
+    field: &FieldDescriptor,
+    env: &expr::Env,
+    paths: &Paths<'_>,
+) -> Option<TokenStream> {
+    let c = compose();
+    let (from, list) = match &e.checked.ty {
+        Type::Message(from) => (from, false),
+        Type::List(element) => match &**element {
+            Type::Message(from) => (from, true),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let Kind::Message(to) = field.kind() else {
+        return None;
+    };
+    if to.full_name() == from || field.is_map() {
+        return None;
+    }
+    let convert = paths.conversion(from, to.full_name())?;
+    let place = expr::emit_place(&e.checked, env, paths).unwrap_or_else(|| {
+        let value = paths.expr(&e.checked, env);
+        quote!(&#value)
+    });
+    if list {
+        return Some(quote! {
+            IntoIterator::into_iter(#place)
+                .map(#convert)
+                .collect::<Result<Vec<_>, #c::Status>>()?
+        });
+    }
+    let converted = match expr::emit_optional_message_ref(&e.checked, env, paths) {
+        Some(read) => quote!(#read.map(#convert).transpose()?),
+        None => quote!(Some(#convert(#place)?)),
+    };
+    Some(if is_boxed_field(field) {
+        quote!(#converted.map(Box::new))
+    } else {
+        converted
+    })
+}
+
 /// The conversion function of values of enum `ty` (or of its list's elements) into
 /// `field`'s enum, when they differ.
 fn enum_conversion(ty: &Type, field: &FieldDescriptor, paths: &Paths<'_>) -> Option<TokenStream> {
@@ -71,7 +120,7 @@ fn enum_conversion(ty: &Type, field: &FieldDescriptor, paths: &Paths<'_>) -> Opt
         _ => return None,
     };
     match field.kind() {
-        Kind::Enum(to) if to.full_name() != from => paths.enum_conversion(from, to.full_name()),
+        Kind::Enum(to) if to.full_name() != from => paths.conversion(from, to.full_name()),
         _ => None,
     }
 }
@@ -229,8 +278,18 @@ fn plain_value(
     {
         return value;
     }
-    let value = paths.expr(&e.checked, env);
     let c = compose();
+    if let (Type::Message(from), Kind::Message(to)) = (&e.checked.ty, &kind)
+        && from != to.full_name()
+        && let Some(convert) = paths.conversion(from, to.full_name())
+    {
+        let place = expr::emit_place(&e.checked, env, paths).unwrap_or_else(|| {
+            let value = paths.expr(&e.checked, env);
+            quote!(&#value)
+        });
+        return quote!(#convert(#place)?);
+    }
+    let value = paths.expr(&e.checked, env);
     if let Some(convert) = enum_conversion(&e.checked.ty, field, paths) {
         return quote!(#convert(#value)?);
     }

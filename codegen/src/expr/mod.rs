@@ -53,8 +53,8 @@ mod tests;
 pub use ast::{BinaryOp, Expr, Ident, Literal, Node, NodeKind, Span, UnaryOp};
 pub use check::{Checked, check, check_condition, check_expecting};
 pub use emit::{
-    Env, RustSchema, emit, emit_bool, emit_narrow, emit_optional_message, emit_optional_scalar,
-    emit_place,
+    Env, RustSchema, emit, emit_bool, emit_narrow, emit_optional_message,
+    emit_optional_message_ref, emit_optional_scalar, emit_place,
 };
 pub use error::ExprError;
 pub use parser::parse;

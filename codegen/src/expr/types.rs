@@ -179,6 +179,8 @@ pub trait Schema {
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     bindings: Vec<(String, Type)>,
+    /// Step names that compute no value (validations, logs), each with what it is.
+    valueless: Vec<(String, &'static str)>,
     package: String,
 }
 
@@ -211,6 +213,20 @@ impl Scope {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, ty)| ty)
+    }
+
+    /// Declares `name` as a step that computes no value (`what`: "a validation"), so that
+    /// reading it says so.
+    pub fn insert_valueless(&mut self, name: impl Into<String>, what: &'static str) {
+        self.valueless.push((name.into(), what));
+    }
+
+    /// What `name` is, if it is a step that computes no value.
+    pub fn valueless(&self, name: &str) -> Option<&'static str> {
+        self.valueless
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, what)| *what)
     }
 
     /// The names bound, in the order they were first bound.

@@ -53,6 +53,34 @@ impl Resolver<'_> {
         {
             return self.enum_conversion(&from, &to);
         }
+        if let (Type::Message(from), Type::Message(to)) = (element(ty), element(target))
+            && from != to
+            && matches!(ty, Type::List(_)) == matches!(target, Type::List(_))
+        {
+            // A declared pair converts (its problems are reported at the alias).
+            if self.is_alias_pair(&from, &to) {
+                return Ok(());
+            }
+            if let Some(target) = self.loaded.pool.get_message_by_name(&to)
+                && !self.message_aliases(&target).is_empty()
+            {
+                let sources = self.alias_sources(&to);
+                // Aliases that name no message are reported where they are written.
+                if sources.is_empty() {
+                    return Ok(());
+                }
+                let listed: Vec<String> = sources.iter().map(|a| format!("`{a}`")).collect();
+                return Err((
+                    format!(
+                        "`{to}` converts only from {}, not from `{from}`",
+                        listed.join(", ")
+                    ),
+                    Some(format!(
+                        "add `{from}` to the `alias` of `{to}`'s `(mosaic.v1.message)`"
+                    )),
+                ));
+            }
+        }
         binding_allowed(ty, field, target)
     }
 
@@ -286,10 +314,9 @@ pub fn binding_allowed(
             ));
         }
         (Type::List(a), Type::List(b)) if **a == Type::Error || a == b => return Ok(()),
-        (Type::Message(_), Type::Message(_)) => Some(
-            "bind the fields one by one, or build the target message with a `message` step"
-                .to_owned(),
-        ),
+        (Type::Message(from), Type::Message(_)) => Some(format!(
+            "declare the target an alias of `{from}` (`(mosaic.v1.message).alias`), bind the fields one by one, or build it with a `message` step"
+        )),
         (Type::List(a), Type::List(b))
             if matches!(**a, Type::Message(_)) && matches!(**b, Type::Message(_)) =>
         {

@@ -22,6 +22,17 @@ impl Resolver<'_> {
         let message = &item.descriptor;
         self.message = MessageState::default();
         let site = self.message_site(message);
+        if let Some(source) = self.message_aliases(message).first() {
+            self.error_hint(
+                format!(
+                    "`{}` is an alias of `{source}`: values convert into it, so it cannot also be composed",
+                    message.full_name()
+                ),
+                Self::span_of_site(&site),
+                "compose another message, and bind its fields from this one's source",
+            );
+            return None;
+        }
         let (input, input_type) = match &item.request {
             Some(request) => {
                 // Callers come first, so every `message` step building it is known by now.
@@ -167,8 +178,14 @@ impl Resolver<'_> {
             reads.dedup();
             let index = steps.len();
             if definable {
-                defined.insert(name.clone(), index);
-                scope.insert(&name, ty.clone());
+                match &body {
+                    StepBody::Validation(_) => scope.insert_valueless(&name, "a validation"),
+                    StepBody::Log(_) => scope.insert_valueless(&name, "a log step"),
+                    _ => {
+                        defined.insert(name.clone(), index);
+                        scope.insert(&name, ty.clone());
+                    }
+                }
             }
             let autobind = get_bool(step, "autobind");
             steps.push(StepPlan {

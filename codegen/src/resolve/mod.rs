@@ -17,6 +17,7 @@
 //! from its callers) → [`bind`] (how every field gets its value). [`options`] reads the option
 //! values, [`sites`] finds where they are written, and [`names`] says which names are allowed.
 
+mod aliases;
 mod args;
 mod bind;
 mod enums;
@@ -80,6 +81,10 @@ struct Resolver<'a> {
     message: MessageState,
     /// The enum conversions bindings need, each once.
     enum_conversions: Vec<EnumConversion>,
+    /// Every declared alias pair (source, alias), as full names, planned or not.
+    alias_pairs: Vec<(String, String)>,
+    /// The conversions of the alias pairs planned without error.
+    message_conversions: Vec<MessageConversion>,
 }
 
 /// The state of resolving one message, which decides what is reported about the names it
@@ -122,6 +127,8 @@ impl<'a> Resolver<'a> {
             call_defaults: HashMap::new(),
             message: MessageState::default(),
             enum_conversions: Vec::new(),
+            alias_pairs: Vec::new(),
+            message_conversions: Vec::new(),
         })
     }
 
@@ -141,6 +148,8 @@ impl<'a> Resolver<'a> {
 
     fn run(&mut self) -> Model {
         let mut model = Model::default();
+        // Before any binding, so that each knows the alias pairs.
+        self.plan_aliases();
         let mut pending: Vec<Pending> = Vec::new();
         let mut responses: HashMap<String, (MessageDescriptor, Option<Span>)> = HashMap::new();
 
@@ -233,6 +242,7 @@ impl<'a> Resolver<'a> {
         model.messages = plans;
         self.check_module_names(&model);
         model.enum_conversions = std::mem::take(&mut self.enum_conversions);
+        model.message_conversions = std::mem::take(&mut self.message_conversions);
         model
     }
 
@@ -258,6 +268,59 @@ impl<'a> Resolver<'a> {
                     Self::span_of_site(&site),
                     "rename the message",
                 );
+            }
+            // Composers are re-exported beside prost's types.
+            for service in model
+                .services
+                .iter()
+                .filter(|s| s.descriptor.package_name() == package)
+            {
+                let composer = crate::names::composer_name(service.descriptor.name());
+                let messages = self
+                    .loaded
+                    .pool
+                    .all_messages()
+                    .filter(|m| m.parent_message().is_none())
+                    .map(|m| {
+                        (
+                            m.full_name().to_owned(),
+                            m.package_name().to_owned(),
+                            m.name().to_owned(),
+                            m.parent_file(),
+                            m.path().to_vec(),
+                        )
+                    });
+                let enums = self
+                    .loaded
+                    .pool
+                    .all_enums()
+                    .filter(|e| e.parent_message().is_none())
+                    .map(|e| {
+                        (
+                            e.full_name().to_owned(),
+                            e.package_name().to_owned(),
+                            e.name().to_owned(),
+                            e.parent_file(),
+                            e.path().to_vec(),
+                        )
+                    });
+                let clashes: Vec<_> = messages
+                    .chain(enums)
+                    .filter(|(_, p, name, _, _)| {
+                        p == &package && crate::names::rust_type_ident(name) == composer
+                    })
+                    .collect();
+                for (full_name, _, _, file, path) in clashes {
+                    let site = self.site(file.name(), &path, false);
+                    self.error_hint(
+                        format!(
+                            "`{full_name}` clashes with `{composer}`, the composer Mosaic generates for service `{}`",
+                            service.descriptor.full_name()
+                        ),
+                        Self::span_of_site(&site),
+                        "rename the type",
+                    );
+                }
             }
             let nested = format!("{package}.{module}");
             if self.loaded.pool.files().any(|f| f.package_name() == nested) {
@@ -379,6 +442,14 @@ impl<'a> Resolver<'a> {
             || message
                 .fields()
                 .any(|f| f.options().has_extension(&self.ext.field))
+    }
+
+    fn field_rule(&self, field: &prost_reflect::FieldDescriptor) -> Option<DynamicMessage> {
+        let options = field.options();
+        if !options.has_extension(&self.ext.field) {
+            return None;
+        }
+        options.get_extension(&self.ext.field).as_message().cloned()
     }
 
     fn message_rule(&self, message: &MessageDescriptor) -> Option<DynamicMessage> {

@@ -179,7 +179,7 @@ impl Resolver<'_> {
                         message: message?,
                         details: details?,
                     }),
-                    Type::Bool,
+                    Type::Null,
                 ))
             }
             [] => {

@@ -6,6 +6,7 @@ pub use self::composition::AccountsComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -118,7 +119,7 @@ pub(crate) mod composition {
                 None,
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_account(call, self.downstreams.clone(), input);
+            let body = self::resolve_account(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

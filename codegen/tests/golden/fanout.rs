@@ -6,6 +6,7 @@ pub use self::composition::ReviewsComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -150,7 +151,7 @@ pub(crate) mod composition {
                         let args = ReviewCardArgs {
                             review: Some(r.clone()),
                         };
-                        resolve_review_card(
+                        self::resolve_review_card(
                                 call,
                                 downstreams.clone(),
                                 compose::Arc::new(args),
@@ -252,7 +253,7 @@ pub(crate) mod composition {
                 None,
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_review_page(call, self.downstreams.clone(), input);
+            let body = self::resolve_review_page(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

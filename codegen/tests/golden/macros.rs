@@ -6,6 +6,7 @@ pub use self::composition::SummariesComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -186,7 +187,7 @@ pub(crate) mod composition {
                 None,
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_summary(call, self.downstreams.clone(), input);
+            let body = self::resolve_summary(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

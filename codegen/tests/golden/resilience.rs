@@ -6,6 +6,7 @@ pub use self::composition::CheckoutComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -155,7 +156,7 @@ pub(crate) mod composition {
                 Some(compose::Duration::from_secs(1)),
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_prepared(call, self.downstreams.clone(), input);
+            let body = self::resolve_prepared(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

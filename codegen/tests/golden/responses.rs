@@ -6,6 +6,7 @@ pub use self::composition::WarehouseComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -136,7 +137,7 @@ pub(crate) mod composition {
                 None,
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_check(call, self.downstreams.clone(), input);
+            let body = self::resolve_check(call, self.downstreams.clone(), input);
             call.respond(async { body.await.map(|_| ()) }).await
         }
         async fn get_stock(
@@ -149,7 +150,7 @@ pub(crate) mod composition {
                 None,
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_check(call, self.downstreams.clone(), input);
+            let body = self::resolve_check(call, self.downstreams.clone(), input);
             call.respond(async { Ok(body.await?.stock.unwrap_or_default()) }).await
         }
     }

@@ -6,6 +6,7 @@ pub use self::composition::ShapesComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -172,7 +173,8 @@ pub(crate) mod composition {
             let args = OuterPartArgs {
                 n: by_id.name.clone(),
             };
-            resolve_outer_part(call, downstreams.clone(), compose::Arc::new(args)).await
+            self::resolve_outer_part(call, downstreams.clone(), compose::Arc::new(args))
+                .await
         };
         let b = async {
             let by_id = by_id.clone().await?;
@@ -180,7 +182,8 @@ pub(crate) mod composition {
             let args = OtherPartArgs {
                 n: i64::from(by_id.stock),
             };
-            resolve_other_part(call, downstreams.clone(), compose::Arc::new(args)).await
+            self::resolve_other_part(call, downstreams.clone(), compose::Arc::new(args))
+                .await
         };
         let (by_id, mosaic_step_1, _, a, b) = compose::try_join!(
             by_id.clone(), mosaic_step_1, mosaic_step_2, a, b
@@ -215,7 +218,7 @@ pub(crate) mod composition {
                     {
                         value
                     } else {
-                        compose::cel::default_ref()
+                        compose::cel::empty_string()
                     })
                         .clone(),
                 ),
@@ -253,7 +256,7 @@ pub(crate) mod composition {
                 None,
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_shape(call, self.downstreams.clone(), input);
+            let body = self::resolve_shape(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

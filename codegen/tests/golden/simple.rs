@@ -6,6 +6,7 @@ pub use self::composition::ProfilesComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -107,7 +108,7 @@ pub(crate) mod composition {
                 Some(compose::Duration::from_millis(500)),
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_profile(call, self.downstreams.clone(), input);
+            let body = self::resolve_profile(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

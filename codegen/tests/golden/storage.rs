@@ -6,6 +6,7 @@ pub use self::composition::EdgeComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -132,7 +133,7 @@ pub(crate) mod composition {
             node: t.node.clone(),
             note: Some(
                 if t.note.is_some() {
-                    compose::cel::or_default(&t.note).clone()
+                    compose::cel::or_empty_string(&t.note).clone()
                 } else {
                     ::std::string::String::from("none")
                 },
@@ -171,7 +172,7 @@ pub(crate) mod composition {
                 None,
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_out(call, self.downstreams.clone(), input);
+            let body = self::resolve_out(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

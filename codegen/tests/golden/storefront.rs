@@ -6,6 +6,7 @@ pub use self::composition::StorefrontComposer;
     unused_comparisons,
     clippy::clone_on_copy,
     clippy::needless_question_mark,
+    clippy::unit_arg,
     clippy::absurd_extreme_comparisons,
     clippy::eq_op,
     clippy::nonminimal_bool,
@@ -221,7 +222,7 @@ pub(crate) mod composition {
                         let args = ReviewCardArgs {
                             review: Some(r.clone()),
                         };
-                        resolve_review_card(
+                        self::resolve_review_card(
                                 call,
                                 downstreams.clone(),
                                 compose::Arc::new(args),
@@ -238,7 +239,8 @@ pub(crate) mod composition {
                 average: rs.average_rating,
                 count: rs.total_count,
             };
-            resolve_rating_summary(call, downstreams.clone(), compose::Arc::new(args)).await
+            self::resolve_rating_summary(call, downstreams.clone(), compose::Arc::new(args))
+                .await
         };
         let (p, stock, cards, summary) = compose::try_join!(p, stock, cards, summary)?;
         let stock = &stock;
@@ -391,7 +393,7 @@ pub(crate) mod composition {
                         let args = ProfileReviewArgs {
                             review: Some(r.clone()),
                         };
-                        resolve_profile_review(
+                        self::resolve_profile_review(
                                 call,
                                 downstreams.clone(),
                                 compose::Arc::new(args),
@@ -577,7 +579,7 @@ pub(crate) mod composition {
                 Some(compose::Duration::from_millis(800)),
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_product_page(call, self.downstreams.clone(), input);
+            let body = self::resolve_product_page(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
         async fn get_user_profile(
@@ -590,7 +592,7 @@ pub(crate) mod composition {
                 Some(compose::Duration::from_millis(800)),
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_user_profile(call, self.downstreams.clone(), input);
+            let body = self::resolve_user_profile(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
         async fn check_availability(
@@ -603,7 +605,7 @@ pub(crate) mod composition {
                 Some(compose::Duration::from_millis(500)),
             );
             let input = compose::Arc::new(request.into_inner());
-            let body = resolve_availability(call, self.downstreams.clone(), input);
+            let body = self::resolve_availability(call, self.downstreams.clone(), input);
             call.respond(body).await
         }
     }

@@ -118,6 +118,29 @@ pub fn or_default<T: Default + Send + Sync + 'static>(field: &Option<T>) -> &T {
     }
 }
 
+/// [`or_default`] for a string field with presence. Not generic: where the caller expects a
+/// `&str`, inference would otherwise pick `T = str`, which has no default.
+pub fn or_empty_string(field: &Option<String>) -> &String {
+    field.as_ref().unwrap_or_else(|| empty_string())
+}
+
+/// [`or_default`] for a bytes field with presence (see [`or_empty_string`]).
+pub fn or_empty_bytes(field: &Option<Vec<u8>>) -> &Vec<u8> {
+    field.as_ref().unwrap_or_else(|| empty_bytes())
+}
+
+/// The empty string, for an unset string oneof member (see [`or_empty_string`]).
+pub fn empty_string() -> &'static String {
+    static EMPTY: String = String::new();
+    &EMPTY
+}
+
+/// Empty bytes, for an unset bytes oneof member (see [`or_empty_string`]).
+pub fn empty_bytes() -> &'static Vec<u8> {
+    static EMPTY: Vec<u8> = Vec::new();
+    &EMPTY
+}
+
 /// [`or_default`] for a message field that prost boxes (`Option<Box<M>>`, on recursive
 /// messages).
 pub fn or_default_boxed<T: Default + Send + Sync + 'static>(field: &Option<Box<T>>) -> &T {

@@ -190,6 +190,17 @@ impl Checker<'_> {
         if let Some(ty) = self.scope.get(&ident.name) {
             return Typed::new(TypedKind::Name(ident.name.clone()), ty.clone(), span);
         }
+        if let Some(what) = self.scope.valueless(&ident.name) {
+            let error = ExprError::new(
+                ident.span.clone(),
+                format!(
+                    "step `{}` is {what}: it computes no value to read",
+                    ident.name
+                ),
+            )
+            .with_hint("read the values it works on instead");
+            return self.error(error, Type::Error);
+        }
         let names: Vec<&str> = self.scope.names().collect();
         let listed = names
             .iter()

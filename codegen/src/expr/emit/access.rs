@@ -20,17 +20,24 @@ impl Emitter<'_> {
         (out.at(Prec::Atom), temporary)
     }
 
-    /// `Option<M>` for a singular message field, keeping whether it is set.
+    /// `Option<M>` for a singular message field, keeping whether it is set; `Option<&M>`
+    /// with `by_ref`.
     pub(super) fn optional_message(
         &self,
         operand: &Typed,
         field: &FieldInfo,
+        by_ref: bool,
     ) -> Option<TokenStream> {
         let ident = rust_ident(&field_ident(&field.name))?;
-        let (base, _) = self.base(operand);
-        match field.cardinality {
-            Cardinality::Message => Some(quote!(#base.#ident.clone())),
-            Cardinality::BoxedMessage => Some(quote!(#base.#ident.as_deref().cloned())),
+        let (base, temporary) = self.base(operand);
+        if by_ref && temporary {
+            return None;
+        }
+        match (&field.cardinality, by_ref) {
+            (Cardinality::Message, false) => Some(quote!(#base.#ident.clone())),
+            (Cardinality::Message, true) => Some(quote!(#base.#ident.as_ref())),
+            (Cardinality::BoxedMessage, false) => Some(quote!(#base.#ident.as_deref().cloned())),
+            (Cardinality::BoxedMessage, true) => Some(quote!(#base.#ident.as_deref())),
             _ => None,
         }
     }
@@ -76,7 +83,11 @@ impl Emitter<'_> {
                 }
             }
             Cardinality::Optional | Cardinality::Message => Out::new(
-                quote!(#cel::or_default(&#base.#ident)),
+                match field.scalar {
+                    Some(Scalar::String) => quote!(#cel::or_empty_string(&#base.#ident)),
+                    Some(Scalar::Bytes) => quote!(#cel::or_empty_bytes(&#base.#ident)),
+                    _ => quote!(#cel::or_default(&#base.#ident)),
+                },
                 Form::Ref(Stored::Canonical),
                 Prec::Atom,
             ),
@@ -109,12 +120,17 @@ impl Emitter<'_> {
                 } else {
                     quote!(value)
                 };
+                let default = match field.scalar {
+                    Some(Scalar::String) => quote!(#cel::empty_string()),
+                    Some(Scalar::Bytes) => quote!(#cel::empty_bytes()),
+                    _ => quote!(#cel::default_ref()),
+                };
                 Out::new(
                     quote! {
                         if let ::core::option::Option::Some(#variant(value)) = &#base.#oneof {
                             #value
                         } else {
-                            #cel::default_ref()
+                            #default
                         }
                     },
                     Form::Ref(narrow_of(field.scalar)),

@@ -136,7 +136,23 @@ pub trait RustSchema: Schema {
 pub fn emit(checked: &Checked, env: &Env, schema: &dyn RustSchema) -> TokenStream {
     let emitter = Emitter::new(checked, env, schema);
     let out = emitter.out(&checked.root);
+    // prost's `google.protobuf.Empty` is `()`: a plain read of one is the unit value itself
+    // (clippy rejects passing a computed `()` on).
+    if matches!(&checked.ty, Type::Message(name) if name == "google.protobuf.Empty")
+        && plain_read(&checked.root)
+    {
+        return quote!(());
+    }
     emitter.value(out, &checked.ty).ts
+}
+
+/// A name or a chain of field reads from one: what cannot fail and computes nothing.
+fn plain_read(typed: &Typed) -> bool {
+    match &typed.kind {
+        TypedKind::Name(_) => true,
+        TypedKind::Field { operand, .. } => plain_read(operand),
+        _ => false,
+    }
 }
 
 /// Emits a `bool` expression for a guard or a condition. A non-bool expression (which
@@ -182,6 +198,20 @@ pub fn emit_narrow(
     schema: &dyn RustSchema,
     target: Scalar,
 ) -> Option<TokenStream> {
+    // A double literal that fits a `float` is written as one: no cast to lint.
+    if let (TypedKind::Literal(Literal::Double(value)), Scalar::F32) = (&checked.root.kind, target)
+    {
+        #[allow(clippy::cast_possible_truncation)] // rounding to the nearest f32 is the point
+        let narrow = *value as f32;
+        if narrow.is_finite() {
+            let literal = RustLiteral::f32_suffixed(narrow.abs());
+            return Some(if narrow.is_sign_negative() {
+                quote!(-#literal)
+            } else {
+                quote!(#literal)
+            });
+        }
+    }
     let emitter = Emitter::new(checked, env, schema);
     let out = emitter.out(&checked.root);
     let matches = |narrow: Narrow| {
@@ -213,7 +243,20 @@ pub fn emit_optional_message(
         return None;
     };
     let emitter = Emitter::new(checked, env, schema);
-    emitter.optional_message(operand, field)
+    emitter.optional_message(operand, field, false)
+}
+
+/// Like [`emit_optional_message`], as an `Option<&M>` borrowing the field.
+pub fn emit_optional_message_ref(
+    checked: &Checked,
+    env: &Env,
+    schema: &dyn RustSchema,
+) -> Option<TokenStream> {
+    let TypedKind::Field { operand, field } = &checked.root.kind else {
+        return None;
+    };
+    let emitter = Emitter::new(checked, env, schema);
+    emitter.optional_message(operand, field, true)
 }
 
 /// Emits a read of a scalar field with presence (proto3 `optional`, a wrapper) *with its

@@ -143,7 +143,7 @@ fn optional_string() {
     assert_emits(
         "$.nickname",
         r#"
-cel::or_default(&input.nickname).clone()
+cel::or_empty_string(&input.nickname).clone()
 "#,
     );
 }
@@ -503,7 +503,7 @@ fn oneof_member() {
 {
     value
 } else {
-    cel::default_ref()
+    cel::empty_string()
 })
     .clone()
 "#,
@@ -557,7 +557,7 @@ input.product_id.starts_with("p")
             {
                 value
             } else {
-                cel::default_ref()
+                cel::empty_string()
             },
         )
 "#,

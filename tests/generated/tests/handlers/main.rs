@@ -9,6 +9,7 @@
 
 mod support;
 
+mod aliases;
 mod autobind;
 mod enums;
 mod errors;

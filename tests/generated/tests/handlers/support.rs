@@ -26,6 +26,7 @@ use mosaic_generated_check::demo::catalog::v1 as catalog;
 use mosaic_generated_check::demo::inventory::v1 as inventory;
 use mosaic_generated_check::demo::reviews::v1 as reviews;
 use mosaic_generated_check::demo::users::v1 as users;
+use mosaic_generated_check::golden::aliases::v1 as aliases;
 use mosaic_generated_check::golden::resilience::v1 as resilience;
 use mosaic_generated_check::golden::shapes::v1 as shapes;
 use mosaic_generated_check::golden::storage::v1 as storage;
@@ -363,6 +364,22 @@ impl shapes::catalog_server::Catalog for ShapesCatalog {
 
     async fn touch(&self, request: Request<shapes::TouchRequest>) -> Result<Response<()>, Status> {
         self.touch.call(request).await
+    }
+}
+
+/// `golden.aliases.v1.Directory`.
+#[derive(Clone, Default)]
+pub(crate) struct Directory {
+    pub(crate) get_person: Method<aliases::GetPersonRequest, aliases::GetPersonResponse>,
+}
+
+#[tonic::async_trait]
+impl aliases::directory_server::Directory for Directory {
+    async fn get_person(
+        &self,
+        request: Request<aliases::GetPersonRequest>,
+    ) -> Result<Response<aliases::GetPersonResponse>, Status> {
+        self.get_person.call(request).await
     }
 }
 
