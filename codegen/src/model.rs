@@ -127,6 +127,12 @@ pub struct MessagePlan {
     pub fields: Vec<FieldPlan>,
     /// Whether a field's binding reads `caller` (the caller's identity).
     pub reads_caller: bool,
+    /// With `(mosaic.v1.message).custom`: the method computing the whole message once its
+    /// steps are done (its fields then have no rules).
+    pub custom: Option<CustomPlan>,
+    /// The edge service whose `Resolvers` implementation provides the custom items of this
+    /// message and of the messages it builds, when there are any.
+    pub custom_service: Option<ServiceDescriptor>,
 }
 
 /// The input (`$`) of a message's rules.
@@ -195,6 +201,31 @@ pub enum StepBody {
     Validation(ValidationPlan),
     /// An event written to the log.
     Log(LogPlan),
+    /// A value from the edge service's `Resolvers` implementation.
+    Custom(CustomPlan),
+}
+
+/// An item computed by the `<Service>Resolvers` implementation: a method taking `$` and the
+/// values of `reads`.
+#[derive(Debug, Clone)]
+pub struct CustomPlan {
+    /// What it computes, which names the method.
+    pub item: CustomItem,
+    /// The steps passed after `$`, in the order written.
+    pub reads: Vec<usize>,
+    /// The type of the value returned (for a field, the field's; for a message, the message).
+    pub ty: expr::Type,
+}
+
+/// What a custom method computes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CustomItem {
+    /// The step of this name.
+    Step(String),
+    /// The field of this name.
+    Field(String),
+    /// The whole message.
+    Message,
 }
 
 /// A log step.
@@ -377,6 +408,8 @@ pub struct FieldPlan {
 pub enum FieldSource {
     /// `(mosaic.v1.field).by`.
     By(Expression),
+    /// `(mosaic.v1.field).custom`.
+    Custom(CustomPlan),
     /// Copied from the same-named field of an `autobind` step's value.
     Autobind {
         /// The step.

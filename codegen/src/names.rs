@@ -31,6 +31,12 @@ pub fn composer_name(service: &str) -> String {
     format!("{}Composer", rust_type_ident(service))
 }
 
+/// The Rust name of the trait whose implementation computes the custom items of edge service
+/// `service`'s compositions.
+pub fn resolvers_trait_name(service: &str) -> String {
+    format!("{}Resolvers", rust_type_ident(service))
+}
+
 /// The Rust type name prost gives a message or enum: upper camel case, sanitized.
 pub fn rust_type_ident(name: &str) -> String {
     sanitize(name.to_upper_camel_case())

@@ -18,6 +18,8 @@ mod features;
 mod proto;
 #[path = "build/shapes.rs"]
 mod shapes;
+#[path = "build/v2.rs"]
+mod v2;
 #[path = "build/wkt.rs"]
 mod wkt;
 

@@ -82,12 +82,17 @@ pub(super) fn emit_message_conversion(
             .filter_map(|(to_field, from_field, how)| {
                 let from_variant = paths.oneof_variant(from, &field_info(from_field))?;
                 let to_variant = paths.oneof_variant(to, &field_info(to_field))?;
-                let value = if is_boxed_member(from_field) {
-                    element(quote!(&**value), true, how, to_field, paths)
-                } else {
-                    element(quote!(value), true, how, to_field, paths)
+                let (from_boxed, to_boxed) =
+                    (is_boxed_member(from_field), is_boxed_member(to_field));
+                let same = *how == ElementConversion::Same;
+                let value = match how {
+                    // A box of the same message is cloned as it is.
+                    ElementConversion::Same if from_boxed && to_boxed => quote!(value.clone()),
+                    ElementConversion::Same if from_boxed => quote!((**value).clone()),
+                    // `&Box<M>` derefs to the `&M` a conversion takes.
+                    _ => element(quote!(value), true, how, to_field, paths),
                 };
-                let value = if is_boxed_member(to_field) {
+                let value = if to_boxed && !(from_boxed && same) {
                     quote!(Box::new(#value))
                 } else {
                     value

@@ -9,8 +9,8 @@ use quote::{format_ident, quote};
 
 use super::paths::Paths;
 use super::proto_comments;
-use super::step::{emit_step_body, emit_validation};
-use super::store::{is_boxed_field, is_oneof_member, oneof_fields, store_expression};
+use super::step::{emit_custom, emit_step_body, emit_validation};
+use super::store::{is_boxed_field, is_oneof_member, oneof_fields, store, store_expression};
 use super::tokens::compose;
 use crate::expr::{self, Type};
 use crate::model::*;
@@ -31,6 +31,12 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
                 " The arguments of `{}`, passed by the `message` steps that build it.",
                 descriptor.full_name()
             );
+            // Public when a custom method takes it, and then re-exported.
+            let visibility = if paths.has_custom_items(descriptor.full_name()) {
+                quote!(pub)
+            } else {
+                quote!(pub(crate))
+            };
             let fields = args.iter().map(|arg| {
                 let name = format_ident!("{}", rust_field_ident(&arg.name));
                 let ty = paths.rust_type(&arg.ty);
@@ -39,13 +45,13 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
                     _ => ty,
                 };
                 let doc = format!(" `$.{}`", arg.name);
-                quote!(#[doc = #doc] pub(crate) #name: #ty,)
+                quote!(#[doc = #doc] #visibility #name: #ty,)
             });
             (
                 quote! {
                     #[doc = #doc]
                     #[derive(Clone, Debug, Default, PartialEq)]
-                    pub(crate) struct #ident { #(#fields)* }
+                    #visibility struct #ident { #(#fields)* }
                 },
                 quote!(#ident),
             )
@@ -72,7 +78,7 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
                 StepBody::Validation(_) | StepBody::Log(_) => quote!(()),
                 _ => paths.rust_type(&step.ty),
             };
-            let captures = captures(plan, index, &layout);
+            let captures = captures(plan, index, &layout, paths);
             quote! {
                 let #var: #c::Step<#value_type> = #c::step({
                     #captures
@@ -80,7 +86,7 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
                 });
             }
         } else if layout.owned[index] {
-            let captures = captures(plan, index, &layout);
+            let captures = captures(plan, index, &layout, paths);
             quote! {
                 let #var = {
                     #captures
@@ -104,8 +110,10 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
         .fields
         .iter()
         .filter(|f| is_oneof_member(&f.field))
-        .map(|f| match &f.source {
-            FieldSource::By(e) | FieldSource::Autobind { value: e, .. } => (&f.field, e),
+        .filter_map(|f| match &f.source {
+            FieldSource::By(e) | FieldSource::Autobind { value: e, .. } => Some((&f.field, e)),
+            // Never a oneof member (the checker says so).
+            FieldSource::Custom(_) => None,
         })
         .collect();
     let oneofs = oneof_fields(descriptor, &members, true, &env, paths);
@@ -138,6 +146,10 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
                 FieldSource::By(e) | FieldSource::Autobind { value: e, .. } => {
                     store_expression(e, &f.field, &env, paths)
                 }
+                FieldSource::Custom(custom) => {
+                    let value = emit_custom(plan, custom, &env, paths);
+                    store(quote!(#value?), &custom.ty, &f.field, paths)
+                }
             };
             quote!(#ident: #value,)
         });
@@ -150,11 +162,20 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
         let lines = comments.iter().map(|line| quote!(#[doc = #line]));
         quote!(#[doc = ""] #(#lines)*)
     });
-    let final_input = plan
-        .fields
-        .iter()
-        .any(|f| f.reads_input)
+    let final_input = (plan.fields.iter().any(|f| f.reads_input) || plan.custom.is_some())
         .then(|| quote!(let input = &*input;));
+    let custom_param = paths
+        .custom_param(descriptor.full_name())
+        .map(|ty| quote!(custom: #ty,));
+    let answer = match &plan.custom {
+        Some(custom) => emit_custom(plan, custom, &env, paths),
+        None => quote! {
+            Ok(#output {
+                #(#fields)*
+                #(#oneofs)*
+            })
+        },
+    };
     let caller = caller_binding(plan.reads_caller);
     let pre_check_block = (!pre_checks.is_empty()).then(|| {
         let reads_input = plan
@@ -186,16 +207,14 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
             call: #c::EdgeCall,
             downstreams: #c::Downstreams,
             input: #c::Arc<#input_type>,
+            #custom_param
         ) -> Result<#output, #c::Status> {
             #pre_check_block
             #(#step_tokens)*
             #join
             #final_input
             #caller
-            Ok(#output {
-                #(#fields)*
-                #(#oneofs)*
-            })
+            #answer
         }
     }
 }
@@ -229,7 +248,7 @@ pub(super) fn caller_binding(reads: bool) -> TokenStream {
 /// What an owned future (one that may outlive the resolver's borrows) takes with it: the
 /// context it uses, and clones of the handles of the shared steps it reads. Steps read only by
 /// it are moved in whole.
-fn captures(plan: &MessagePlan, index: usize, layout: &Layout) -> TokenStream {
+fn captures(plan: &MessagePlan, index: usize, layout: &Layout, paths: &Paths<'_>) -> TokenStream {
     let step = &plan.steps[index];
     let reads = layout
         .live_reads(plan, index)
@@ -241,8 +260,10 @@ fn captures(plan: &MessagePlan, index: usize, layout: &Layout) -> TokenStream {
     let downstreams =
         calls_downstream(step).then(|| quote!(let downstreams = downstreams.clone();));
     let input = step.reads_input.then(|| quote!(let input = input.clone();));
+    let custom = uses_custom(step, paths).then(|| quote!(let custom = custom.clone();));
     quote! {
         #downstreams
+        #custom
         #input
         #(#reads)*
     }
@@ -253,7 +274,20 @@ pub(super) fn calls_downstream(step: &StepPlan) -> bool {
     match &step.body {
         StepBody::Call(_) | StepBody::Message(_) => true,
         StepBody::Map(map) => !matches!(map.body, MapBody::By(_)),
-        StepBody::By(_) | StepBody::Validation(_) | StepBody::Log(_) => false,
+        StepBody::By(_) | StepBody::Validation(_) | StepBody::Log(_) | StepBody::Custom(_) => false,
+    }
+}
+
+/// Whether a step uses the `Resolvers` implementation (itself, or through a message it builds).
+fn uses_custom(step: &StepPlan, paths: &Paths<'_>) -> bool {
+    match &step.body {
+        StepBody::Custom(_) => true,
+        StepBody::Message(m) => paths.custom_param(m.target.full_name()).is_some(),
+        StepBody::Map(map) => match &map.body {
+            MapBody::Message(m) => paths.custom_param(m.target.full_name()).is_some(),
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -390,6 +424,9 @@ impl Layout {
                 field_reads[read] = true;
             }
         }
+        for &read in plan.custom.iter().flat_map(|c| &c.reads) {
+            field_reads[read] = true;
+        }
         for i in 0..n {
             if layout.prechecked[i] {
                 continue;
@@ -450,7 +487,9 @@ fn moves(
     }
     let mut candidates = BTreeMap::new();
     for (index, field) in plan.fields.iter().enumerate() {
-        let (FieldSource::By(e) | FieldSource::Autobind { value: e, .. }) = &field.source;
+        let (FieldSource::By(e) | FieldSource::Autobind { value: e, .. }) = &field.source else {
+            continue;
+        };
         let Some((root, hop)) = e.checked.path() else {
             continue;
         };

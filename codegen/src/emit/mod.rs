@@ -31,7 +31,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::model::*;
-use crate::names::composer_name;
+use crate::names::{composer_name, resolvers_trait_name};
 use crate::schema::PoolSchema;
 use message::emit_message;
 use paths::{Names, Paths};
@@ -95,10 +95,27 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
                     defined.insert((from, to));
                 }
             }
-            let composers: Vec<String> = services
+            // Re-exported beside prost's types: composers, `Resolvers` traits, and the argument
+            // structs their methods take.
+            let mut composers: Vec<String> = services
                 .iter()
                 .map(|s| composer_name(s.descriptor.name()))
                 .collect();
+            for service in &model.services {
+                let items = service::custom_items(service, model);
+                if !items.is_empty() && service.descriptor.package_name() == package {
+                    composers.push(resolvers_trait_name(service.descriptor.name()));
+                }
+                for (plan, _) in items {
+                    if matches!(plan.input, Input::Args(_))
+                        && plan.descriptor.package_name() == package
+                    {
+                        composers.push(paths.args_ident(&plan.descriptor).to_string());
+                    }
+                }
+            }
+            composers.sort();
+            composers.dedup();
             let code = render(&package, &composers, &paths.uses(), items);
             (package, code)
         })

@@ -17,8 +17,10 @@ use quote::{format_ident, quote};
 
 use super::tokens::compose;
 use crate::expr::{self, Type};
-use crate::model::Model;
-use crate::names::{composer_name, enum_variant_ident, rust_field_ident, rust_type_ident};
+use crate::model::{CustomItem, FieldSource, Model, StepBody};
+use crate::names::{
+    composer_name, enum_variant_ident, resolvers_trait_name, rust_field_ident, rust_type_ident,
+};
 use crate::schema::{ARGS_SUFFIX, PoolSchema};
 
 /// The module each package's composition code is emitted in.
@@ -37,6 +39,10 @@ pub(super) struct Names {
     args: HashMap<String, String>,
     aliases: BTreeMap<String, String>,
     conversions: HashMap<(String, String), String>,
+    /// The method of each custom item in its service's `Resolvers` trait, by message and item.
+    custom_methods: HashMap<(String, CustomItem), String>,
+    /// Each message whose resolver takes the `Resolvers` implementation, with its service.
+    custom_services: HashMap<String, prost_reflect::ServiceDescriptor>,
 }
 
 impl Names {
@@ -44,6 +50,17 @@ impl Names {
         let mut resolvers = HashMap::new();
         let mut args = HashMap::new();
         let mut taken: HashMap<String, BTreeSet<String>> = HashMap::new();
+        // Argument structs may be re-exported beside prost's types: no name of those.
+        for message in schema
+            .pool()
+            .all_messages()
+            .filter(|m| m.parent_message().is_none())
+        {
+            taken
+                .entry(message.package_name().to_owned())
+                .or_default()
+                .insert(rust_type_ident(message.name()));
+        }
         for plan in &model.messages {
             let descriptor = &plan.descriptor;
             let taken = taken
@@ -131,21 +148,67 @@ impl Names {
                 };
             aliases.insert(package.clone(), alias);
         }
+        // Custom methods are unique within their service's trait.
+        let mut custom_methods = HashMap::new();
+        let mut custom_services = HashMap::new();
+        let mut methods_taken: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for plan in &model.messages {
+            let Some(service) = &plan.custom_service else {
+                continue;
+            };
+            let message = plan.descriptor.full_name().to_owned();
+            custom_services.insert(message.clone(), service.clone());
+            let taken = methods_taken
+                .entry(service.full_name().to_owned())
+                .or_default();
+            let base = relative_name(&plan.descriptor)
+                .replace('.', "_")
+                .to_snake_case();
+            let items = plan
+                .steps
+                .iter()
+                .filter_map(|s| match &s.body {
+                    StepBody::Custom(custom) => Some(custom.item.clone()),
+                    _ => None,
+                })
+                .chain(plan.fields.iter().filter_map(|f| match &f.source {
+                    FieldSource::Custom(custom) => Some(custom.item.clone()),
+                    _ => None,
+                }))
+                .chain(plan.custom.as_ref().map(|c| c.item.clone()));
+            for item in items {
+                let name = match &item {
+                    CustomItem::Step(name) | CustomItem::Field(name) => {
+                        format!("{base}_{}", name.to_snake_case())
+                    }
+                    CustomItem::Message => base.clone(),
+                };
+                let name = rust_field_ident(&unique(name, taken));
+                custom_methods.insert((message.clone(), item), name);
+            }
+        }
         Self {
             resolvers,
             args,
             aliases,
             conversions,
+            custom_methods,
+            custom_services,
         }
     }
 }
 
-/// `name`, or `name_2`, `name_3`… when it is taken; then taken.
+/// `name`, or `name_2`, `name_3`, ... (`Name2` for a type name) when it is taken; then taken.
 fn unique(name: String, taken: &mut BTreeSet<String>) -> String {
+    let separator = if name.starts_with(char::is_uppercase) {
+        ""
+    } else {
+        "_"
+    };
     let mut candidate = name.clone();
     let mut n = 2;
     while taken.contains(&candidate) {
-        candidate = format!("{name}_{n}");
+        candidate = format!("{name}{separator}{n}");
         n += 1;
     }
     taken.insert(candidate.clone());
@@ -256,6 +319,12 @@ impl<'a> Paths<'a> {
     }
 
     /// The path prefix of items of `package`'s composition module (empty for this one).
+    /// The path of a package's composition module from this one, ending in `::` (empty for
+    /// this package's own).
+    pub(super) fn composition_path(&self, package: &str) -> TokenStream {
+        self.composition_prefix(package)
+    }
+
     fn composition_prefix(&self, package: &str) -> TokenStream {
         if package == self.package {
             return quote!();
@@ -379,6 +448,42 @@ impl<'a> Paths<'a> {
     }
 
     /// The tonic server module of an edge service.
+    /// The method computing a custom item of `message` (a full name).
+    pub(super) fn custom_method(&self, message: &str, item: &CustomItem) -> TokenStream {
+        match self
+            .names
+            .custom_methods
+            .get(&(message.to_owned(), item.clone()))
+        {
+            Some(name) => {
+                let ident = format_ident!("{name}");
+                quote!(#ident)
+            }
+            None => quote!(::core::compile_error!(
+                "mosaic: a custom item has no method"
+            )),
+        }
+    }
+
+    /// Whether `message` (a full name) has custom items of its own, whose methods take its
+    /// input (so its argument struct is public).
+    pub(super) fn has_custom_items(&self, message: &str) -> bool {
+        self.names
+            .custom_methods
+            .keys()
+            .any(|(owner, _)| owner == message)
+    }
+
+    /// The `Resolvers` trait whose implementation the resolver of `message` (a full name)
+    /// takes, as the type of that parameter; `None` when it takes none.
+    pub(super) fn custom_param(&self, message: &str) -> Option<TokenStream> {
+        let service = self.names.custom_services.get(message)?;
+        let prefix = self.composition_prefix(service.package_name());
+        let ident = format_ident!("{}", resolvers_trait_name(service.name()));
+        let c = compose();
+        Some(quote!(#c::Arc<dyn #prefix #ident>))
+    }
+
     pub(super) fn server_module(&self, service: &str) -> TokenStream {
         let module = format_ident!("{}_server", service.to_snake_case());
         quote!(super::#module)

@@ -9,7 +9,7 @@ use quote::{format_ident, quote};
 use super::paths::Paths;
 use super::tokens::{compose, duration_tokens, optional};
 use crate::model::*;
-use crate::names::composer_name;
+use crate::names::{composer_name, resolvers_trait_name};
 use crate::names::{rust_field_ident, rust_type_ident};
 
 pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'_>) -> TokenStream {
@@ -41,6 +41,9 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
         } else {
             quote!(call.respond(async { body.await.map(|_| ()) }).await)
         };
+        let custom = paths
+            .custom_param(method.composed.full_name())
+            .map(|_| quote!(, self.custom.clone()));
         quote! {
             async fn #function(
                 &self,
@@ -48,7 +51,7 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
             ) -> Result<#c::Response<#output>, #c::Status> {
                 let call = #c::EdgeCall::start(&request, #full, #timeout);
                 let input = #c::Arc::new(request.into_inner());
-                let body = #resolver(call, self.downstreams.clone(), input);
+                let body = #resolver(call, self.downstreams.clone(), input #custom);
                 #answer
             }
         }
@@ -56,19 +59,68 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
     let mut called: Vec<String> = called_services(service, model);
     called.sort();
     called.dedup();
-    quote! {
-        #[doc = #doc]
-        #[derive(Clone, Debug)]
-        pub struct #composer {
-            downstreams: #c::Downstreams,
-        }
+    let items = custom_items(service, model);
+    let composer_struct = if items.is_empty() {
+        quote! {
+            #[doc = #doc]
+            #[derive(Clone, Debug)]
+            pub struct #composer {
+                downstreams: #c::Downstreams,
+            }
 
-        impl #composer {
-            /// A composer calling downstream services through `downstreams`.
-            pub fn new(downstreams: #c::Downstreams) -> Self {
-                Self { downstreams }
+            impl #composer {
+                /// A composer calling downstream services through `downstreams`.
+                pub fn new(downstreams: #c::Downstreams) -> Self {
+                    Self { downstreams }
+                }
             }
         }
+    } else {
+        let resolvers = format_ident!("{}", resolvers_trait_name(descriptor.name()));
+        let composer_name = composer.to_string();
+        let trait_doc = format!(
+            " What Rust computes in the compositions of `{}`: one method per `custom` step, field and message. The composer takes an implementation.",
+            descriptor.full_name()
+        );
+        let trait_methods = items
+            .iter()
+            .map(|(plan, custom)| custom_signature(plan, custom, paths));
+        quote! {
+            #[doc = #trait_doc]
+            #[#c::async_trait]
+            pub trait #resolvers: Send + Sync + 'static {
+                #(#trait_methods)*
+            }
+
+            #[doc = #doc]
+            #[derive(Clone)]
+            pub struct #composer {
+                downstreams: #c::Downstreams,
+                custom: #c::Arc<dyn #resolvers>,
+            }
+
+            impl #composer {
+                /// A composer calling downstream services through `downstreams`, with the
+                /// custom items of its compositions computed by `resolvers`.
+                pub fn new(downstreams: #c::Downstreams, resolvers: impl #resolvers) -> Self {
+                    Self {
+                        downstreams,
+                        custom: #c::Arc::new(resolvers),
+                    }
+                }
+            }
+
+            impl ::core::fmt::Debug for #composer {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.debug_struct(#composer_name)
+                        .field("downstreams", &self.downstreams)
+                        .finish_non_exhaustive()
+                }
+            }
+        }
+    };
+    quote! {
+        #composer_struct
 
         impl #c::Composer for #composer {
             const DOWNSTREAM_SERVICES: &'static [&'static str] = &[#(#called),*];
@@ -117,7 +169,10 @@ pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<Strin
                     MapBody::Message(m) => (None, Some(&**m)),
                     MapBody::By(_) => (None, None),
                 },
-                StepBody::By(_) | StepBody::Validation(_) | StepBody::Log(_) => (None, None),
+                StepBody::By(_)
+                | StepBody::Validation(_)
+                | StepBody::Log(_)
+                | StepBody::Custom(_) => (None, None),
             };
             if let Some(call) = call {
                 called.push(call.method.parent_service().full_name().to_owned());
@@ -128,4 +183,68 @@ pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<Strin
         }
     }
     called
+}
+
+/// The custom items of the compositions of `service`, in message order.
+pub(super) fn custom_items<'m>(
+    service: &EdgeService,
+    model: &'m Model,
+) -> Vec<(&'m MessagePlan, &'m CustomPlan)> {
+    let mut items = Vec::new();
+    for plan in &model.messages {
+        if plan
+            .custom_service
+            .as_ref()
+            .is_none_or(|s| s.full_name() != service.descriptor.full_name())
+        {
+            continue;
+        }
+        for step in &plan.steps {
+            if let StepBody::Custom(custom) = &step.body {
+                items.push((plan, custom));
+            }
+        }
+        for field in &plan.fields {
+            if let FieldSource::Custom(custom) = &field.source {
+                items.push((plan, custom));
+            }
+        }
+        if let Some(custom) = &plan.custom {
+            items.push((plan, custom));
+        }
+    }
+    items
+}
+
+/// One method of a `Resolvers` trait: `$` and the steps read, by reference, to the value.
+fn custom_signature(plan: &MessagePlan, custom: &CustomPlan, paths: &Paths<'_>) -> TokenStream {
+    let c = compose();
+    let descriptor = &plan.descriptor;
+    let method = paths.custom_method(descriptor.full_name(), &custom.item);
+    let input = match &plan.input {
+        Input::Request(request) => paths.descriptor_path(request),
+        Input::Args(_) => {
+            let ident = paths.args_ident(descriptor);
+            let prefix = paths.composition_path(descriptor.package_name());
+            quote!(#prefix #ident)
+        }
+    };
+    let params = custom.reads.iter().map(|&read| {
+        let step = &plan.steps[read];
+        let name = step.name.clone().unwrap_or_default();
+        let ident = format_ident!("{}", crate::resolve::step_ident(&name));
+        let ty = paths.rust_type(&step.ty);
+        quote!(#ident: &#ty)
+    });
+    let output = paths.rust_type(&custom.ty);
+    let what = match &custom.item {
+        CustomItem::Step(name) => format!("step `{name}` of `{}`", descriptor.full_name()),
+        CustomItem::Field(name) => format!("field `{name}` of `{}`", descriptor.full_name()),
+        CustomItem::Message => format!("`{}`, whole", descriptor.full_name()),
+    };
+    let doc = format!(" Computes {what}.");
+    quote! {
+        #[doc = #doc]
+        async fn #method(&self, input: &#input, #(#params),*) -> Result<#output, #c::Status>;
+    }
 }

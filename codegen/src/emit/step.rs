@@ -100,6 +100,7 @@ pub(super) fn emit_step_body(
             let check = emit_validation(v, env, paths);
             quote! { #check Ok::<(), #c::Status>(()) }
         }
+        StepBody::Custom(custom) => emit_custom(plan, custom, env, paths),
     };
     let input = step.reads_input.then(|| quote!(let input = &*input;));
     let caller = caller_binding(step.reads_caller);
@@ -110,6 +111,23 @@ pub(super) fn emit_step_body(
         #guard
         #body
     }
+}
+
+/// A call of the `Resolvers` implementation's method for `custom`, with `$` and its reads.
+pub(super) fn emit_custom(
+    plan: &MessagePlan,
+    custom: &CustomPlan,
+    env: &expr::Env,
+    paths: &Paths<'_>,
+) -> TokenStream {
+    let method = paths.custom_method(plan.descriptor.full_name(), &custom.item);
+    let reads = custom.reads.iter().map(|&read| {
+        let name = step_name(plan, read);
+        env.get(&name)
+            .cloned()
+            .unwrap_or_else(|| quote!(::core::compile_error!("mosaic: a read step is unbound")))
+    });
+    quote!(custom.#method(input, #(#reads),*).await)
 }
 
 pub(super) fn emit_validation(
@@ -420,9 +438,12 @@ fn emit_message_call(m: &MessageCall, env: &expr::Env, paths: &Paths<'_>) -> Tok
         };
         quote!(#ident: #value,)
     });
+    let custom = paths
+        .custom_param(m.target.full_name())
+        .map(|_| quote!(, custom.clone()));
     quote! {
         let args = #args_type { #(#fields)* };
-        #resolver(call, downstreams.clone(), #c::Arc::new(args)).await
+        #resolver(call, downstreams.clone(), #c::Arc::new(args) #custom).await
     }
 }
 
@@ -450,10 +471,17 @@ fn emit_map(step: &str, map: &MapPlan, env: &expr::Env, paths: &Paths<'_>) -> To
     };
     let downstreams =
         (!matches!(map.body, MapBody::By(_))).then(|| quote!(let downstreams = &downstreams;));
+    let custom = match &map.body {
+        MapBody::Message(m) if paths.custom_param(m.target.full_name()).is_some() => {
+            Some(quote!(let custom = &custom;))
+        }
+        _ => None,
+    };
     quote! {
         // `mosaic_` names are reserved: no step or iterator can shadow them.
         let mosaic_items: &Vec<_> = #src;
         #downstreams
+        #custom
         #c::map_ordered(mosaic_items.iter(), #c::DEFAULT_MAP_CONCURRENCY, move |#iterator| async move {
             #per_element
         })

@@ -127,6 +127,52 @@ impl Resolver<'_> {
                     .as_message()
                     .map(|m| get_str(m, "by"))
                     .unwrap_or_default();
+                if let Some(custom) = rule.as_message().and_then(Self::custom_rule) {
+                    let field_site = self.site(message.parent_file().name(), field.path(), false);
+                    let span = Self::span_of_site(&field_site);
+                    if !text.is_empty() || member.is_some() {
+                        self.error_hint(
+                            format!(
+                                "field `{}` is `custom`{}",
+                                field.name(),
+                                if text.is_empty() {
+                                    " and a oneof member"
+                                } else {
+                                    " and has a `by`"
+                                }
+                            ),
+                            span,
+                            "a custom field is computed by the implementation alone, outside oneofs",
+                        );
+                        continue;
+                    }
+                    let defined: HashMap<String, usize> = steps
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| {
+                            !matches!(s.body, StepBody::Validation(_) | StepBody::Log(_))
+                        })
+                        .filter_map(|(i, s)| s.name.clone().map(|n| (n, i)))
+                        .collect();
+                    let mut reads = HashSet::new();
+                    if let Some(read_steps) =
+                        self.custom_reads(&custom, &defined, &[], |_| span.clone(), &mut reads)
+                    {
+                        let mut sorted = read_steps.clone();
+                        sorted.sort_unstable();
+                        fields.push(FieldPlan {
+                            field: field.clone(),
+                            source: FieldSource::Custom(CustomPlan {
+                                item: CustomItem::Field(field.name().to_owned()),
+                                reads: read_steps,
+                                ty: target.clone(),
+                            }),
+                            reads: sorted,
+                            reads_input: true,
+                        });
+                    }
+                    continue;
+                }
                 let (span, value) = self.field_rule_span(&field, &path);
                 if let Some(oneof) = &member {
                     if let Some(other) = oneof_bound.get(oneof.name()) {

@@ -135,7 +135,18 @@ fn enum_aliases(enumeration: &EnumDescriptor) -> Vec<String> {
         .map(|rule| {
             list(rule, "alias")
                 .iter()
-                .filter_map(|a| a.as_str().map(|s| s.trim_start_matches('.').to_owned()))
+                .filter_map(|a| a.as_str())
+                .map(|name| {
+                    // Relative to the enum's package, or fully qualified.
+                    let name = name.trim_start_matches('.');
+                    let package = enumeration.package_name();
+                    let relative = format!("{package}.{name}");
+                    if !package.is_empty() && pool.get_enum_by_name(&relative).is_some() {
+                        relative
+                    } else {
+                        name.to_owned()
+                    }
+                })
                 .collect()
         })
         .unwrap_or_default()

@@ -127,6 +127,7 @@ impl Resolver<'_> {
                 all_names: &all_names,
                 index: i,
                 message,
+                defined: &defined,
             };
             let mut reads = HashSet::new();
             let guard_text = get_str(step, "if");
@@ -211,13 +212,50 @@ impl Resolver<'_> {
             }
         }
 
-        let (fields, reads_caller) = self.bind_fields(message, &scope, &steps, &site);
+        let custom_rule = rule.as_ref().and_then(Self::custom_rule);
+        let (fields, reads_caller) = match custom_rule {
+            Some(_) => (Vec::new(), false),
+            None => self.bind_fields(message, &scope, &steps, &site),
+        };
+        let custom = match custom_rule {
+            Some(custom) => {
+                let reads_span = |i: usize| {
+                    Self::value_span(&site, &[("custom".into(), 0), ("reads".into(), i)]).0
+                };
+                for field in message.fields() {
+                    if !field.options().has_extension(&self.ext.field) {
+                        continue;
+                    }
+                    let field_site = self.site(message.parent_file().name(), field.path(), false);
+                    self.error_hint(
+                        format!(
+                            "field `{}` has a rule, but `{}` is `custom`: the implementation computes all of it",
+                            field.name(),
+                            message.full_name()
+                        ),
+                        Self::span_of_site(&field_site),
+                        "remove the field's rule",
+                    );
+                }
+                let mut reads = HashSet::new();
+                let read_steps =
+                    self.custom_reads(&custom, &defined, &[], reads_span, &mut reads)?;
+                Some(CustomPlan {
+                    item: CustomItem::Message,
+                    reads: read_steps,
+                    ty: Type::Message(message.full_name().to_owned()),
+                })
+            }
+            None => None,
+        };
         Some(MessagePlan {
             descriptor: message.clone(),
             input,
             steps,
             fields,
             reads_caller,
+            custom,
+            custom_service: None,
         })
     }
 }
@@ -229,4 +267,6 @@ pub(super) struct StepCtx<'s> {
     pub(super) all_names: &'s [String],
     pub(super) index: usize,
     pub(super) message: &'s MessageDescriptor,
+    /// The steps defined above this one, by name, with their indices.
+    pub(super) defined: &'s HashMap<String, usize>,
 }

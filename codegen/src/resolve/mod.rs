@@ -20,6 +20,7 @@
 mod aliases;
 mod args;
 mod bind;
+mod custom;
 mod enums;
 mod errors;
 mod exprs;
@@ -240,6 +241,7 @@ impl<'a> Resolver<'a> {
         // Emission wants callees first.
         plans.reverse();
         model.messages = plans;
+        self.assign_custom_services(&mut model);
         self.check_module_names(&model);
         model.enum_conversions = std::mem::take(&mut self.enum_conversions);
         model.message_conversions = std::mem::take(&mut self.message_conversions);
@@ -269,57 +271,69 @@ impl<'a> Resolver<'a> {
                     "rename the message",
                 );
             }
-            // Composers are re-exported beside prost's types.
+            // Composers (and `Resolvers` traits) are re-exported beside prost's types.
+            let types: Vec<(String, String, Vec<i32>, String)> = self
+                .loaded
+                .pool
+                .all_messages()
+                .filter(|m| m.parent_message().is_none() && m.package_name() == package)
+                .map(|m| {
+                    let file = m.parent_file().name().to_owned();
+                    (
+                        m.full_name().to_owned(),
+                        m.name().to_owned(),
+                        m.path().to_vec(),
+                        file,
+                    )
+                })
+                .chain(
+                    self.loaded
+                        .pool
+                        .all_enums()
+                        .filter(|e| e.parent_message().is_none() && e.package_name() == package)
+                        .map(|e| {
+                            let file = e.parent_file().name().to_owned();
+                            (
+                                e.full_name().to_owned(),
+                                e.name().to_owned(),
+                                e.path().to_vec(),
+                                file,
+                            )
+                        }),
+                )
+                .collect();
             for service in model
                 .services
                 .iter()
                 .filter(|s| s.descriptor.package_name() == package)
             {
-                let composer = crate::names::composer_name(service.descriptor.name());
-                let messages = self
-                    .loaded
-                    .pool
-                    .all_messages()
-                    .filter(|m| m.parent_message().is_none())
-                    .map(|m| {
-                        (
-                            m.full_name().to_owned(),
-                            m.package_name().to_owned(),
-                            m.name().to_owned(),
-                            m.parent_file(),
-                            m.path().to_vec(),
-                        )
-                    });
-                let enums = self
-                    .loaded
-                    .pool
-                    .all_enums()
-                    .filter(|e| e.parent_message().is_none())
-                    .map(|e| {
-                        (
-                            e.full_name().to_owned(),
-                            e.package_name().to_owned(),
-                            e.name().to_owned(),
-                            e.parent_file(),
-                            e.path().to_vec(),
-                        )
-                    });
-                let clashes: Vec<_> = messages
-                    .chain(enums)
-                    .filter(|(_, p, name, _, _)| {
-                        p == &package && crate::names::rust_type_ident(name) == composer
-                    })
-                    .collect();
-                for (full_name, _, _, file, path) in clashes {
-                    let site = self.site(file.name(), &path, false);
-                    self.error_hint(
-                        format!(
-                            "`{full_name}` clashes with `{composer}`, the composer Mosaic generates for service `{}`",
-                            service.descriptor.full_name()
-                        ),
-                        Self::span_of_site(&site),
-                        "rename the type",
-                    );
+                let name = service.descriptor.name();
+                let mut generated = vec![(crate::names::composer_name(name), "composer")];
+                if model.messages.iter().any(|p| {
+                    p.custom_service
+                        .as_ref()
+                        .is_some_and(|s| s.full_name() == service.descriptor.full_name())
+                }) {
+                    generated.push((
+                        crate::names::resolvers_trait_name(name),
+                        "`Resolvers` trait",
+                    ));
+                }
+                for (item, what) in generated {
+                    for (full_name, type_name, path, file) in &types {
+                        if crate::names::rust_type_ident(type_name) != item {
+                            continue;
+                        }
+                        let site = self.site(file, path, false);
+                        self.error_hint(
+                            format!(
+                                "`{full_name}` clashes with `{item}`, the {what} Mosaic generates for service `{}`",
+                                service.descriptor.full_name()
+                            ),
+                            Self::span_of_site(&site),
+                            "rename the type",
+                        );
+                    }
                 }
             }
             let nested = format!("{package}.{module}");

@@ -28,10 +28,18 @@ impl Resolver<'_> {
         reads: &mut HashSet<String>,
     ) -> Option<(StepBody, Type)> {
         let base = &ctx.base;
-        let bodies: Vec<&str> = ["by", "call", "message", "map", "validation", "log"]
-            .into_iter()
-            .filter(|f| has_field(step, f))
-            .collect();
+        let bodies: Vec<&str> = [
+            "by",
+            "call",
+            "message",
+            "map",
+            "validation",
+            "log",
+            "custom",
+        ]
+        .into_iter()
+        .filter(|f| has_field(step, f))
+        .collect();
         match bodies.as_slice() {
             ["by"] => {
                 let text = get_str(step, "by");
@@ -128,6 +136,39 @@ impl Resolver<'_> {
                     Type::Null,
                 ))
             }
+            ["custom"] => {
+                let custom = get_message(step, "custom")?;
+                let path = with(base, "custom");
+                let name = ctx.all_names.get(ctx.index).cloned().unwrap_or_default();
+                if name.is_empty() {
+                    self.error_hint(
+                        "a `custom` step needs a `name`: it names the method that computes it",
+                        Self::value_span(ctx.site, &path).0,
+                        "give the step a `name`",
+                    );
+                    return None;
+                }
+                let type_span = Self::value_span(ctx.site, &with(&path, "type")).0;
+                let ty = self.custom_type(&get_str(&custom, "type"), ctx.message, type_span);
+                let below = &ctx.all_names[(ctx.index + 1).min(ctx.all_names.len())..];
+                let read_steps = self.custom_reads(
+                    &custom,
+                    ctx.defined,
+                    below,
+                    |i| Self::value_span(ctx.site, &with_index(&path, "reads", i)).0,
+                    reads,
+                );
+                reads.insert("$".to_owned());
+                let ty = ty?;
+                Some((
+                    StepBody::Custom(CustomPlan {
+                        item: CustomItem::Step(name),
+                        reads: read_steps?,
+                        ty: ty.clone(),
+                    }),
+                    ty,
+                ))
+            }
             ["validation"] => {
                 let v = get_message(step, "validation")?;
                 let path = with(base, "validation");
@@ -190,7 +231,7 @@ impl Resolver<'_> {
                 self.error_hint(
                     message,
                     Self::value_span(ctx.site, base).0,
-                    "give it one of `by`, `call`, `message`, `map`, `validation` or `log`",
+                    "give it one of `by`, `call`, `message`, `map`, `validation`, `log` or `custom`",
                 );
                 None
             }

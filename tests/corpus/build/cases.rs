@@ -305,6 +305,7 @@ pub(crate) fn all() -> Vec<Case> {
     cases.extend(crate::exprs::text_cases(TEXT_SPLIT));
     cases.extend(crate::shapes::all());
     cases.extend(crate::features::all());
+    cases.extend(crate::v2::all());
     cases
 }
 

@@ -11,6 +11,7 @@ mod support;
 
 mod aliases;
 mod autobind;
+mod custom;
 mod enums;
 mod errors;
 mod fanout;

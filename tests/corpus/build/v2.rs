@@ -1,0 +1,248 @@
+//! Message aliases and custom items: every pair of scalar kinds an alias converts (alike or
+//! widened), in every shape (singular, proto3 `optional`, wrapper, repeated, map values, map
+//! keys, oneof members), nested and recursive aliases, a `by` rule, several sources; and custom
+//! steps of every value kind, custom fields of every field shape, and custom messages built
+//! by `message` and `map` steps.
+
+use std::fmt::Write as _;
+
+use crate::cases::{Case, fragment, single};
+use crate::proto::q;
+
+pub(crate) fn all() -> Vec<Case> {
+    vec![alias_kinds(), alias_shapes(), custom_items()]
+}
+
+/// Source kind → target kind, each pair an alias converts: the same Rust type, or wider.
+const KIND_PAIRS: &[(&str, &str)] = &[
+    ("int32", "int32"),
+    ("sint32", "int32"),
+    ("sfixed32", "sint32"),
+    ("int32", "int64"),
+    ("sfixed32", "sfixed64"),
+    ("int64", "sint64"),
+    ("sfixed64", "int64"),
+    ("uint32", "fixed32"),
+    ("uint32", "uint64"),
+    ("fixed32", "fixed64"),
+    ("uint32", "int64"),
+    ("uint64", "fixed64"),
+    ("float", "float"),
+    ("float", "double"),
+    ("double", "double"),
+    ("bool", "bool"),
+    ("string", "string"),
+    ("bytes", "bytes"),
+    ("Color", "Color"),
+    ("Color", "Shade"),
+];
+
+/// Wrapper types by the kind they wrap.
+const WRAPPERS: &[(&str, &str)] = &[
+    ("int32", "google.protobuf.Int32Value"),
+    ("int64", "google.protobuf.Int64Value"),
+    ("uint32", "google.protobuf.UInt32Value"),
+    ("uint64", "google.protobuf.UInt64Value"),
+    ("float", "google.protobuf.FloatValue"),
+    ("double", "google.protobuf.DoubleValue"),
+    ("bool", "google.protobuf.BoolValue"),
+    ("string", "google.protobuf.StringValue"),
+    ("bytes", "google.protobuf.BytesValue"),
+];
+
+/// Map key kinds, each converted into the same kind.
+const KEYS: &[&str] = &[
+    "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32",
+    "sfixed64", "bool", "string",
+];
+
+fn key_ident(ty: &str) -> String {
+    ty.replace('.', "_").to_lowercase()
+}
+
+/// `alias_kinds`: one alias pair holding every kind pair singular, optional, repeated, as map
+/// values and (same kind) as map keys, plus wrappers.
+fn alias_kinds() -> Case {
+    single("alias_kinds", |file, c| {
+        file.import("google/protobuf/wrappers.proto");
+        file.raw(
+            "enum Shade {\n  option (mosaic.v1.enum) = {alias: [\"Color\"]};\n  SHADE_UNSPECIFIED = 0;\n  SHADE_RED = 1;\n  SHADE_BLUE = 2;\n}\n",
+        );
+        let mut source = String::from("message Src {\n");
+        let mut target =
+            String::from("message Dst {\n  option (mosaic.v1.message) = {alias: [\"Src\"]};\n");
+        let mut n = 1;
+        let mut both = |s: &str, t: &str, name: &str| {
+            let _ = writeln!(source, "  {s} {name} = {n};");
+            let _ = writeln!(target, "  {t} {name} = {n};");
+            n += 1;
+        };
+        for (i, (from, to)) in KIND_PAIRS.iter().enumerate() {
+            both(from, to, &format!("v{i}"));
+            both(
+                &format!("repeated {from}"),
+                &format!("repeated {to}"),
+                &format!("r{i}"),
+            );
+            both(
+                &format!("map<string, {from}>"),
+                &format!("map<string, {to}>"),
+                &format!("m{i}"),
+            );
+            both(
+                &format!("optional {from}"),
+                &format!("optional {to}"),
+                &format!("o{i}"),
+            );
+        }
+        for key in KEYS {
+            let name = format!("k_{}", key_ident(key));
+            both(
+                &format!("map<{key}, string>"),
+                &format!("map<{key}, string>"),
+                &name,
+            );
+        }
+        for (kind, wrapper) in WRAPPERS {
+            let name = format!("w_{}", key_ident(kind));
+            both(wrapper, wrapper, &name);
+            // A wrapper's scalar, presence kept, into a proto3 `optional` of the same kind.
+            both(
+                wrapper,
+                &format!("optional {kind}"),
+                &format!("{name}_optional"),
+            );
+        }
+        source.push_str("}\n");
+        target.push_str("}\n");
+        file.raw(source);
+        file.raw(target);
+        file.raw(format!(
+            "message Req {{\n  int64 x = 1;\n}}\n\nmessage EdgeResponse {{\n  option (mosaic.v1.message) = {{\n    def {{ name: \"s\" call {{ method: {} }} }}\n  }};\n  Dst one = 1 [(mosaic.v1.field).by = \"s\"];\n}}\n",
+            q(&c.get())
+        ));
+        file.down("Get", "Req", "Src", "");
+        file.edge("Run", "Req", "EdgeResponse", "");
+    })
+}
+
+/// `alias_shapes`: nested and recursive aliases, oneofs (scalar, message and recursive
+/// members), renamed fields, `by` rules, one alias of two sources, and aliases bound singular,
+/// repeated, from a field read and as a oneof member of a response.
+fn alias_shapes() -> Case {
+    fragment("aliases", "alias_shapes", |file, c| {
+        let p = |name: &str| c.n(name);
+        file.raw(format!(
+            "message {inner} {{\n  string city = 1;\n  {node} next = 2;\n}}\n\n\
+             message {node} {{\n  int64 id = 1;\n  {node} parent = 2;\n  repeated {node} children = 3;\n  map<string, {node}> named = 4;\n  oneof pick {{\n    string label = 5;\n    {inner} inner = 6;\n    {node} other = 7;\n  }}\n  {inner} home = 8;\n  string long_name = 9;\n}}\n\n\
+             message {small} {{\n  int64 id = 1;\n}}\n",
+            inner = p("SrcInner"),
+            node = p("SrcNode"),
+            small = p("SrcSmall"),
+        ));
+        file.raw(format!(
+            "message {inner} {{\n  option (mosaic.v1.message) = {{alias: [\"{src_inner}\"]}};\n  string city = 1;\n  {node} next = 2;\n}}\n\n\
+             message {node} {{\n  option (mosaic.v1.message) = {{alias: [\"{src_node}\"]}};\n  int64 id = 1;\n  {node} parent = 2;\n  repeated {node} children = 3;\n  map<string, {node}> named = 4;\n  oneof pick {{\n    string label = 5;\n    {inner} inner = 6;\n    {node} other = 7;\n  }}\n  {inner} home = 8;\n  string short_name = 9 [(mosaic.v1.field).alias = \"long_name\"];\n  string computed = 10 [(mosaic.v1.field).by = {by}];\n}}\n\n\
+             message {badge} {{\n  option (mosaic.v1.message) = {{alias: [\"{src_small}\", \"{src_node}\"]}};\n  int64 id = 1;\n  string text = 2 [(mosaic.v1.field).by = {text}];\n}}\n",
+            inner = p("Inner"),
+            node = p("Node"),
+            badge = p("Badge"),
+            src_inner = p("SrcInner"),
+            src_node = p("SrcNode"),
+            src_small = p("SrcSmall"),
+            by = q("$.long_name + string($.id)"),
+            text = q("string($.id)"),
+        ));
+        file.raw(format!(
+            "message {resp} {{\n  option (mosaic.v1.message) = {{\n    def {{ name: \"n\" call {{ method: {get} request {{ field: \"id\" by: \"$.x\" }} }} }}\n    def {{ name: \"m\" call {{ method: {small} }} }}\n  }};\n  {node} node = 1 [(mosaic.v1.field).by = \"n\"];\n  repeated {node} kids = 2 [(mosaic.v1.field).by = \"n.children\"];\n  {node} parent = 3 [(mosaic.v1.field).by = \"n.parent\"];\n  {badge} from_small = 4 [(mosaic.v1.field).by = \"m\"];\n  {badge} from_node = 5 [(mosaic.v1.field).by = \"n\"];\n  {inner} home = 6 [(mosaic.v1.field).by = \"n.home\"];\n  oneof choice {{\n    {node} chosen = 7 [(mosaic.v1.field).by = \"n\"];\n    string none = 8;\n  }}\n  repeated {node} listed = 9 [(mosaic.v1.field).by = \"[n, n]\"];\n}}\n",
+            resp = p("EdgeResponse"),
+            node = p("Node"),
+            inner = p("Inner"),
+            badge = p("Badge"),
+            get = q(&c.get()),
+            small = q(&c.down("Small")),
+        ));
+        file.raw(format!("message {} {{\n  int64 x = 1;\n}}\n", p("Req")));
+        file.down(&p("Get"), &p("SrcNode"), &p("SrcNode"), "");
+        file.down(&p("Small"), &p("Req"), &p("SrcSmall"), "");
+        file.edge(&p("Run"), &p("Req"), &p("EdgeResponse"), "");
+    })
+}
+
+/// `custom_items`: custom steps of every value kind (read by fields, guards and other
+/// steps), custom fields of every field shape, and custom messages built by a `message` step,
+/// by `map` steps and through a plain message that builds one.
+fn custom_items() -> Case {
+    single("custom_items", |file, c| {
+        let kinds = [
+            ("int64", "int64", "v"),
+            ("uint64", "uint64", "v"),
+            ("double", "double", "v"),
+            ("bool", "bool", "v"),
+            ("string", "string", "v"),
+            ("bytes", "bytes", "v"),
+            ("Color", "Color", "v"),
+            ("Item", "Item", "v"),
+            ("repeated int64", "repeated int64", "v"),
+            ("repeated Item", "repeated Item", "v"),
+            (
+                "google.protobuf.Timestamp",
+                "google.protobuf.Timestamp",
+                "v",
+            ),
+        ];
+        file.import("google/protobuf/timestamp.proto");
+        let mut defs = String::new();
+        let mut fields = String::new();
+        let mut n = 1;
+        for (i, (ty, field_ty, _)) in kinds.iter().enumerate() {
+            let reads = if i == 0 { "" } else { "reads: [\"d\"]" };
+            let _ = writeln!(
+                defs,
+                "    def {{ name: \"s{i}\" custom {{ type: {} {reads} }} }}",
+                q(ty)
+            );
+            let _ = writeln!(
+                fields,
+                "  {field_ty} s{i} = {n} [(mosaic.v1.field).by = \"s{i}\"];"
+            );
+            n += 1;
+        }
+        // Custom fields of every shape, the last reading several steps.
+        for (i, ty) in [
+            "int32",
+            "optional string",
+            "google.protobuf.Timestamp",
+            "Item",
+            "repeated Item",
+            "map<string, int64>",
+            "Color",
+            "float",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let _ = writeln!(
+                fields,
+                "  {ty} f{i} = {n} [(mosaic.v1.field) = {{custom {{reads: [\"d\", \"s0\"]}}}}];"
+            );
+            n += 1;
+        }
+        let _ = writeln!(
+            fields,
+            "  Card card = {n} [(mosaic.v1.field).by = \"card\"];\n  repeated Card cards = {} [(mosaic.v1.field).by = \"cards\"];\n  Wrapper wrapper = {} [(mosaic.v1.field).by = \"wrapper\"];\n  int64 guarded = {} [(mosaic.v1.field).by = \"g\"];",
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        file.raw(format!(
+            "message Card {{\n  option (mosaic.v1.message) = {{\n    def {{ name: \"extra\" custom {{ type: \"int64\" }} }}\n    custom {{ reads: [\"extra\"] }}\n  }};\n  int64 id = 1;\n  string name = 2;\n}}\n\n\
+             message Wrapper {{\n  option (mosaic.v1.message) = {{\n    def {{ name: \"c\" message {{ name: \"Card\" args {{ name: \"id\" by: \"$.id\" }} }} }}\n  }};\n  Card card = 1 [(mosaic.v1.field).by = \"c\"];\n}}\n\n\
+             message Req {{\n  int64 x = 1;\n  repeated int64 xs = 2;\n}}\n\n\
+             message EdgeResponse {{\n  option (mosaic.v1.message) = {{\n    def {{ name: \"d\" call {{ method: {get} }} }}\n{defs}    def {{ name: \"card\" message {{ name: \"Card\" args {{ name: \"id\" by: \"s0\" }} }} }}\n    def {{ name: \"cards\" map {{ iterator {{ name: \"x\" src: \"$.xs\" }} message {{ name: \"Card\" args {{ name: \"id\" by: \"x\" }} }} }} }}\n    def {{ name: \"wrapper\" message {{ name: \"Wrapper\" args {{ name: \"id\" by: \"$.x\" }} }} }}\n    def {{ name: \"g\" if: \"s3\" custom {{ type: \"int64\" reads: [\"s0\", \"s7\"] }} }}\n  }};\n{fields}}}\n",
+            get = q(&c.get()),
+        ));
+        file.down("Get", "Req", "Item", "");
+        file.edge("Run", "Req", "EdgeResponse", "");
+    })
+}
