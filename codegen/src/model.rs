@@ -203,6 +203,17 @@ pub enum StepBody {
     Log(LogPlan),
     /// A value from the edge service's `Resolvers` implementation.
     Custom(CustomPlan),
+    /// The value of the first case that holds, or the default.
+    Switch(SwitchPlan),
+}
+
+/// A `switch` step: `(condition, value)` cases in order, and the default value.
+#[derive(Debug)]
+pub struct SwitchPlan {
+    /// The cases, tried in order.
+    pub cases: Vec<(Expression, Expression)>,
+    /// The value when no case holds.
+    pub default: Expression,
 }
 
 /// An item computed by the `<Service>Resolvers` implementation: a method taking `$` and the

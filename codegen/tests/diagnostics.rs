@@ -112,6 +112,7 @@ const CASES: &[&str] = &[
     "step_names_same_rust_ident",
     "step_without_body",
     "streaming_edge_method",
+    "switch_problems",
     "unbound_field",
     "unknown_argument",
     "unknown_field_in_expression",

@@ -274,7 +274,11 @@ pub(super) fn calls_downstream(step: &StepPlan) -> bool {
     match &step.body {
         StepBody::Call(_) | StepBody::Message(_) => true,
         StepBody::Map(map) => !matches!(map.body, MapBody::By(_)),
-        StepBody::By(_) | StepBody::Validation(_) | StepBody::Log(_) | StepBody::Custom(_) => false,
+        StepBody::By(_)
+        | StepBody::Validation(_)
+        | StepBody::Log(_)
+        | StepBody::Custom(_)
+        | StepBody::Switch(_) => false,
     }
 }
 

@@ -172,7 +172,8 @@ pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<Strin
                 StepBody::By(_)
                 | StepBody::Validation(_)
                 | StepBody::Log(_)
-                | StepBody::Custom(_) => (None, None),
+                | StepBody::Custom(_)
+                | StepBody::Switch(_) => (None, None),
             };
             if let Some(call) = call {
                 called.push(call.method.parent_service().full_name().to_owned());

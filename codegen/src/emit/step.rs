@@ -101,6 +101,15 @@ pub(super) fn emit_step_body(
             quote! { #check Ok::<(), #c::Status>(()) }
         }
         StepBody::Custom(custom) => emit_custom(plan, custom, env, paths),
+        StepBody::Switch(switch) => {
+            let cases = switch.cases.iter().map(|(condition, value)| {
+                let condition = expr::emit_bool(&condition.checked, env, paths);
+                let value = paths.expr(&value.checked, env);
+                quote!(if #condition { #value } else)
+            });
+            let default = paths.expr(&switch.default.checked, env);
+            quote!(Ok::<_, #c::Status>(#(#cases)* { #default }))
+        }
     };
     let input = step.reads_input.then(|| quote!(let input = &*input;));
     let caller = caller_binding(step.reads_caller);

@@ -36,6 +36,7 @@ impl Resolver<'_> {
             "validation",
             "log",
             "custom",
+            "switch",
         ]
         .into_iter()
         .filter(|f| has_field(step, f))
@@ -136,6 +137,70 @@ impl Resolver<'_> {
                     Type::Null,
                 ))
             }
+            ["switch"] => {
+                let switch = get_message(step, "switch")?;
+                let path = with(base, "switch");
+                let mut ty: Option<Type> = None;
+                let mut ok = true;
+                let mut cases = Vec::new();
+                for (i, case) in list(&switch, "case").iter().enumerate() {
+                    let Some(case) = case.as_message() else {
+                        continue;
+                    };
+                    let case_path = with_index(&path, "case", i);
+                    let condition = self.expression(
+                        ctx,
+                        scope,
+                        &with(&case_path, "if"),
+                        &get_str(case, "if"),
+                        reads,
+                        Some(&Type::Bool),
+                        "a case's `if`",
+                    );
+                    let value = self.switch_value(
+                        ctx,
+                        scope,
+                        &with(&case_path, "by"),
+                        &get_str(case, "by"),
+                        reads,
+                        &mut ty,
+                    );
+                    match (condition, value) {
+                        (Some(c), Some(v)) => cases.push((c, v)),
+                        _ => ok = false,
+                    }
+                }
+                let default_path = with(&path, "default");
+                let default = match get_message(&switch, "default") {
+                    Some(default) => self.switch_value(
+                        ctx,
+                        scope,
+                        &with(&default_path, "by"),
+                        &get_str(&default, "by"),
+                        reads,
+                        &mut ty,
+                    ),
+                    None => {
+                        self.error_hint(
+                            "a `switch` needs a `default`",
+                            Self::value_span(ctx.site, &path).0,
+                            "add `default { by: \"...\" }`: the value when no case holds",
+                        );
+                        None
+                    }
+                };
+                if cases.is_empty() && ok {
+                    self.error_hint(
+                        "a `switch` needs at least one `case`",
+                        Self::value_span(ctx.site, &path).0,
+                        "add `case { if: \"...\" by: \"...\" }`, or write the default as a `by` step",
+                    );
+                    ok = false;
+                }
+                let default = default?;
+                let ty = default.checked.ty.clone();
+                ok.then_some((StepBody::Switch(SwitchPlan { cases, default }), ty))
+            }
             ["custom"] => {
                 let custom = get_message(step, "custom")?;
                 let path = with(base, "custom");
@@ -231,12 +296,50 @@ impl Resolver<'_> {
                 self.error_hint(
                     message,
                     Self::value_span(ctx.site, base).0,
-                    "give it one of `by`, `call`, `message`, `map`, `validation`, `log` or `custom`",
+                    "give it one of `by`, `call`, `message`, `map`, `validation`, `log`, `custom` or `switch`",
                 );
                 None
             }
             _ => None, // a oneof: protox already rejects two bodies
         }
+    }
+
+    /// One value of a `switch`: of the type of the values before it, which the first sets.
+    fn switch_value(
+        &mut self,
+        ctx: &StepCtx<'_>,
+        scope: &expr::Scope,
+        path: &[PathSegment],
+        text: &str,
+        reads: &mut HashSet<String>,
+        ty: &mut Option<Type>,
+    ) -> Option<Expression> {
+        let expected = ty.clone();
+        let value = self.expression(
+            ctx,
+            scope,
+            path,
+            text,
+            reads,
+            expected.as_ref(),
+            "a case's `by`",
+        )?;
+        match &expected {
+            None => *ty = Some(value.checked.ty.clone()),
+            Some(expected) if value.checked.ty != *expected => {
+                self.error_hint(
+                    format!(
+                        "this value is {}, but the switch's first value is {expected}",
+                        value.checked.ty
+                    ),
+                    Self::value_span(ctx.site, path).0,
+                    "give every case and the default values of one type",
+                );
+                return None;
+            }
+            Some(_) => {}
+        }
+        Some(value)
     }
 
     pub(super) fn call(

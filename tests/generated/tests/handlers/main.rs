@@ -19,3 +19,4 @@ mod resilience;
 mod shapes;
 mod simple;
 mod storage;
+mod switch;
