@@ -8,7 +8,7 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use super::Resolver;
 use super::exprs::readable;
 use super::names::{CALLER, unnamed_step};
-use super::options::{EXTENSION_NUMBER, get_str};
+use super::options::{EXTENSION_NUMBER, get_message, get_str};
 use super::sites::OptionSite;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::expr::{self, Type};
@@ -127,7 +127,7 @@ impl Resolver<'_> {
                     .as_message()
                     .map(|m| get_str(m, "by"))
                     .unwrap_or_default();
-                if let Some(custom) = rule.as_message().and_then(Self::custom_rule) {
+                if let Some(custom) = rule.as_message().and_then(|r| get_message(r, "custom")) {
                     let field_site = self.site(message.parent_file().name(), field.path(), false);
                     let span = Self::span_of_site(&field_site);
                     if !text.is_empty() || member.is_some() {

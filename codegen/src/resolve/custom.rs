@@ -199,14 +199,6 @@ impl Resolver<'_> {
             }
         }
     }
-
-    /// A field's or a message's `custom`, if it has one.
-    pub(super) fn custom_rule(rule: &DynamicMessage) -> Option<DynamicMessage> {
-        rule.has_field_by_name("custom")
-            .then(|| rule.get_field_by_name("custom"))
-            .flatten()
-            .and_then(|v| v.as_message().cloned())
-    }
 }
 
 /// Whether a message has a custom step, field or body.

@@ -9,7 +9,7 @@ use super::MessageState;
 use super::Resolver;
 use super::names::{CALLER, step_ident};
 use super::names::{RESERVED_NAMES, check_name};
-use super::options::{get_bool, get_str, list};
+use super::options::{get_bool, get_message, get_str, list};
 use super::order::Pending;
 use super::sites::OptionSite;
 use super::sites::with;
@@ -212,7 +212,7 @@ impl Resolver<'_> {
             }
         }
 
-        let custom_rule = rule.as_ref().and_then(Self::custom_rule);
+        let custom_rule = rule.as_ref().and_then(|r| get_message(r, "custom"));
         let (fields, reads_caller) = match custom_rule {
             Some(_) => (Vec::new(), false),
             None => self.bind_fields(message, &scope, &steps, &site),
