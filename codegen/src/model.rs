@@ -255,8 +255,8 @@ pub struct LogPlan {
 pub struct CallPlan {
     /// The downstream method.
     pub method: MethodDescriptor,
-    /// Request fields and their values.
-    pub request: Vec<(FieldDescriptor, Expression)>,
+    /// Request fields, their values and the conditions they are set under.
+    pub request: Vec<(FieldDescriptor, Expression, Option<Expression>)>,
     /// `timeout` of the call.
     pub timeout: Option<Duration>,
     /// The downstream method's resilience defaults from its proto.
@@ -266,6 +266,26 @@ pub struct CallPlan {
     /// Names only the handlers read (a fallback's step): for a call step, awaited only once
     /// the call has failed, so a fallback runs only when it is needed.
     pub lazy_reads: Vec<String>,
+    /// Metadata sent with the call.
+    pub metadata: Vec<MetadataPlan>,
+}
+
+/// One metadata entry of a call.
+#[derive(Debug)]
+pub struct MetadataPlan {
+    /// The key, lower-case.
+    pub name: String,
+    /// Where the value comes from.
+    pub value: MetadataSource,
+}
+
+/// Where a metadata value comes from.
+#[derive(Debug)]
+pub enum MetadataSource {
+    /// An expression: a string, or bytes for a `-bin` key.
+    Expression(Expression),
+    /// The edge request's header of this name.
+    Forward(String),
 }
 
 /// One `error` handler of a call.
@@ -408,6 +428,8 @@ pub struct FieldPlan {
     pub field: FieldDescriptor,
     /// Its source.
     pub source: FieldSource,
+    /// `(mosaic.v1.field).if`: set only when this holds.
+    pub condition: Option<Expression>,
     /// Indices of the steps its value reads, ascending.
     pub reads: Vec<usize>,
     /// Whether its value reads `$`.

@@ -10,7 +10,9 @@ use quote::{format_ident, quote};
 use super::paths::Paths;
 use super::proto_comments;
 use super::step::{emit_custom, emit_step_body, emit_validation};
-use super::store::{is_boxed_field, is_oneof_member, oneof_fields, store, store_expression};
+use super::store::{
+    Bound, guarded, is_boxed_field, is_oneof_member, oneof_fields, store, store_expression,
+};
 use super::tokens::compose;
 use crate::expr::{self, Type};
 use crate::model::*;
@@ -106,12 +108,14 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
     let moves = moves(plan, &layout, paths);
     let moved: Vec<usize> = moves.values().map(|(step, _)| *step).collect();
     let join = await_all(plan, &finals, &layout, Await::Final { moved: &moved });
-    let members: Vec<(&prost_reflect::FieldDescriptor, &Expression)> = plan
+    let members: Vec<Bound<'_>> = plan
         .fields
         .iter()
         .filter(|f| is_oneof_member(&f.field))
         .filter_map(|f| match &f.source {
-            FieldSource::By(e) | FieldSource::Autobind { value: e, .. } => Some((&f.field, e)),
+            FieldSource::By(e) | FieldSource::Autobind { value: e, .. } => {
+                Some((&f.field, e, f.condition.as_ref()))
+            }
             // Never a oneof member (the checker says so).
             FieldSource::Custom(_) => None,
         })
@@ -151,6 +155,7 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
                     store(quote!(#value?), &custom.ty, &f.field, paths)
                 }
             };
+            let value = guarded(value, f.condition.as_ref(), &env, paths);
             quote!(#ident: #value,)
         });
     let doc = format!(
@@ -494,6 +499,10 @@ fn moves(
         let (FieldSource::By(e) | FieldSource::Autobind { value: e, .. }) = &field.source else {
             continue;
         };
+        // A conditional field reads its step in its condition as well.
+        if field.condition.is_some() {
+            continue;
+        }
         let Some((root, hop)) = e.checked.path() else {
             continue;
         };

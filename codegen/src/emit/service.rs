@@ -24,6 +24,7 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
         " The generated `{}` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.",
         descriptor.full_name()
     );
+    let forwarded = forwarded_headers(service, model);
     let methods = service.methods.iter().map(|method| {
         let m = &method.descriptor;
         let function = format_ident!("{}", rust_field_ident(&m.name().to_snake_case()));
@@ -41,6 +42,15 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
         } else {
             quote!(call.respond(async { body.await.map(|_| ()) }).await)
         };
+        // The edge request headers the calls forward, picked before the request is consumed.
+        let (pick, scoped) = if forwarded.is_empty() {
+            (quote!(), quote!())
+        } else {
+            (
+                quote!(let incoming = #c::pick_incoming(request.metadata(), &[#(#forwarded),*]);),
+                quote!(let body = #c::with_incoming(incoming, body);),
+            )
+        };
         let custom = paths
             .custom_param(method.composed.full_name())
             .map(|_| quote!(, self.custom.clone()));
@@ -50,8 +60,10 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
                 request: #c::Request<#input>,
             ) -> Result<#c::Response<#output>, #c::Status> {
                 let call = #c::EdgeCall::start(&request, #full, #timeout);
+                #pick
                 let input = #c::Arc::new(request.into_inner());
                 let body = #resolver(call, self.downstreams.clone(), input #custom);
+                #scoped
                 #answer
             }
         }
@@ -141,12 +153,35 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
 
 /// The downstream services reachable from a service's methods, through every message built.
 pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<String> {
+    calls(service, model)
+        .iter()
+        .map(|call| call.method.parent_service().full_name().to_owned())
+        .collect()
+}
+
+/// The edge request headers that calls made for `service` forward, sorted, each once.
+fn forwarded_headers(service: &EdgeService, model: &Model) -> Vec<String> {
+    let mut names: Vec<String> = calls(service, model)
+        .iter()
+        .flat_map(|call| &call.metadata)
+        .filter_map(|entry| match &entry.value {
+            MetadataSource::Forward(from) => Some(from.clone()),
+            MetadataSource::Expression(_) => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every downstream call the compositions of `service` make, nested messages included.
+fn calls<'m>(service: &EdgeService, model: &'m Model) -> Vec<&'m CallPlan> {
     let plans: BTreeMap<&str, &MessagePlan> = model
         .messages
         .iter()
         .map(|plan| (plan.descriptor.full_name(), plan))
         .collect();
-    let mut called = Vec::new();
+    let mut calls = Vec::new();
     let mut seen = BTreeSet::new();
     let mut stack: Vec<String> = service
         .methods
@@ -176,14 +211,14 @@ pub(super) fn called_services(service: &EdgeService, model: &Model) -> Vec<Strin
                 | StepBody::Switch(_) => (None, None),
             };
             if let Some(call) = call {
-                called.push(call.method.parent_service().full_name().to_owned());
+                calls.push(call);
             }
             if let Some(m) = message {
                 stack.push(m.target.full_name().to_owned());
             }
         }
     }
-    called
+    calls
 }
 
 /// The custom items of the compositions of `service`, in message order.

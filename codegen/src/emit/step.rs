@@ -2,12 +2,11 @@
 //! validation. Each body is a block whose value is `Result<T, Status>`.
 
 use proc_macro2::TokenStream;
-use prost_reflect::FieldDescriptor;
 use quote::{format_ident, quote};
 
 use super::message::{Await, Layout, await_all, caller_binding, step_name};
 use super::paths::{EMPTY, Paths};
-use super::store::{is_oneof_member, oneof_fields, store_expression};
+use super::store::{Bound, guarded, is_oneof_member, oneof_fields, store_expression};
 use super::tokens::{code_tokens, compose, duration_tokens, optional};
 use crate::expr::{self, Type};
 use crate::model::*;
@@ -214,18 +213,19 @@ fn emit_call(
     let mut fields: Vec<TokenStream> = call
         .request
         .iter()
-        .filter(|(field, _)| !is_oneof_member(field))
-        .map(|(field, e)| {
+        .filter(|(field, _, _)| !is_oneof_member(field))
+        .map(|(field, e, condition)| {
             let ident = format_ident!("{}", rust_field_ident(field.name()));
             let value = store_expression(e, field, env, paths);
+            let value = guarded(value, condition.as_ref(), env, paths);
             quote!(#ident: #value,)
         })
         .collect();
-    let members: Vec<(&FieldDescriptor, &Expression)> = call
+    let members: Vec<Bound<'_>> = call
         .request
         .iter()
-        .filter(|(field, _)| is_oneof_member(field))
-        .map(|(field, e)| (field, e))
+        .filter(|(field, _, _)| is_oneof_member(field))
+        .map(|(field, e, condition)| (field, e, condition.as_ref()))
         .collect();
     fields.extend(oneof_fields(&input, &members, false, env, paths));
     let struct_fields = input.fields().filter(|f| !is_oneof_member(f)).count()
@@ -239,10 +239,53 @@ fn emit_call(
     } else {
         quote!(#request_type { #(#fields)* #rest })
     };
+    // Metadata is computed once, before the first attempt, and added to every attempt.
+    let (metadata, send) = if call.metadata.is_empty() {
+        (
+            quote!(),
+            quote! {
+                |channel, request| async move {
+                    #client::new(channel).#function(request).await
+                }
+            },
+        )
+    } else {
+        let label = if step.is_empty() { full.as_str() } else { step };
+        let entries = call.metadata.iter().map(|entry| {
+            let name = &entry.name;
+            match &entry.value {
+                MetadataSource::Forward(from) => quote!(metadata.forward(#name, #from);),
+                MetadataSource::Expression(e) => {
+                    if let Some(text) = e.checked.string_literal() {
+                        return quote!(metadata.text(#label, #name, #text)?;);
+                    }
+                    let value = expr::emit_place(&e.checked, env, paths).unwrap_or_else(|| {
+                        let value = paths.expr(&e.checked, env);
+                        quote!(&#value)
+                    });
+                    if e.checked.ty == expr::Type::Bytes {
+                        quote!(metadata.binary(#name, #value);)
+                    } else {
+                        quote!(metadata.text(#label, #name, #value)?;)
+                    }
+                }
+            }
+        });
+        (
+            quote! {
+                let mut metadata = #c::Outgoing::new();
+                #(#entries)*
+            },
+            quote! {
+                |channel, mut request| {
+                    metadata.apply(&mut request);
+                    async move { #client::new(channel).#function(request).await }
+                }
+            },
+        )
+    };
     let call_tokens = quote! {
-        #c::call_downstream(&call, #downstreams, #service_name, &spec, request, |channel, request| async move {
-            #client::new(channel).#function(request).await
-        })
+        #c::call_downstream(&call, #downstreams, #service_name, &spec, request, #send)
         .await
     };
     let result = if call.errors.is_empty() {
@@ -267,6 +310,7 @@ fn emit_call(
     };
     quote! {
         let request = #request;
+        #metadata
         let spec = #c::CallSpec {
             step: #step,
             method: #full,

@@ -230,36 +230,89 @@ pub(super) fn is_oneof_member(field: &FieldDescriptor) -> bool {
     field.containing_oneof().is_some() && !field.field_descriptor_proto().proto3_optional()
 }
 
+/// A field bound by a rule: its value, and the condition it is set under.
+pub(super) type Bound<'a> = (&'a FieldDescriptor, &'a Expression, Option<&'a Expression>);
+
+/// `value` when `condition` holds, the field's default otherwise.
+pub(super) fn guarded(
+    value: TokenStream,
+    condition: Option<&Expression>,
+    env: &expr::Env,
+    paths: &Paths<'_>,
+) -> TokenStream {
+    match condition {
+        None => value,
+        Some(condition) => {
+            let condition = expr::emit_bool(&condition.checked, env, paths);
+            quote!(if #condition { #value } else { Default::default() })
+        }
+    }
+}
+
 /// The struct fields of `message`'s oneofs, from the members bound: `kind: Some(Kind::Text(v))`
-/// for a oneof with a bound member, and, with `all`, `kind: None` for the others.
+/// for a oneof with a bound member, and, with `all`, `kind: None` for the others. Members with
+/// conditions are chosen at run time: the one whose condition holds, none when none does, and
+/// an error when two do.
 pub(super) fn oneof_fields(
     message: &MessageDescriptor,
-    bound: &[(&FieldDescriptor, &Expression)],
+    bound: &[Bound<'_>],
     all: bool,
     env: &expr::Env,
     paths: &Paths<'_>,
 ) -> Vec<TokenStream> {
+    let cel = expr::RustSchema::cel_path(paths);
     let mut out = Vec::new();
     for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
         let ident = format_ident!("{}", rust_field_ident(oneof.name()));
-        let member = bound.iter().find(|(field, _)| {
-            field
-                .containing_oneof()
-                .is_some_and(|o| o.name() == oneof.name())
-        });
-        match member {
-            Some((field, e)) => {
-                let info = crate::schema::field_info(field);
-                let variant = expr::RustSchema::oneof_variant(paths, message.full_name(), &info);
-                let value = plain_value(e, field, env, paths);
-                let value = match info.cardinality {
-                    expr::Cardinality::Oneof { boxed: true, .. } => quote!(Box::new(#value)),
-                    _ => value,
-                };
-                out.push(quote!(#ident: Some(#variant(#value)),));
+        let members: Vec<&Bound<'_>> = bound
+            .iter()
+            .filter(|(field, _, _)| {
+                field
+                    .containing_oneof()
+                    .is_some_and(|o| o.name() == oneof.name())
+            })
+            .collect();
+        let variant = |(field, e, _): &Bound<'_>| {
+            let info = crate::schema::field_info(field);
+            let variant = expr::RustSchema::oneof_variant(paths, message.full_name(), &info);
+            let value = plain_value(e, field, env, paths);
+            let value = match info.cardinality {
+                expr::Cardinality::Oneof { boxed: true, .. } => quote!(Box::new(#value)),
+                _ => value,
+            };
+            quote!(Some(#variant(#value)))
+        };
+        match members.as_slice() {
+            [] if all => out.push(quote!(#ident: None,)),
+            [] => {}
+            [member @ (_, _, None)] => {
+                let value = variant(member);
+                out.push(quote!(#ident: #value,));
             }
-            None if all => out.push(quote!(#ident: None,)),
-            None => {}
+            members => {
+                // Every member has a condition (the checker refuses an unconditional one
+                // beside others).
+                let name = oneof.full_name();
+                let tests = members.iter().map(|(field, _, condition)| {
+                    let member = field.name();
+                    let holds = match condition {
+                        Some(condition) => expr::emit_bool(&condition.checked, env, paths),
+                        None => quote!(true),
+                    };
+                    quote!((#member, #holds))
+                });
+                let arms = members.iter().enumerate().map(|(index, member)| {
+                    let index = proc_macro2::Literal::usize_unsuffixed(index);
+                    let value = variant(member);
+                    quote!(Some(#index) => #value,)
+                });
+                out.push(quote! {
+                    #ident: match #cel::one_member(#name, &[#(#tests),*])? {
+                        #(#arms)*
+                        _ => None,
+                    },
+                });
+            }
         }
     }
     out

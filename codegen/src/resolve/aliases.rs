@@ -14,7 +14,7 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, OneofDescriptor};
 
 use super::Resolver;
 use super::bind::proto_type;
-use super::options::{EXTENSION_NUMBER, get_str, list};
+use super::options::{EXTENSION_NUMBER, get_str, has_field, list};
 use crate::expr::{self, Type};
 use crate::model::*;
 use crate::schema::{field_info, stored_kind};
@@ -114,6 +114,19 @@ impl Resolver<'_> {
                 .map(|r| get_str(r, "alias"))
                 .unwrap_or_default();
             let member = real_oneof(&field);
+            if rule.as_ref().is_some_and(|r| has_field(r, "if")) {
+                self.error_hint(
+                    format!(
+                        "field `{}` of alias message `{}` has an `if`",
+                        field.name(),
+                        target.full_name()
+                    ),
+                    span,
+                    "an alias converts every field; compute a conditional value with `by` and `?:`",
+                );
+                ok = false;
+                continue;
+            }
             if !by.is_empty() {
                 if member.is_some() {
                     self.error_hint(

@@ -8,7 +8,7 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use super::Resolver;
 use super::exprs::readable;
 use super::names::{CALLER, unnamed_step};
-use super::options::{EXTENSION_NUMBER, get_message, get_str};
+use super::options::{EXTENSION_NUMBER, get_message, get_str, has_field};
 use super::sites::OptionSite;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::expr::{self, Type};
@@ -111,8 +111,9 @@ impl Resolver<'_> {
 
         let mut fields = Vec::new();
         let mut reads_caller = false;
-        // The member of each oneof bound so far: at most one may be.
-        let mut oneof_bound: HashMap<String, String> = HashMap::new();
+        // The members of each oneof bound so far, each with whether it has an `if`: one
+        // unconditional member, or any number of conditional ones.
+        let mut oneof_bound: HashMap<String, Vec<(String, bool)>> = HashMap::new();
         for field in message.fields() {
             let member = field
                 .containing_oneof()
@@ -130,19 +131,22 @@ impl Resolver<'_> {
                 if let Some(custom) = rule.as_message().and_then(|r| get_message(r, "custom")) {
                     let field_site = self.site(message.parent_file().name(), field.path(), false);
                     let span = Self::span_of_site(&field_site);
-                    if !text.is_empty() || member.is_some() {
+                    let conditional = rule.as_message().is_some_and(|r| has_field(r, "if"));
+                    if !text.is_empty() || member.is_some() || conditional {
                         self.error_hint(
                             format!(
                                 "field `{}` is `custom`{}",
                                 field.name(),
-                                if text.is_empty() {
-                                    " and a oneof member"
-                                } else {
+                                if !text.is_empty() {
                                     " and has a `by`"
+                                } else if conditional {
+                                    " and has an `if`"
+                                } else {
+                                    " and a oneof member"
                                 }
                             ),
                             span,
-                            "a custom field is computed by the implementation alone, outside oneofs",
+                            "a custom field is computed by the implementation alone: no `by`, no `if`, outside oneofs",
                         );
                         continue;
                     }
@@ -167,6 +171,7 @@ impl Resolver<'_> {
                                 reads: read_steps,
                                 ty: target.clone(),
                             }),
+                            condition: None,
                             reads: sorted,
                             reads_input: true,
                         });
@@ -174,8 +179,16 @@ impl Resolver<'_> {
                     continue;
                 }
                 let (span, value) = self.field_rule_span(&field, &path);
+                let condition_text = rule
+                    .as_message()
+                    .map(|m| get_str(m, "if"))
+                    .unwrap_or_default();
                 if let Some(oneof) = &member {
-                    if let Some(other) = oneof_bound.get(oneof.name()) {
+                    let others = oneof_bound.entry(oneof.name().to_owned()).or_default();
+                    let always = others.iter().find(|(_, conditional)| !conditional);
+                    let clash = always.or(others.first().filter(|_| condition_text.is_empty()));
+                    if let Some((other, _)) = clash {
+                        let other = other.clone();
                         self.error_hint(
                             format!(
                                 "fields `{other}` and `{}` are members of oneof `{}`, which holds one value",
@@ -183,13 +196,35 @@ impl Resolver<'_> {
                                 oneof.name()
                             ),
                             span,
-                            "bind one member of the oneof",
+                            "bind one member of the oneof, or give each member an `if`: the one whose condition holds is set",
                         );
                         continue;
                     }
-                    oneof_bound.insert(oneof.name().to_owned(), field.name().to_owned());
+                    others.push((field.name().to_owned(), !condition_text.is_empty()));
                 }
                 let mut reads = HashSet::new();
+                let condition = if condition_text.is_empty() {
+                    None
+                } else {
+                    let mut if_path = path.clone();
+                    if let Some(last) = if_path.last_mut() {
+                        *last = 4;
+                    }
+                    let (if_span, if_value) = self.field_rule_key_span(&field, &if_path, "if");
+                    match self.checked_expression(
+                        scope,
+                        &condition_text,
+                        if_span,
+                        if_value,
+                        &mut reads,
+                        Some(&Type::Bool),
+                        "a field's `if`",
+                        None,
+                    ) {
+                        Some(condition) => Some(condition),
+                        None => continue,
+                    }
+                };
                 if let Some(e) = self.checked_expression(
                     scope,
                     &text,
@@ -208,6 +243,7 @@ impl Resolver<'_> {
                     fields.push(FieldPlan {
                         field,
                         source: FieldSource::By(e),
+                        condition,
                         reads: read_steps,
                         reads_input: reads.contains("$"),
                     });
@@ -231,6 +267,7 @@ impl Resolver<'_> {
                                     from: Box::new(from.clone()),
                                     value,
                                 },
+                                condition: None,
                                 reads: vec![*step],
                                 reads_input: false,
                             });

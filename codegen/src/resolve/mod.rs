@@ -25,6 +25,7 @@ mod enums;
 mod errors;
 mod exprs;
 mod message;
+mod metadata;
 mod names;
 mod options;
 mod order;

@@ -52,6 +52,17 @@ impl Resolver<'_> {
         field: &FieldDescriptor,
         path: &[i32],
     ) -> (Option<Span>, Option<ValueSpan>) {
+        self.field_rule_key_span(field, path, "by")
+    }
+
+    /// Like [`field_rule_span`](Self::field_rule_span), for the rule's `key` (whose field
+    /// number ends `path`).
+    pub(super) fn field_rule_key_span(
+        &self,
+        field: &FieldDescriptor,
+        path: &[i32],
+        key: &str,
+    ) -> (Option<Span>, Option<ValueSpan>) {
         let file_name = field.parent_file().name().to_owned();
         if let Some(site) = self.site(&file_name, path, false) {
             return match option_value(&site.file.text, site.whole.start) {
@@ -65,7 +76,7 @@ impl Resolver<'_> {
         let aggregate = &path[..path.len().saturating_sub(1)];
         let site = self.site(&file_name, aggregate, true);
         if site.is_some() {
-            return Self::value_span(&site, &[("by".to_owned(), 0)]);
+            return Self::value_span(&site, &[(key.to_owned(), 0)]);
         }
         let site = self.site(&file_name, field.path(), false);
         (Self::span_of_site(&site), None)

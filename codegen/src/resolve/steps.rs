@@ -371,6 +371,8 @@ impl Resolver<'_> {
         let input = method.input();
         let mut request = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
+        // The oneof members set so far, each with whether it has an `if`.
+        let mut members: Vec<(String, bool)> = Vec::new();
         for (j, field_value) in list(call, "request").iter().enumerate() {
             let Some(field_rule) = field_value.as_message() else {
                 continue;
@@ -394,26 +396,36 @@ impl Resolver<'_> {
                 }
                 continue;
             };
+            let condition_text = get_str(field_rule, "if");
             if let Some(oneof) = field
                 .containing_oneof()
                 .filter(|_| !field.field_descriptor_proto().proto3_optional())
-                && let Some(other) = seen.iter().find(|other| {
-                    input
-                        .get_field_by_name(other)
-                        .and_then(|f| f.containing_oneof())
-                        .is_some_and(|o| o.name() == oneof.name())
-                        && **other != *name
-                })
             {
-                self.error_hint(
-                    format!(
-                        "request fields `{other}` and `{name}` are members of oneof `{}`, which holds one value",
-                        oneof.name()
-                    ),
-                    name_span,
-                    "set one member of the oneof",
-                );
-                continue;
+                let others: Vec<&(String, bool)> = members
+                    .iter()
+                    .filter(|(other, _)| {
+                        *other != name
+                            && input
+                                .get_field_by_name(other)
+                                .and_then(|f| f.containing_oneof())
+                                .is_some_and(|o| o.name() == oneof.name())
+                    })
+                    .collect();
+                let always = others.iter().find(|(_, conditional)| !conditional);
+                if let Some((other, _)) =
+                    always.or(others.first().filter(|_| condition_text.is_empty()))
+                {
+                    self.error_hint(
+                        format!(
+                            "request fields `{other}` and `{name}` are members of oneof `{}`, which holds one value",
+                            oneof.name()
+                        ),
+                        name_span,
+                        "set one member of the oneof, or give each member an `if`: the one whose condition holds is set",
+                    );
+                    continue;
+                }
+                members.push((name.clone(), !condition_text.is_empty()));
             }
             if !seen.insert(name.clone()) {
                 self.error_hint(
@@ -436,9 +448,26 @@ impl Resolver<'_> {
             ) {
                 let by_span = Self::value_span(ctx.site, &with(&field_path, "by")).0;
                 self.check_binding(&e.checked.ty, &field, &target, by_span);
-                request.push((field, e));
+                let condition = if condition_text.is_empty() {
+                    None
+                } else {
+                    match self.expression(
+                        ctx,
+                        scope,
+                        &with(&field_path, "if"),
+                        &condition_text,
+                        reads,
+                        Some(&Type::Bool),
+                        "a request field's `if`",
+                    ) {
+                        Some(condition) => Some(condition),
+                        None => continue,
+                    }
+                };
+                request.push((field, e, condition));
             }
         }
+        let metadata = self.call_metadata(ctx, scope, call, path, reads);
         let defaults = self.call_defaults(&method);
         let value = Type::Message(method.output().full_name().to_owned());
         let mut handler_reads = HashSet::new();
@@ -458,6 +487,7 @@ impl Resolver<'_> {
             defaults,
             errors,
             lazy_reads,
+            metadata,
         })
     }
 

@@ -100,6 +100,31 @@ pub fn exists_one<T>(
     Ok(found)
 }
 
+/// The member of oneof `oneof` (`package.Message.oneof`) to set: the index of the one of
+/// `members` (each a name and whether its condition holds) that holds, `None` when none does.
+/// Two that hold at once fail with `INTERNAL`: the composition's conditions overlap.
+pub fn one_member(
+    oneof: &'static str,
+    members: &[(&'static str, bool)],
+) -> Result<Option<usize>, Status> {
+    let mut chosen: Option<usize> = None;
+    for (index, (name, holds)) in members.iter().enumerate() {
+        if !holds {
+            continue;
+        }
+        if let Some(first) = chosen {
+            return Err(crate::grpc::status::ComposeError::OneofConflict {
+                oneof,
+                first: members[first].0,
+                second: name,
+            }
+            .to_status());
+        }
+        chosen = Some(index);
+    }
+    Ok(chosen)
+}
+
 /// `partial()`: whether an `error` handler of the edge call ignored a failed step so far.
 pub fn partial() -> bool {
     crate::grpc::context::partial()
@@ -668,6 +693,26 @@ mod tests {
     #[derive(Debug, Default, PartialEq)]
     struct User {
         name: String,
+    }
+
+    #[test]
+    fn one_member_picks_the_member_that_holds_and_refuses_two() {
+        const KIND: &str = "pkg.Card.kind";
+        assert_eq!(
+            one_member(KIND, &[("a", false), ("b", true)]).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            one_member(KIND, &[("a", false), ("b", false)]).unwrap(),
+            None
+        );
+        let status = one_member(KIND, &[("a", true), ("b", false), ("c", true)]).unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(
+            status.message(),
+            "the conditions of `a` and `c`, members of oneof `pkg.Card.kind`, both hold; a oneof \
+             holds one value"
+        );
     }
 
     #[test]

@@ -89,6 +89,7 @@ mod composer;
 mod error;
 mod handle;
 mod map;
+mod metadata;
 mod step;
 
 #[doc(hidden)]
@@ -114,6 +115,8 @@ pub use self::error::{call_downstream, step_failed};
 pub use self::handle::{call_error, handler_status, ignored, rejection};
 #[doc(hidden)]
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
+#[doc(hidden)]
+pub use self::metadata::{Outgoing, pick_incoming, with_incoming};
 #[doc(hidden)]
 pub use self::step::{Step, step, step_if};
 #[doc(hidden)]

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use http::HeaderMap;
+use tonic::metadata::MetadataMap;
 
 /// One edge call's context.
 #[derive(Debug, Default)]
@@ -26,6 +27,9 @@ pub(crate) struct CallContext {
 
 tokio::task_local! {
     static CONTEXT: Arc<CallContext>;
+    /// The edge request's headers that a composition forwards to its downstream calls: only
+    /// those its rules name, picked when the generated handler starts.
+    static INCOMING: Arc<MetadataMap>;
 }
 
 /// Runs `future` within `context`.
@@ -36,9 +40,29 @@ pub(crate) async fn scope<F: Future>(context: Option<Arc<CallContext>>, future: 
     }
 }
 
+/// Runs `future` with `incoming` as the edge request's forwardable headers.
+pub(crate) async fn with_incoming<F: Future>(
+    incoming: Option<Arc<MetadataMap>>,
+    future: F,
+) -> F::Output {
+    match incoming {
+        Some(incoming) => INCOMING.scope(incoming, future).await,
+        None => future.await,
+    }
+}
+
 /// `future`, carrying the current context along when it is spawned elsewhere.
 pub(crate) fn propagate<F: Future>(future: F) -> impl Future<Output = F::Output> {
-    scope(CONTEXT.try_with(Arc::clone).ok(), future)
+    let incoming = INCOMING.try_with(Arc::clone).ok();
+    scope(
+        CONTEXT.try_with(Arc::clone).ok(),
+        with_incoming(incoming, future),
+    )
+}
+
+/// Calls `f` with the edge request's forwardable headers, if the handler picked any.
+pub(crate) fn incoming<T>(f: impl FnOnce(&MetadataMap) -> T) -> Option<T> {
+    INCOMING.try_with(|incoming| f(incoming)).ok()
 }
 
 /// The current context, if any.

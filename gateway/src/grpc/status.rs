@@ -40,6 +40,8 @@
 //! | a step was cancelled by a runtime shutdown       | `UNAVAILABLE`       |
 //! | no Tokio runtime is running                      | `INTERNAL`          |
 //! | the edge call's request message does not decode  | `INVALID_ARGUMENT`  |
+//! | a computed metadata value is not header text     | `INVALID_ARGUMENT`  |
+//! | two conditional members of one oneof both apply  | `INTERNAL`          |
 //!
 //! A request message that does not decode is the caller's to fix, so an edge service answers it
 //! with `INVALID_ARGUMENT` (`compose/codec.rs`). A downstream's response that does not decode
@@ -346,6 +348,30 @@ pub enum ComposeError {
         /// What prost found wrong, naming the field.
         reason: String,
     },
+    /// Two members of one oneof had conditions that held at once.
+    #[error(
+        "the conditions of `{first}` and `{second}`, members of oneof `{oneof}`, both hold; \
+         a oneof holds one value"
+    )]
+    OneofConflict {
+        /// The oneof, `package.Message.oneof`.
+        oneof: &'static str,
+        /// The first member whose condition held.
+        first: &'static str,
+        /// The second.
+        second: &'static str,
+    },
+    /// A value computed for a downstream call's metadata cannot be sent as a header value.
+    #[error(
+        "step `{step}` cannot send metadata `{name}`: its value holds characters a header \
+         value cannot (only visible ASCII, spaces and tabs)"
+    )]
+    InvalidMetadata {
+        /// The step making the call.
+        step: &'static str,
+        /// The metadata key.
+        name: &'static str,
+    },
 }
 
 impl ComposeError {
@@ -353,9 +379,12 @@ impl ComposeError {
     pub fn code(&self) -> Code {
         match self {
             Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
-            Self::NoUpstream { .. } | Self::StepPanicked | Self::NoRuntime => Code::Internal,
+            Self::NoUpstream { .. }
+            | Self::StepPanicked
+            | Self::NoRuntime
+            | Self::OneofConflict { .. } => Code::Internal,
             Self::NoEndpoints { .. } | Self::StepCancelled => Code::Unavailable,
-            Self::MalformedRequest { .. } => Code::InvalidArgument,
+            Self::MalformedRequest { .. } | Self::InvalidMetadata { .. } => Code::InvalidArgument,
         }
     }
 

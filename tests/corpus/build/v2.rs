@@ -2,7 +2,8 @@
 //! widened), in every shape (singular, proto3 `optional`, wrapper, repeated, map values, map
 //! keys, oneof members), nested and recursive aliases, a `by` rule, several sources; and custom
 //! steps of every value kind, custom fields of every field shape, and custom messages built
-//! by `message` and `map` steps.
+//! by `message` and `map` steps; conditional fields and oneof members of every shape, in
+//! requests and responses, and call metadata of every kind.
 
 use std::fmt::Write as _;
 
@@ -10,7 +11,12 @@ use crate::cases::{Case, fragment, single};
 use crate::proto::q;
 
 pub(crate) fn all() -> Vec<Case> {
-    vec![alias_kinds(), alias_shapes(), custom_items()]
+    vec![
+        alias_kinds(),
+        alias_shapes(),
+        custom_items(),
+        conditional_fields(),
+    ]
 }
 
 /// Source kind → target kind, each pair an alias converts: the same Rust type, or wider.
@@ -243,6 +249,56 @@ fn custom_items() -> Case {
             get = q(&c.get()),
         ));
         file.down("Get", "Req", "Item", "");
+        file.edge("Run", "Req", "EdgeResponse", "");
+    })
+}
+
+/// Fields of every shape set under an `if`, in a downstream request and in the response;
+/// oneofs whose members (scalar, message, boxed message, enum) are each conditional; and call
+/// metadata: constant, computed, binary and forwarded.
+fn conditional_fields() -> Case {
+    single("conditional_fields", |file, c| {
+        file.import("google/protobuf/wrappers.proto");
+        let shapes = [
+            ("narrow", "int32", "$.x"),
+            ("text", "string", "$.s"),
+            ("maybe_text", "optional string", "$.s"),
+            ("maybe_x", "optional int64", "$.x"),
+            ("wrapper", "google.protobuf.Int64Value", "$.x"),
+            ("item", "Item", "$.item"),
+            ("items", "repeated Item", "[$.item]"),
+            ("xs", "repeated int64", "[$.x]"),
+            ("map", "map<string, int64>", "$.m"),
+            ("color", "Color", "Color.COLOR_RED"),
+            ("node", "Node", "$.node"),
+        ];
+        let mut fields = String::new();
+        let mut request = String::new();
+        for (n, (name, ty, by)) in (1..).zip(shapes) {
+            let _ = writeln!(
+                fields,
+                "  {ty} {name} = {n} [(mosaic.v1.field) = {{by: {} if: \"$.x > {n}\"}}];",
+                q(by)
+            );
+            let _ = writeln!(
+                request,
+                "        request {{field: \"{name}\" by: {} if: \"$.x > {n}\"}}",
+                q(by)
+            );
+        }
+        let members = "  oneof pick {\n    int64 p_int = 40 [(mosaic.v1.field) = {by: \"$.x\" if: \"$.x == 1\"}];\n    Item p_item = 41 [(mosaic.v1.field) = {by: \"$.item\" if: \"$.x == 2\"}];\n    Node p_node = 42 [(mosaic.v1.field) = {by: \"$.node\" if: \"$.x == 3\"}];\n    Color p_color = 43 [(mosaic.v1.field) = {by: \"Color.COLOR_BLUE\" if: \"$.x == 4\"}];\n    string p_text = 44 [(mosaic.v1.field) = {by: \"d.name\" if: \"d.id == 5\"}];\n  }\n";
+        let request_members = "        request {field: \"p_int\" by: \"$.x\" if: \"$.x == 1\"}\n        request {field: \"p_item\" by: \"$.item\" if: \"$.x == 2\"}\n        request {field: \"p_node\" by: \"$.node\" if: \"$.x == 3\"}\n        request {field: \"p_color\" by: \"Color.COLOR_BLUE\" if: \"$.x == 4\"}\n";
+        let metadata = "        metadata {name: \"x-constant\" by: \"'edge'\"}\n        metadata {name: \"x-computed\" by: \"$.s + '!'\"}\n        metadata {name: \"x-raw-bin\" by: \"$.raw\"}\n        metadata {name: \"x-forwarded\" forward: \"accept-language\"}\n        metadata {name: \"x-forwarded-bin\" forward: \"x-trace-bin\"}\n";
+        file.raw(format!(
+            "message Node {{\n  int64 id = 1;\n  Node next = 2;\n}}\n\n\
+             message Req {{\n  int64 x = 1;\n  string s = 2;\n  Item item = 3;\n  map<string, int64> m = 4;\n  Node node = 5;\n  bytes raw = 6;\n}}\n\n\
+             message Shaped {{\n{fields}{members}}}\n\n\
+             message EdgeResponse {{\n  option (mosaic.v1.message) = {{\n    def {{ name: \"d\" call {{ method: {get} }} }}\n    def {{ name: \"echo\" call {{\n        method: {put}\n{request}{request_members}{metadata}      }} }}\n  }};\n{fields}{members}  Shaped echoed = 50 [(mosaic.v1.field) = {{by: \"echo\" if: \"has(echo.item)\"}}];\n}}\n",
+            get = q(&c.get()),
+            put = q(&c.down("Put")),
+        ));
+        file.down("Get", "Req", "Item", "");
+        file.down("Put", "Shaped", "Shaped", "");
         file.edge("Run", "Req", "EdgeResponse", "");
     })
 }

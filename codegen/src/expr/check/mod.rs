@@ -42,6 +42,14 @@ impl Checked {
             _ => None,
         }
     }
+
+    /// The text of a string literal, when the expression is one.
+    pub fn string_literal(&self) -> Option<&str> {
+        match &self.root.kind {
+            TypedKind::Literal(crate::expr::Literal::String(text)) => Some(text),
+            _ => None,
+        }
+    }
 }
 
 /// Checks `expr` against the names in `scope` and the messages in `schema`.

@@ -11,10 +11,12 @@ mod support;
 
 mod aliases;
 mod autobind;
+mod conditions;
 mod custom;
 mod enums;
 mod errors;
 mod fanout;
+mod metadata;
 mod resilience;
 mod shapes;
 mod simple;

@@ -40,6 +40,8 @@ pub(crate) struct Received<M> {
     pub(crate) timeout: Option<Duration>,
     /// Its `grpc-previous-rpc-attempts`: `None` on a first attempt.
     pub(crate) previous_attempts: Option<u32>,
+    /// All of its metadata.
+    pub(crate) metadata: tonic::metadata::MetadataMap,
 }
 
 /// How a stub answers one request.
@@ -144,6 +146,7 @@ impl<M, R> Method<M, R> {
         };
         let timeout = header("grpc-timeout").map(|value| parse_grpc_timeout(&value));
         let previous_attempts = header("grpc-previous-rpc-attempts").map(|v| v.parse().unwrap());
+        let metadata = metadata.clone();
         let message = request.into_inner();
         let answer = {
             let mut received = self.received.lock().unwrap();
@@ -152,6 +155,7 @@ impl<M, R> Method<M, R> {
                 message,
                 timeout,
                 previous_attempts,
+                metadata,
             });
             answer
         };
