@@ -66,28 +66,20 @@ impl Schema for PoolSchema {
     }
 
     fn resolve_enum(&self, name: &str, package: &str) -> Option<String> {
-        if let Some(absolute) = name.strip_prefix('.') {
-            return self
-                .pool
-                .get_enum_by_name(absolute)
-                .map(|e| e.full_name().to_owned());
-        }
-        // `a.b.c` looks in `a.b.c.`, `a.b.`, `a.`, then the root.
-        let mut scope = package;
-        loop {
-            let candidate = if scope.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{scope}.{name}")
-            };
-            if let Some(found) = self.pool.get_enum_by_name(&candidate) {
-                return Some(found.full_name().to_owned());
-            }
-            if scope.is_empty() {
-                return None;
-            }
-            scope = scope.rsplit_once('.').map_or("", |(parent, _)| parent);
-        }
+        in_scope(name, package, |candidate| {
+            self.pool
+                .get_enum_by_name(candidate)
+                .map(|e| e.full_name().to_owned())
+        })
+    }
+
+    fn resolve_message(&self, name: &str, package: &str) -> Option<String> {
+        in_scope(name, package, |candidate| {
+            self.pool
+                .get_message_by_name(candidate)
+                .filter(|m| !m.is_map_entry())
+                .map(|m| m.full_name().to_owned())
+        })
     }
 
     fn enum_values(&self, enumeration: &str) -> Vec<(String, i32)> {
@@ -281,4 +273,27 @@ pub fn scalar_of_kind(kind: &Kind) -> Option<Scalar> {
         Kind::Enum(_) => Scalar::Enum,
         Kind::Message(_) => return None,
     })
+}
+
+/// `find` of `name` as protobuf scopes it from `package`: a leading `.` is absolute; otherwise
+/// `a.b.c` looks in `a.b.c.`, `a.b.`, `a.`, then the root.
+fn in_scope(name: &str, package: &str, find: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(absolute) = name.strip_prefix('.') {
+        return find(absolute);
+    }
+    let mut scope = package;
+    loop {
+        let candidate = if scope.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{scope}.{name}")
+        };
+        if let Some(found) = find(&candidate) {
+            return Some(found);
+        }
+        if scope.is_empty() {
+            return None;
+        }
+        scope = scope.rsplit_once('.').map_or("", |(parent, _)| parent);
+    }
 }

@@ -81,6 +81,7 @@ const CASES: &[&str] = &[
     "http_unknown_fields",
     "invalid_iterator_name",
     "invalid_step_name",
+    "literal_problems",
     "log_unknown_level",
     "map_src_not_list",
     "map_without_body",

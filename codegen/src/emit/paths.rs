@@ -508,6 +508,10 @@ impl<'a> Paths<'a> {
                 let (k, v) = (self.rust_type(k), self.rust_type(v));
                 quote!(::std::collections::BTreeMap<#k, #v>)
             }
+            Type::Optional(inner) => {
+                let inner = self.rust_type(inner);
+                quote!(Option<#inner>)
+            }
             Type::Null | Type::Error => quote!(()),
         }
     }

@@ -134,6 +134,15 @@ pub(super) fn store(
     paths: &Paths<'_>,
 ) -> TokenStream {
     let c = compose();
+    // A value or null (`c ? x : null`): null leaves the field unset.
+    if let Type::Optional(inner) = ty {
+        let some = store(quote!(value), inner, field, paths);
+        if some.to_string() == quote!(Some(value)).to_string() {
+            return value;
+        }
+        let cel = expr::RustSchema::cel_path(paths);
+        return quote!(#cel::map_optional(#value, |value| Ok(#some))?);
+    }
     if let Some(convert) = enum_conversion(ty, field, paths) {
         let converted = if field.is_list() {
             quote! {
@@ -275,6 +284,18 @@ pub(super) fn oneof_fields(
         let variant = |(field, e, _): &Bound<'_>| {
             let info = crate::schema::field_info(field);
             let variant = expr::RustSchema::oneof_variant(paths, message.full_name(), &info);
+            if let Type::Optional(_) = &e.checked.ty {
+                // A value or null: null leaves the oneof unset.
+                let value = paths.expr(&e.checked, env);
+                let inner = match (&info.cardinality, &e.checked.ty) {
+                    (expr::Cardinality::Oneof { boxed: true, .. }, _) => quote!(Box::new(value)),
+                    (_, Type::Optional(inner)) if !matches!(**inner, Type::Message(_)) => {
+                        store(quote!(value), inner, field, paths)
+                    }
+                    _ => quote!(value),
+                };
+                return quote!(#cel::map_optional(#value, |value| Ok(Some(#variant(#inner))))?);
+            }
             let value = plain_value(e, field, env, paths);
             let value = match info.cardinality {
                 expr::Cardinality::Oneof { boxed: true, .. } => quote!(Box::new(#value)),

@@ -144,6 +144,15 @@ pub enum NodeKind {
     },
     /// `[a, b, c]`.
     List(Vec<Node>),
+    /// `{k1: v1, k2: v2}`.
+    Map(Vec<(Node, Node)>),
+    /// `pkg.Msg{a: 1, b: "x"}`: a message literal.
+    Message {
+        /// The message's name as written (`Msg` or `pkg.Msg`), with its span.
+        name: Ident,
+        /// The fields set, in order, each with its value.
+        fields: Vec<(Ident, Node)>,
+    },
 }
 
 impl NodeKind {
@@ -163,6 +172,8 @@ impl NodeKind {
                 otherwise,
             } => vec![cond, then, otherwise],
             NodeKind::List(items) => items.iter().collect(),
+            NodeKind::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+            NodeKind::Message { fields, .. } => fields.iter().map(|(_, value)| value).collect(),
         }
     }
 }

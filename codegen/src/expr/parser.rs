@@ -229,8 +229,75 @@ impl Parser<'_> {
             node = match self.peek() {
                 Tok::Dot => self.dot(node)?,
                 Tok::LBracket => self.bracket(node)?,
+                Tok::LBrace => match type_name(&node) {
+                    Some(name) => self.message_literal(name, node.span.start)?,
+                    None => return Ok(node),
+                },
                 _ => return Ok(node),
             };
+        }
+    }
+
+    /// `{field: value, …}` after a message name.
+    fn message_literal(&mut self, name: String, start: usize) -> Result<Node, ExprError> {
+        let open = self.bump().span;
+        let name = Ident {
+            name,
+            span: start..open.start,
+        };
+        let mut fields = Vec::new();
+        loop {
+            if let Some(close) = self.eat(&Tok::RBrace) {
+                return self.node(NodeKind::Message { name, fields }, start..close.span.end);
+            }
+            let field = self.field_name()?;
+            self.literal_colon()?;
+            fields.push((field, self.expr()?));
+            if self.eat(&Tok::Comma).is_some() {
+                continue;
+            }
+            if let Some(close) = self.eat(&Tok::RBrace) {
+                return self.node(NodeKind::Message { name, fields }, start..close.span.end);
+            }
+            return Err(self.unclosed_or_unexpected(&open));
+        }
+    }
+
+    /// `{key: value, …}`.
+    fn map_literal(&mut self) -> Result<Node, ExprError> {
+        let open = self.bump().span;
+        let mut entries = Vec::new();
+        loop {
+            if let Some(close) = self.eat(&Tok::RBrace) {
+                return self.node(NodeKind::Map(entries), open.start..close.span.end);
+            }
+            let key = self.expr()?;
+            self.literal_colon()?;
+            entries.push((key, self.expr()?));
+            if self.eat(&Tok::Comma).is_some() {
+                continue;
+            }
+            if let Some(close) = self.eat(&Tok::RBrace) {
+                return self.node(NodeKind::Map(entries), open.start..close.span.end);
+            }
+            return Err(self.unclosed_or_unexpected(&open));
+        }
+    }
+
+    fn literal_colon(&mut self) -> Result<(), ExprError> {
+        if self.eat(&Tok::Colon).is_some() {
+            return Ok(());
+        }
+        Err(self
+            .unexpected("`:`")
+            .with_hint("each entry is written `name: value`"))
+    }
+
+    fn unclosed_or_unexpected(&self, open: &Span) -> ExprError {
+        if matches!(self.peek(), Tok::Eof) {
+            self.unclosed(open, "`}`")
+        } else {
+            self.unexpected("`,` or `}`")
         }
     }
 
@@ -258,6 +325,7 @@ impl Parser<'_> {
         match self.peek() {
             Tok::LParen => self.parenthesized(),
             Tok::LBracket => self.list(),
+            Tok::LBrace => self.map_literal(),
             Tok::Ident(_) => self.name_or_call(),
             _ => self.leaf(),
         }
@@ -544,12 +612,6 @@ impl Parser<'_> {
                 };
                 return self.name_node(ident);
             }
-            Tok::LBrace => {
-                return Err(ExprError::new(
-                    span,
-                    "map and message literals (`{…}`) are not supported",
-                ));
-            }
             Tok::Dot if matches!(self.token(1).tok, Tok::Int(_)) => {
                 return Err(self
                     .unexpected("a value")
@@ -559,6 +621,18 @@ impl Parser<'_> {
         };
         self.bump();
         self.node(NodeKind::Literal(literal), span)
+    }
+}
+
+/// The dotted name `node` spells (`Msg`, `pkg.v1.Msg`), if it is one: what may precede a
+/// message literal's `{`.
+fn type_name(node: &Node) -> Option<String> {
+    match &node.kind {
+        NodeKind::Name(ident) if ident.name != "$" => Some(ident.name.clone()),
+        NodeKind::Select { operand, field } => {
+            type_name(operand).map(|prefix| format!("{prefix}.{}", field.name))
+        }
+        _ => None,
     }
 }
 

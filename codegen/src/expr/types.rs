@@ -33,6 +33,10 @@ pub enum Type {
     List(Box<Type>),
     /// A map with keys and values of one type each.
     Map(Box<Type>, Box<Type>),
+    /// A value or null: what `c ? x : null` gives. It binds to a field with presence (null
+    /// leaves the field unset), compares with `null`, and reads through `orValue(d)`; nothing
+    /// else takes it. Canonically `Option<T>`.
+    Optional(Box<Type>),
     /// Stands for a subexpression that already has an error, so that one mistake is reported
     /// once rather than again by everything around it. Never the type of a [`Checked`]
     /// expression.
@@ -48,6 +52,7 @@ impl Type {
             Type::Error => true,
             Type::List(element) => element.contains_error(),
             Type::Map(key, value) => key.contains_error() || value.contains_error(),
+            Type::Optional(value) => value.contains_error(),
             _ => false,
         }
     }
@@ -74,6 +79,7 @@ impl fmt::Display for Type {
             Type::Enum(name) | Type::Message(name) => write!(f, "`{name}`"),
             Type::List(element) => write!(f, "list({element})"),
             Type::Map(key, value) => write!(f, "map({key}, {value})"),
+            Type::Optional(value) => write!(f, "optional({value})"),
             Type::Error => f.write_str("<error>"),
         }
     }
@@ -170,6 +176,14 @@ pub trait Schema {
     fn enum_values(&self, enumeration: &str) -> Vec<(String, i32)> {
         let _ = enumeration;
         Vec::new()
+    }
+
+    /// The full name of the message `name` (relative or fully qualified) as seen from
+    /// `package`, by the same rules as [`resolve_enum`](Self::resolve_enum); map entries and
+    /// other messages no literal may build are not found.
+    fn resolve_message(&self, name: &str, package: &str) -> Option<String> {
+        let _ = (name, package);
+        None
     }
 }
 

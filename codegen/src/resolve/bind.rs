@@ -225,6 +225,7 @@ impl Resolver<'_> {
                         None => continue,
                     }
                 };
+                self.binding_hint = Some(target.clone());
                 if let Some(e) = self.checked_expression(
                     scope,
                     &text,
@@ -369,6 +370,30 @@ pub fn binding_allowed(
         proto_type(field)
     );
     let numeric = |t: &Type| matches!(t, Type::Int | Type::Uint | Type::Double);
+    if let Type::Optional(inner) = ty {
+        let oneof_member =
+            field.containing_oneof().is_some() && !field.field_descriptor_proto().proto3_optional();
+        let presence = !field.is_list()
+            && !field.is_map()
+            && (matches!(target, Type::Message(_))
+                || oneof_member
+                || field.field_descriptor_proto().proto3_optional()
+                || crate::schema::wrapped(&field.kind()).is_some());
+        if !presence {
+            return Err((
+                format!(
+                    "the value may be null, but field `{}` ({}) has no presence to leave unset",
+                    field.name(),
+                    proto_type(field)
+                ),
+                Some(
+                    "give the value a default with `.orValue(d)`, or declare the field `optional`"
+                        .to_owned(),
+                ),
+            ));
+        }
+        return binding_allowed(inner, field, target);
+    }
     let hint = match (ty, target) {
         (Type::Null, Type::Message(_)) if !field.is_list() => return Ok(()),
         // Leaves a field with presence unset.

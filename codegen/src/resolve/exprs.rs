@@ -94,7 +94,8 @@ impl Resolver<'_> {
         if !ok {
             return None;
         }
-        match expr::check(&parsed, scope, &self.schema) {
+        let hint = self.binding_hint.take();
+        match expr::check_expecting(&parsed, scope, &self.schema, expected.or(hint.as_ref())) {
             Ok(checked) => {
                 if let Some(expected) = expected
                     && checked.ty != *expected

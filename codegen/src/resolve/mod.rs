@@ -87,6 +87,9 @@ struct Resolver<'a> {
     alias_pairs: Vec<(String, String)>,
     /// The conversions of the alias pairs planned without error.
     message_conversions: Vec<MessageConversion>,
+    /// The type of the field the next expression is bound to: a hint that types `[]` and `{}`,
+    /// not a requirement (binding checks the type). Taken by the next check.
+    binding_hint: Option<crate::expr::Type>,
 }
 
 /// The state of resolving one message, which decides what is reported about the names it
@@ -131,6 +134,7 @@ impl<'a> Resolver<'a> {
             enum_conversions: Vec::new(),
             alias_pairs: Vec::new(),
             message_conversions: Vec::new(),
+            binding_hint: None,
         })
     }
 

@@ -437,6 +437,7 @@ impl Resolver<'_> {
             }
             let text = get_str(field_rule, "by");
             let target = field_info(&field).ty;
+            self.binding_hint = Some(target.clone());
             if let Some(e) = self.expression(
                 ctx,
                 scope,

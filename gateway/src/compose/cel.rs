@@ -214,6 +214,151 @@ fn error(message: String) -> Status {
     Status::invalid_argument(message)
 }
 
+/// A value of an expression (`expr`) stored into a narrower field of a message literal (`i64`
+/// into `i32`, `u64` into `u32`, and keys and values of maps alike): out of range is
+/// `INVALID_ARGUMENT` quoting the expression.
+pub fn narrow<T, U: TryFrom<T>>(value: T, expr: &str) -> Result<U, Status> {
+    U::try_from(value).map_err(|_| error(format!("a value out of range for its field in `{expr}`")))
+}
+
+/// [`narrow`] for every element of a list.
+pub fn narrow_list<T, U: TryFrom<T>>(list: Vec<T>, expr: &str) -> Result<Vec<U>, Status> {
+    list.into_iter().map(|value| narrow(value, expr)).collect()
+}
+
+/// [`narrow`] for every key and value of a map.
+pub fn narrow_map<K, V, K2: TryFrom<K> + Ord, V2: TryFrom<V>>(
+    map: BTreeMap<K, V>,
+    expr: &str,
+) -> Result<BTreeMap<K2, V2>, Status> {
+    map.into_iter()
+        .map(|(key, value)| Ok((narrow(key, expr)?, narrow(value, expr)?)))
+        .collect()
+}
+
+/// A value that may be null (`c ? x : null`) stored into a field: `f` converts a value into
+/// what the field holds (`Some(…)`, or `None` to leave it unset); null stays unset.
+pub fn map_optional<T, U>(
+    value: Option<T>,
+    f: impl FnOnce(T) -> Result<Option<U>, Status>,
+) -> Result<Option<U>, Status> {
+    match value {
+        Some(value) => f(value),
+        None => Ok(None),
+    }
+}
+
+/// `opt.orValue(d)`: the value, or `default()` (evaluated only when the value is null).
+pub fn or_value<T>(
+    value: Option<T>,
+    default: impl FnOnce() -> Result<T, Status>,
+) -> Result<T, Status> {
+    match value {
+        Some(value) => Ok(value),
+        None => default(),
+    }
+}
+
+/// A double stored into a `float` field: rounded to the nearest `f32`, as proto does.
+#[allow(clippy::cast_possible_truncation)] // rounding is the conversion proto defines
+pub fn to_float(value: f64) -> f32 {
+    value as f32
+}
+
+/// `s.lowerAscii()`.
+pub fn lower_ascii(text: &str) -> String {
+    text.to_ascii_lowercase()
+}
+
+/// `s.upperAscii()`.
+pub fn upper_ascii(text: &str) -> String {
+    text.to_ascii_uppercase()
+}
+
+/// `s.trim()`: without leading and trailing white space (Unicode's).
+pub fn trim(text: &str) -> String {
+    text.trim().to_owned()
+}
+
+/// `s.split(sep)`: the parts between occurrences of `sep`; an empty `sep` splits into
+/// characters, as CEL's strings extension does.
+pub fn split(text: &str, separator: &str) -> Vec<String> {
+    if separator.is_empty() {
+        return text.chars().map(String::from).collect();
+    }
+    text.split(separator).map(str::to_owned).collect()
+}
+
+/// `xs.join(sep)`.
+pub fn join(list: &[String], separator: &str) -> String {
+    list.join(separator)
+}
+
+/// `s.reverse()`: the characters in reverse order.
+pub fn reverse_string(text: &str) -> String {
+    text.chars().rev().collect()
+}
+
+/// `xs.reverse()`.
+pub fn reverse_list<T: Clone>(list: &[T]) -> Vec<T> {
+    list.iter().rev().cloned().collect()
+}
+
+/// `xs.sort()`: ascending; doubles by IEEE 754 total order (NaN last).
+pub fn sort_list<T: Clone + Sortable>(list: &[T]) -> Vec<T> {
+    let mut sorted = list.to_vec();
+    sorted.sort_by(Sortable::order);
+    sorted
+}
+
+/// How `sort()` orders values of one type.
+pub trait Sortable {
+    /// Compares two values.
+    fn order(&self, other: &Self) -> Ordering;
+}
+
+macro_rules! sortable_by_ord {
+    ($($ty:ty),*) => {$(
+        impl Sortable for $ty {
+            fn order(&self, other: &Self) -> Ordering {
+                self.cmp(other)
+            }
+        }
+    )*};
+}
+sortable_by_ord!(i64, u64, bool, String, Vec<u8>);
+
+impl Sortable for f64 {
+    fn order(&self, other: &Self) -> Ordering {
+        self.total_cmp(other)
+    }
+}
+
+/// `s.matches(re)`: whether `re` (RE2 syntax, checked when the protos were built) matches
+/// somewhere in `text`. Each pattern is compiled once per process.
+pub fn matches(text: &str, pattern: &'static str) -> bool {
+    static COMPILED: OnceLock<RwLock<HashMap<&'static str, regex::Regex>>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(RwLock::default);
+    if let Some(regex) = compiled
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(pattern)
+    {
+        return regex.is_match(text);
+    }
+    // The generator compiled the same pattern with the same crate, so this does not fail; if
+    // it somehow did, nothing matches rather than the gateway panicking.
+    let Ok(regex) = regex::Regex::new(pattern) else {
+        return false;
+    };
+    let found = regex.is_match(text);
+    compiled
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(pattern, regex);
+    found
+}
+
 fn overflow(expr: &str) -> Status {
     error(format!("integer overflow in `{expr}`"))
 }
@@ -693,6 +838,44 @@ mod tests {
     #[derive(Debug, Default, PartialEq)]
     struct User {
         name: String,
+    }
+
+    #[test]
+    fn the_string_and_list_library() {
+        assert_eq!(lower_ascii("ÀbC"), "Àbc", "ASCII only");
+        assert_eq!(upper_ascii("àbc"), "àBC");
+        assert_eq!(trim("  a b \t"), "a b");
+        assert_eq!(split("a,b,,c", ","), ["a", "b", "", "c"]);
+        assert_eq!(split("hé", ""), ["h", "é"]);
+        assert_eq!(join(&split("a,b", ","), "+"), "a+b");
+        assert_eq!(reverse_string("héllo"), "olléh");
+        assert_eq!(reverse_list(&[1, 2, 3]), [3, 2, 1]);
+        assert_eq!(sort_list(&[3i64, -1, 2]), [-1, 2, 3]);
+        let sorted = sort_list(&[2.0, f64::NAN, -1.0]);
+        assert_eq!(&sorted[..2], &[-1.0, 2.0]);
+        assert!(sorted[2].is_nan());
+        assert_eq!(sort_list(&["b".to_owned(), "a".to_owned()]), ["a", "b"]);
+        assert!(matches("order-1234", r"^order-\d+$"));
+        assert!(!matches("order-12a", r"^order-\d+$"));
+        assert!(matches("order-12a", r"\d"), "unanchored matches anywhere");
+        assert!(!matches("x", "("), "an invalid pattern matches nothing");
+    }
+
+    #[test]
+    fn narrowing_a_literal_checks_the_range() {
+        assert_eq!(narrow::<i64, i32>(7, "e").unwrap(), 7);
+        let status = narrow::<i64, i32>(1 << 40, "Msg{n: x}").unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "a value out of range for its field in `Msg{n: x}`"
+        );
+        assert_eq!(narrow_list::<u64, u32>(vec![1, 2], "e").unwrap(), [1, 2]);
+        assert!(narrow_list::<u64, u32>(vec![1, u64::MAX], "e").is_err());
+        let map = BTreeMap::from([(1i64, 2i64)]);
+        let narrowed: BTreeMap<i32, i32> = narrow_map(map, "e").unwrap();
+        assert_eq!(narrowed, BTreeMap::from([(1, 2)]));
+        assert_eq!(to_float(0.1), 0.1_f32);
     }
 
     #[test]

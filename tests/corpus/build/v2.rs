@@ -16,6 +16,7 @@ pub(crate) fn all() -> Vec<Case> {
         alias_shapes(),
         custom_items(),
         conditional_fields(),
+        literals(),
     ]
 }
 
@@ -299,6 +300,76 @@ fn conditional_fields() -> Case {
         ));
         file.down("Get", "Req", "Item", "");
         file.down("Put", "Shaped", "Shaped", "");
+        file.edge("Run", "Req", "EdgeResponse", "");
+    })
+}
+
+/// Message literals setting fields of every shape and storage (narrow numbers, `float`,
+/// presence, wrappers, lists, maps with narrow keys, messages, boxed recursion, oneof members,
+/// enums), from values and from values that may be null; map literals; optional values.
+fn literals() -> Case {
+    single("literals", |file, c| {
+        file.import("google/protobuf/wrappers.proto");
+        let shapes = [
+            ("narrow", "int32", "$.x", "$.x"),
+            ("unsigned", "uint32", "uint($.x)", "uint($.x)"),
+            ("real", "float", "1.5", "1.5"),
+            ("text", "string", "$.s", "$.s"),
+            (
+                "maybe_text",
+                "optional string",
+                "$.s",
+                "$.x > 0 ? $.s : null",
+            ),
+            (
+                "maybe_narrow",
+                "optional int32",
+                "$.x",
+                "$.x > 0 ? $.x : null",
+            ),
+            (
+                "wrapper",
+                "google.protobuf.Int32Value",
+                "$.x",
+                "$.x > 0 ? $.x : null",
+            ),
+            ("item", "Item", "$.item", "$.x > 0 ? $.item : null"),
+            ("items", "repeated Item", "[$.item]", "[$.item]"),
+            ("narrows", "repeated int32", "[$.x, 2]", "[$.x]"),
+            ("reals", "repeated float", "[1.5]", "[2.5]"),
+            ("by_id", "map<int32, string>", "{1: $.s}", "{$.x: $.s}"),
+            ("color", "Color", "Color.COLOR_RED", "Color.COLOR_BLUE"),
+            (
+                "node",
+                "Node",
+                "Node{id: $.x}",
+                "$.x > 0 ? Node{next: Node{id: 1}} : null",
+            ),
+        ];
+        let mut fields = String::new();
+        let mut plain = Vec::new();
+        let mut nullable = Vec::new();
+        for (n, (name, ty, value, maybe)) in (1..).zip(shapes) {
+            let _ = writeln!(fields, "  {ty} {name} = {n};");
+            plain.push(format!("{name}: {value}"));
+            nullable.push(format!("{name}: {maybe}"));
+        }
+        let _ = writeln!(
+            fields,
+            "  oneof pick {{\n    int32 p_int = 30;\n    Node p_node = 31;\n    string p_text = 32;\n  }}"
+        );
+        plain.push("p_int: $.x".to_owned());
+        nullable.push("p_node: $.x > 0 ? Node{id: 2} : null".to_owned());
+        file.raw(format!(
+            "message Node {{\n  int64 id = 1;\n  Node next = 2;\n}}\n\n\
+             message Req {{\n  int64 x = 1;\n  string s = 2;\n  Item item = 3;\n}}\n\n\
+             message Shaped {{\n{fields}}}\n\n\
+             message EdgeResponse {{\n  option (mosaic.v1.message) = {{\n    def {{ name: \"d\" call {{ method: {get} request {{ field: \"id\" by: \"$.x\" }} }} }}\n  }};\n  Shaped plain = 1 [(mosaic.v1.field).by = {}];\n  Shaped nullable = 2 [(mosaic.v1.field).by = {}];\n  map<string, int64> counts = 3 [(mosaic.v1.field).by = \"{{'a': $.x, d.name: 2}}\"];\n  map<string, int32> empty = 4 [(mosaic.v1.field).by = \"{{}}\"];\n  optional int64 maybe = 5 [(mosaic.v1.field).by = \"$.x > 1 ? optional.of($.x) : optional.none()\"];\n  int64 or_value = 6 [(mosaic.v1.field).by = \"($.x > 1 ? $.x : null).orValue(7)\"];\n  bool has_value = 7 [(mosaic.v1.field).by = \"($.s == '' ? null : d).hasValue()\"];\n  Shaped echoed = 8 [(mosaic.v1.field).by = \"Shaped{{item: d, node: $.x > 0 ? Node{{id: d.id}} : null}}\"];\n}}\n",
+            q(&format!("Shaped{{{}}}", plain.join(", "))),
+            q(&format!("Shaped{{{}}}", nullable.join(", "))),
+            get = q(&c.get()),
+        ));
+        file.down("Get", "Item", "Item", "");
         file.edge("Run", "Req", "EdgeResponse", "");
     })
 }

@@ -21,7 +21,7 @@
 
 use super::Checker;
 use super::typed::Macro;
-use super::typed::{StringTest, Typed, TypedKind};
+use super::typed::{Library, StringTest, Typed, TypedKind};
 use crate::expr::ast::{Ident, MACROS, Node, NodeKind, Span};
 use crate::expr::error::ExprError;
 use crate::expr::types::Type;
@@ -30,7 +30,22 @@ use crate::suggest::closest;
 const FUNCTIONS: &[&str] = &[
     "size", "has", "int", "uint", "double", "string", "bytes", "partial",
 ];
-const METHODS: &[&str] = &["size", "contains", "startsWith", "endsWith"];
+const METHODS: &[&str] = &[
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "split",
+    "join",
+    "matches",
+    "reverse",
+    "sort",
+    "orValue",
+    "hasValue",
+];
 
 impl Checker<'_> {
     pub(super) fn call(
@@ -78,9 +93,41 @@ impl Checker<'_> {
                     self.error(error.with_hint(hint), Type::Error)
                 }
             },
+            Some(target)
+                if matches!(&target.kind, NodeKind::Name(n) if n.name == "optional")
+                    && self.scope.get("optional").is_none() =>
+            {
+                self.optional_constructor(function, args, span)
+            }
             Some(target) => {
                 let receiver = self.node(target, None);
                 match name {
+                    "lowerAscii" | "upperAscii" | "trim" | "split" | "join" | "matches"
+                    | "reverse" | "sort" => self.library(name, receiver, function, args, span),
+                    "orValue" => match self.arity(function, args, 1, &span) {
+                        Some([default]) => self.or_value(receiver, default, span),
+                        _ => Typed::poisoned(Type::Error, span),
+                    },
+                    "hasValue" => match self.arity(function, args, 0, &span) {
+                        Some(_) => match &receiver.ty {
+                            Type::Optional(_) => Typed::new(
+                                TypedKind::HasValue(Box::new(receiver)),
+                                Type::Bool,
+                                span,
+                            ),
+                            Type::Error => Typed::poisoned(Type::Bool, span),
+                            other => {
+                                let error = ExprError::new(
+                                    receiver.span.clone(),
+                                    format!(
+                                        "`hasValue()` is a method of optional values, found {other}"
+                                    ),
+                                );
+                                self.error(error, Type::Bool)
+                            }
+                        },
+                        None => Typed::poisoned(Type::Bool, span),
+                    },
                     "size" => match self.arity(function, args, 0, &span) {
                         Some(_) => self.size(receiver, span),
                         None => Typed::poisoned(Type::Int, span),
@@ -205,6 +252,211 @@ impl Checker<'_> {
                 body: Box::new(body),
             },
             ty,
+            span,
+        )
+    }
+
+    /// `optional.of(x)` and `optional.none()`.
+    fn optional_constructor(&mut self, function: &Ident, args: &[Node], span: Span) -> Typed {
+        match function.name.as_str() {
+            "of" => match self.arity(function, args, 1, &span) {
+                Some([value]) => {
+                    let value = self.node(value, None);
+                    match &value.ty {
+                        Type::Error => Typed::poisoned(Type::Error, span),
+                        Type::Null | Type::Optional(_) => {
+                            let error = ExprError::new(
+                                value.span.clone(),
+                                "`optional.of()` takes a value that is not null",
+                            );
+                            self.error(error, Type::Error)
+                        }
+                        ty => {
+                            let ty = Type::Optional(Box::new(ty.clone()));
+                            Typed::new(TypedKind::Some(Box::new(value)), ty, span)
+                        }
+                    }
+                }
+                _ => Typed::poisoned(Type::Error, span),
+            },
+            "none" => match self.arity(function, args, 0, &span) {
+                Some(_) => Typed::new(
+                    TypedKind::Literal(crate::expr::Literal::Null),
+                    Type::Null,
+                    span,
+                ),
+                None => Typed::poisoned(Type::Null, span),
+            },
+            other => {
+                self.check_all(args);
+                let error = ExprError::new(
+                    function.span.clone(),
+                    format!("unknown function `optional.{other}`"),
+                )
+                .with_hint("the functions are `optional.of(x)` and `optional.none()`");
+                self.error(error, Type::Error)
+            }
+        }
+    }
+
+    /// `opt.orValue(d)`: `d` has the optional's value type.
+    fn or_value(&mut self, optional: Typed, default: &Node, span: Span) -> Typed {
+        let value = match &optional.ty {
+            Type::Optional(value) => (**value).clone(),
+            Type::Error => {
+                self.node(default, None);
+                return Typed::poisoned(Type::Error, span);
+            }
+            other => {
+                self.node(default, None);
+                let error = ExprError::new(
+                    optional.span.clone(),
+                    format!("`orValue()` is a method of optional values, found {other}"),
+                )
+                .with_hint("a value that is never null needs no default");
+                return self.error(error, Type::Error);
+            }
+        };
+        let default = self.node(default, Some(&value));
+        if !super::compatible(&default.ty, &value) {
+            let error = ExprError::new(
+                default.span.clone(),
+                format!(
+                    "the default of `orValue()` must be {value}, found {}",
+                    default.ty
+                ),
+            );
+            return self.error(error, value);
+        }
+        Typed::new(
+            TypedKind::OrValue {
+                optional: Box::new(optional),
+                default: Box::new(default),
+            },
+            value,
+            span,
+        )
+    }
+
+    /// The string and list functions: `lowerAscii() upperAscii() trim()` on strings,
+    /// `split(sep)` (a list of strings), `join()`/`join(sep)` on lists of strings,
+    /// `matches(re)` with a string literal pattern (checked now), `reverse()` on strings and
+    /// lists, `sort()` on lists of ints, uints, doubles, strings, bytes or bools.
+    fn library(
+        &mut self,
+        name: &str,
+        receiver: Typed,
+        function: &Ident,
+        args: &[Node],
+        span: Span,
+    ) -> Typed {
+        let (library, arity, receives, result) = match name {
+            "lowerAscii" => (Library::LowerAscii, 0, "a string", Type::String),
+            "upperAscii" => (Library::UpperAscii, 0, "a string", Type::String),
+            "trim" => (Library::Trim, 0, "a string", Type::String),
+            "split" => (
+                Library::Split,
+                1,
+                "a string",
+                Type::List(Box::new(Type::String)),
+            ),
+            "join" => (
+                Library::Join,
+                args.len().min(1),
+                "a list of strings",
+                Type::String,
+            ),
+            "matches" => (Library::Matches, 1, "a string", Type::Bool),
+            "reverse" => (
+                Library::Reverse,
+                0,
+                "a string or a list",
+                receiver.ty.clone(),
+            ),
+            _ => (
+                Library::Sort,
+                0,
+                "a list of ints, uints, doubles, strings, bytes or bools",
+                receiver.ty.clone(),
+            ),
+        };
+        let Some(args) = self.arity(function, args, arity, &span) else {
+            return Typed::poisoned(result, span);
+        };
+        let receiver_ok = match (library, &receiver.ty) {
+            (_, Type::Error) => true,
+            (Library::Join, Type::List(element)) => {
+                matches!(**element, Type::String | Type::Error)
+            }
+            (Library::Reverse, Type::List(_) | Type::String) => true,
+            (Library::Sort, Type::List(element)) => matches!(
+                **element,
+                Type::Int | Type::Uint | Type::Double | Type::String | Type::Bytes | Type::Bool
+            ),
+            (Library::Join | Library::Reverse | Library::Sort, _) => false,
+            (_, ty) => *ty == Type::String,
+        };
+        let mut checked = Vec::new();
+        for arg in args {
+            let arg = self.node(arg, Some(&Type::String));
+            if !matches!(arg.ty, Type::String | Type::Error) {
+                self.errors.push(ExprError::new(
+                    arg.span.clone(),
+                    format!(
+                        "the argument of `{name}()` must be a string, found {}",
+                        arg.ty
+                    ),
+                ));
+                return Typed::poisoned(result, span);
+            }
+            checked.push(arg);
+        }
+        if !receiver_ok {
+            let error = ExprError::new(
+                receiver.span.clone(),
+                format!(
+                    "`{name}()` is a method of {receives}, found {}",
+                    receiver.ty
+                ),
+            );
+            return self.error(error, result);
+        }
+        if library == Library::Matches {
+            match checked.first().map(|arg| &arg.kind) {
+                Some(TypedKind::Literal(crate::expr::Literal::String(pattern))) => {
+                    if let Err(error) = regex::Regex::new(pattern) {
+                        let detail = error.to_string();
+                        let detail = detail.lines().last().unwrap_or("").trim();
+                        let detail = detail.trim_start_matches("error: ");
+                        let error = ExprError::new(
+                            checked[0].span.clone(),
+                            format!("`{pattern}` is not a valid regular expression: {detail}"),
+                        )
+                        .with_hint("the syntax is RE2's (the `regex` crate's); escape a literal `\\` as `\\\\`");
+                        return self.error(error, Type::Bool);
+                    }
+                }
+                Some(_) => {
+                    let error = ExprError::new(
+                        checked[0].span.clone(),
+                        "the pattern of `matches()` must be a string literal",
+                    )
+                    .with_hint("patterns are compiled and checked when the protos are built");
+                    return self.error(error, Type::Bool);
+                }
+                None => {}
+            }
+        }
+        if receiver.ty.contains_error() {
+            return Typed::poisoned(result, span);
+        }
+        Typed::new(
+            TypedKind::Library {
+                function: library,
+                receiver: Box::new(receiver),
+                args: checked,
+            },
+            result,
             span,
         )
     }

@@ -6,6 +6,7 @@
 //! each mistake is reported once, where it is.
 
 mod calls;
+mod literals;
 mod operators;
 pub(crate) mod typed;
 
@@ -175,6 +176,8 @@ impl Checker<'_> {
                 otherwise,
             } => self.conditional(cond, then, otherwise, span, expected),
             NodeKind::List(items) => self.list(items, span, expected),
+            NodeKind::Map(entries) => self.map_literal(entries, span, expected),
+            NodeKind::Message { name, fields } => self.message_literal(name, fields, span),
         }
     }
 
@@ -395,6 +398,14 @@ impl Checker<'_> {
         let ty = match (&then.ty, &otherwise.ty) {
             (Type::Error, other) | (other, Type::Error) => other.clone(),
             (a, b) if compatible(a, b) => a.clone(),
+            // `c ? x : null`: a value or null.
+            (Type::Null, Type::Optional(value)) | (Type::Optional(value), Type::Null) => {
+                Type::Optional(value.clone())
+            }
+            (Type::Null, value) | (value, Type::Null) => Type::Optional(Box::new(value.clone())),
+            (Type::Optional(a), b) | (b, Type::Optional(a)) if compatible(a, b) => {
+                Type::Optional(a.clone())
+            }
             (a, b) => {
                 let error = ExprError::new(
                     otherwise.span.clone(),

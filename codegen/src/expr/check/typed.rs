@@ -36,6 +36,19 @@ pub(crate) enum StringTest {
     EndsWith,
 }
 
+/// The string functions of the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Library {
+    LowerAscii,
+    UpperAscii,
+    Trim,
+    Split,
+    Join,
+    Matches,
+    Reverse,
+    Sort,
+}
+
 /// The list macros.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Macro {
@@ -120,6 +133,29 @@ pub(crate) enum TypedKind {
         otherwise: Box<Typed>,
     },
     List(Vec<Typed>),
+    /// `{k: v, …}`, typed as `Map(K, V)`.
+    Map(Vec<(Typed, Typed)>),
+    /// `pkg.Msg{f: v, …}`: the message's full name and each field set.
+    MessageLiteral {
+        message: String,
+        fields: Vec<(FieldInfo, Typed)>,
+    },
+    /// `opt.orValue(d)`: the value of an optional, or `d`.
+    OrValue {
+        optional: Box<Typed>,
+        default: Box<Typed>,
+    },
+    /// `opt.hasValue()`.
+    HasValue(Box<Typed>),
+    /// `optional.of(x)`.
+    Some(Box<Typed>),
+    /// A string function of the library: `s.lowerAscii()`, `s.split(sep)`, `xs.join(sep)`,
+    /// `s.matches(re)` (the pattern checked at build time), …
+    Library {
+        function: Library,
+        receiver: Box<Typed>,
+        args: Vec<Typed>,
+    },
     /// A value of an enum by name: `Status.ACTIVE`, `demo.users.v1.Status.ACTIVE`.
     EnumValue {
         /// The enum's full name.

@@ -47,6 +47,7 @@
 //! clash with them.
 
 mod access;
+mod literals;
 mod operators;
 
 use proc_macro2::{Literal as RustLiteral, TokenStream};
@@ -421,6 +422,10 @@ impl<'a> Emitter<'a> {
                 let value = self.rust_type(value)?;
                 quote!(::std::collections::BTreeMap<#key, #value>)
             }
+            Type::Optional(value) => {
+                let value = self.rust_type(value)?;
+                quote!(::core::option::Option<#value>)
+            }
             Type::Error => return None,
         })
     }
@@ -492,6 +497,27 @@ impl<'a> Emitter<'a> {
                 var,
                 body,
             } => self.comprehension(*kind, list, var, body),
+            TypedKind::Map(entries) => self.map_literal(entries, &node.ty),
+            TypedKind::MessageLiteral { message, fields } => {
+                self.message_literal(message, fields, &node.span)
+            }
+            TypedKind::OrValue { optional, default } => self.or_value(optional, default, &node.ty),
+            TypedKind::HasValue(optional) => {
+                let optional = self.borrow(self.out(optional));
+                Out::owned(
+                    quote!(::core::option::Option::is_some(#optional)),
+                    Prec::Atom,
+                )
+            }
+            TypedKind::Some(value) => {
+                let value = self.value(self.out(value), &value.ty).ts;
+                Out::owned(quote!(Some(#value)), Prec::Atom)
+            }
+            TypedKind::Library {
+                function,
+                receiver,
+                args,
+            } => self.library(*function, receiver, args),
             TypedKind::Partial => {
                 let cel = self.schema.cel_path();
                 Out::owned(quote!(#cel::partial()), Prec::Atom)
@@ -513,6 +539,11 @@ impl<'a> Emitter<'a> {
             return compile_error("a conditional was expected");
         };
         let cond = self.value(self.out(cond), &Type::Bool).ts;
+        if let Type::Optional(_) = &node.ty {
+            let then = self.optional_branch(then);
+            let otherwise = self.optional_branch(otherwise);
+            return Out::owned(quote!(if #cond { #then } else { #otherwise }), Prec::Lowest);
+        }
         let then = self.out(then);
         let else_out = self.out(otherwise);
         let by_ref = !node.ty.is_copy() && borrowable(&then) && borrowable(&else_out);

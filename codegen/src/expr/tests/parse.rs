@@ -39,7 +39,47 @@ fn sexpr(node: &Node) -> String {
             let items: Vec<String> = items.iter().map(sexpr).collect();
             format!("[{}]", items.join(" "))
         }
+        NodeKind::Map(entries) => {
+            let entries: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", sexpr(k), sexpr(v)))
+                .collect();
+            format!("{{{}}}", entries.join(" "))
+        }
+        NodeKind::Message { name, fields } => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(f, v)| format!("{}:{}", f.name, sexpr(v)))
+                .collect();
+            format!("{}{{{}}}", name.name, fields.join(" "))
+        }
     }
+}
+
+#[test]
+fn map_and_message_literals() {
+    assert_eq!(shape("{'a': 1, 'b': x + 1}"), r#"{"a":1 "b":(+ x 1)}"#);
+    assert_eq!(shape("{}"), "{}");
+    assert_eq!(shape("Msg{}"), "Msg{}");
+    assert_eq!(
+        shape("pkg.v1.Msg{a: 1, in: [2], next: Msg{b: {1: 'x'}},}"),
+        r#"pkg.v1.Msg{a:1 in:[2] next:Msg{b:{1:"x"}}}"#
+    );
+    assert_eq!(shape("Msg{a: 1}.a"), "(. Msg{a:1} a)");
+    let expr = parse("  pkg.Msg{a: 1}").unwrap();
+    assert_eq!(expr.root().span, 2..15);
+    match &expr.root().kind {
+        NodeKind::Message { name, .. } => assert_eq!(name.span, 2..9),
+        other => panic!("not a message literal: {other:?}"),
+    }
+    // A message literal's type name is not a name the expression reads.
+    assert!(
+        parse("Msg{a: x}")
+            .unwrap()
+            .names()
+            .iter()
+            .all(|(n, _)| n == "x")
+    );
 }
 
 fn literal_text(literal: &Literal) -> String {
@@ -327,9 +367,12 @@ fn syntax_errors_point_at_the_problem() {
         "integer literal `99999999999999999999` is too large",
         "99999999999999999999",
     );
+    assert_error("{'a' 1}", "expected `:`, found `1`", "1");
+    assert_error("{'a': 1", "unclosed `{`", "{");
+    assert_error("Msg{a: 1 b: 2}", "expected `,` or `}`, found `b`", "b");
     assert_error(
-        "{'a': 1}",
-        "map and message literals (`{…}`) are not supported",
+        "$.x{a: 1}",
+        "expected an operator or the end of the expression, found `{`",
         "{",
     );
     assert_error(

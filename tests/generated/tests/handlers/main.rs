@@ -16,6 +16,7 @@ mod custom;
 mod enums;
 mod errors;
 mod fanout;
+mod literals;
 mod metadata;
 mod resilience;
 mod shapes;
