@@ -195,6 +195,9 @@ pub struct Scope {
     bindings: Vec<(String, Type)>,
     /// Step names that compute no value (validations, logs), each with what it is.
     valueless: Vec<(String, &'static str)>,
+    /// Steps that run only when their guard (`if`) holds, each with the guard: `has(step)`
+    /// and `step == null` test it.
+    guards: Vec<(String, super::Checked)>,
     package: String,
 }
 
@@ -241,6 +244,20 @@ impl Scope {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, what)| *what)
+    }
+
+    /// Declares `name` a step that runs only when `guard` holds.
+    pub fn insert_guard(&mut self, name: impl Into<String>, guard: super::Checked) {
+        self.guards.push((name.into(), guard));
+    }
+
+    /// The guard of step `name`, if it has one.
+    pub fn guard(&self, name: &str) -> Option<&super::Checked> {
+        self.guards
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, guard)| guard)
     }
 
     /// The names bound, in the order they were first bound.

@@ -107,6 +107,8 @@ impl Resolver<'_> {
                     );
                     return None;
                 }
+                // `has(step)` evaluates the step's guard here, reading its names.
+                reads.extend(checked.guard_reads.iter().cloned());
                 Some(Expression {
                     text: text.to_owned(),
                     checked: Box::new(checked),

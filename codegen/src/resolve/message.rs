@@ -185,6 +185,9 @@ impl Resolver<'_> {
                     _ => {
                         defined.insert(name.clone(), index);
                         scope.insert(&name, ty.clone());
+                        if let Some(guard) = &guard {
+                            scope.insert_guard(&name, (*guard.checked).clone());
+                        }
                     }
                 }
             }

@@ -31,30 +31,75 @@ pub(crate) mod composition {
         downstreams: compose::Downstreams,
         input: compose::Arc<super::FindRequest>,
     ) -> Result<super::Found, compose::Status> {
-        let item = async {
-            let input = &*input;
-            let request = shapes_v1::GetItemRequest {
-                version: if input.pinned {
-                    Some(
-                        TryFrom::try_from(7i64)
-                            .map_err(|_| compose::Status::out_of_range(
-                                "value out of range for field `golden.shapes.v1.GetItemRequest.version`",
-                            ))?,
+        let item: compose::Step<shapes_v1::Item> = compose::step({
+            let downstreams = downstreams.clone();
+            let input = input.clone();
+            async move {
+                let input = &*input;
+                let request = shapes_v1::GetItemRequest {
+                    version: if input.pinned {
+                        Some(
+                            TryFrom::try_from(7i64)
+                                .map_err(|_| compose::Status::out_of_range(
+                                    "value out of range for field `golden.shapes.v1.GetItemRequest.version`",
+                                ))?,
+                        )
+                    } else {
+                        Default::default()
+                    },
+                    key: match compose::cel::one_member(
+                        "golden.shapes.v1.GetItemRequest.key",
+                        &[
+                            ("id", input.id != 0i64),
+                            ("sku", input.id == 0i64 && input.sku != ""),
+                        ],
+                    )? {
+                        Some(0) => Some(shapes_v1::get_item_request::Key::Id(input.id)),
+                        Some(1) => {
+                            Some(shapes_v1::get_item_request::Key::Sku(input.sku.clone()))
+                        }
+                        _ => None,
+                    },
+                };
+                let spec = compose::CallSpec {
+                    step: "item",
+                    method: "golden.shapes.v1.Catalog/GetItem",
+                    timeout: None,
+                    defaults: compose::MethodDefaults {
+                        idempotent: false,
+                        timeout: None,
+                        max_attempts: None,
+                        hedge_delay: None,
+                    },
+                };
+                compose::call_downstream(
+                        &call,
+                        &downstreams,
+                        "golden.shapes.v1.Catalog",
+                        &spec,
+                        request,
+                        |channel, request| async move {
+                            shapes_v1::catalog_client::CatalogClient::new(channel)
+                                .get_item(request)
+                                .await
+                        },
                     )
-                } else {
-                    Default::default()
-                },
-                key: match compose::cel::one_member(
-                    "golden.shapes.v1.GetItemRequest.key",
-                    &[("id", input.id != 0i64), ("sku", input.id == 0i64 && input.sku != "")],
-                )? {
-                    Some(0) => Some(shapes_v1::get_item_request::Key::Id(input.id)),
-                    Some(1) => Some(shapes_v1::get_item_request::Key::Sku(input.sku.clone())),
-                    _ => None,
-                },
+                    .await
+            }
+        });
+        let related = async {
+            let input = &*input;
+            let item = item.clone().await?;
+            let item = &*item;
+            if !(input.detailed && item.id != 1i64) {
+                return Ok(Default::default());
+            }
+            let request = shapes_v1::GetItemRequest {
+                key: Some(shapes_v1::get_item_request::Key::Id(1i64)),
+                ..Default::default()
             };
             let spec = compose::CallSpec {
-                step: "item",
+                step: "related",
                 method: "golden.shapes.v1.Catalog/GetItem",
                 timeout: None,
                 defaults: compose::MethodDefaults {
@@ -78,12 +123,19 @@ pub(crate) mod composition {
                 )
                 .await
         };
-        let item = item.await?;
-        let item = &item;
+        let (item, related) = compose::try_join!(item.clone(), related)?;
+        let item = &*item;
+        let related = &related;
         let input = &*input;
         Ok(super::Found {
             name: item.name.clone(),
             stock: if input.detailed { item.stock } else { Default::default() },
+            has_related: input.detailed && item.id != 1i64,
+            related: if !(input.detailed && item.id != 1i64) {
+                ::std::string::String::from("none")
+            } else {
+                related.name.clone()
+            },
             origin: match compose::cel::one_member(
                 "golden.conditions.v1.Found.origin",
                 &[

@@ -226,9 +226,11 @@ impl Checker<'_> {
             schema: self.schema,
             text: self.text,
             errors: Vec::new(),
+            guard_reads: Vec::new(),
         };
         let body = checker.node(body, None);
         self.errors.append(&mut checker.errors);
+        self.guard_reads.append(&mut checker.guard_reads);
         let ty = match kind {
             Macro::Map => Type::List(Box::new(body.ty.clone())),
             Macro::Filter => list.ty.clone(),
@@ -501,11 +503,16 @@ impl Checker<'_> {
             );
             return self.error(error, Type::Bool);
         };
+        if let NodeKind::Name(name) = &arg.kind
+            && name.name != "$"
+        {
+            return self.step_ran(name, true, span);
+        }
         let NodeKind::Select { operand, field } = &arg.kind else {
             self.node(arg, None);
             let error = ExprError::new(
                 arg.span.clone(),
-                "`has()` needs a field selection, such as `has(x.field)`",
+                "`has()` needs a field selection, such as `has(x.field)`, or a step's name",
             );
             return self.error(error, Type::Bool);
         };
@@ -539,6 +546,59 @@ impl Checker<'_> {
                 );
                 self.error(error, Type::Bool)
             }
+        }
+    }
+
+    /// `has(step)` (`ran`) or `step == null` (not `ran`): whether a step with a guard ran.
+    pub(super) fn step_ran(&mut self, name: &Ident, ran: bool, span: Span) -> Typed {
+        let step = self.node(
+            &Node {
+                kind: NodeKind::Name(name.clone()),
+                span: name.span.clone(),
+                depth: 1,
+            },
+            None,
+        );
+        if step.ty == Type::Error {
+            return Typed::poisoned(Type::Bool, span);
+        }
+        if let Type::Optional(_) = step.ty {
+            let test = Typed::new(
+                TypedKind::HasValue(Box::new(step)),
+                Type::Bool,
+                span.clone(),
+            );
+            return if ran {
+                test
+            } else {
+                Typed::new(TypedKind::Not(Box::new(test)), Type::Bool, span)
+            };
+        }
+        let Some(guard) = self.scope.guard(&name.name) else {
+            let error = ExprError::new(
+                name.span.clone(),
+                format!(
+                    "step `{}` has no `if`: it always runs, so this is always {}",
+                    name.name,
+                    if ran { "true" } else { "false" }
+                ),
+            )
+            .with_hint("test a field of it instead, such as `has(step.field)`");
+            return self.error(error, Type::Bool);
+        };
+        if let Ok(parsed) = crate::expr::parse(guard.text()) {
+            self.guard_reads
+                .extend(parsed.names().into_iter().map(|(name, _)| name));
+        }
+        let test = Typed::new(
+            TypedKind::StepRan(Box::new(guard.root.clone())),
+            Type::Bool,
+            span.clone(),
+        );
+        if ran {
+            test
+        } else {
+            Typed::new(TypedKind::Not(Box::new(test)), Type::Bool, span)
         }
     }
 

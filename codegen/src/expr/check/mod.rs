@@ -23,6 +23,8 @@ pub struct Checked {
     pub ty: Type,
     pub(crate) root: Typed,
     pub(crate) text: String,
+    /// The names the guards of the steps it tests with `has(step)` read: it reads them too.
+    pub guard_reads: Vec<String>,
 }
 
 impl Checked {
@@ -72,6 +74,7 @@ pub fn check_expecting(
         schema,
         text: &expr.text,
         errors: Vec::new(),
+        guard_reads: Vec::new(),
     };
     let root = checker.node(&expr.root, expected);
     if checker.errors.is_empty() && root.ty.contains_error() {
@@ -85,10 +88,14 @@ pub fn check_expecting(
     if !checker.errors.is_empty() {
         return Err(checker.errors);
     }
+    let mut guard_reads = checker.guard_reads;
+    guard_reads.sort();
+    guard_reads.dedup();
     Ok(Checked {
         ty: root.ty.clone(),
         root,
         text: expr.text.clone(),
+        guard_reads,
     })
 }
 
@@ -114,6 +121,8 @@ pub(crate) struct Checker<'a> {
     schema: &'a dyn Schema,
     text: &'a str,
     errors: Vec<ExprError>,
+    /// Names read by the guards `has(step)` evaluates.
+    guard_reads: Vec<String>,
 }
 
 /// Whether two types agree, treating [`Type::Error`] anywhere as agreeing with anything.

@@ -123,6 +123,13 @@ impl Checker<'_> {
     /// `x.f == null` / `x.f != null`.
     fn presence(&mut self, present: bool, lhs: &Node, rhs: &Node, span: Span) -> Typed {
         let other = if is_null(lhs) { rhs } else { lhs };
+        if let NodeKind::Name(name) = &other.kind
+            && name.name != "$"
+            && (self.scope.guard(&name.name).is_some()
+                || matches!(self.scope.get(&name.name), Some(Type::Optional(_))))
+        {
+            return self.step_ran(name, present, span);
+        }
         let hint = "`null` comparisons test whether a message field or an `optional` field is set; \
                     `has(x.f)` does the same";
         let NodeKind::Select { operand, field } = &other.kind else {

@@ -147,6 +147,9 @@ pub(crate) enum TypedKind {
     },
     /// `opt.hasValue()`.
     HasValue(Box<Typed>),
+    /// `has(step)` of a step with a guard: the guard itself, evaluated again where it is read
+    /// (its names are read there too).
+    StepRan(Box<Typed>),
     /// `optional.of(x)`.
     Some(Box<Typed>),
     /// A string function of the library: `s.lowerAscii()`, `s.split(sep)`, `xs.join(sep)`,

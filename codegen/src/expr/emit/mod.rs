@@ -502,6 +502,10 @@ impl<'a> Emitter<'a> {
                 self.message_literal(message, fields, &node.span)
             }
             TypedKind::OrValue { optional, default } => self.or_value(optional, default, &node.ty),
+            TypedKind::StepRan(guard) => {
+                let guard = self.value(self.out(guard), &Type::Bool).at(Prec::Lowest);
+                Out::owned(guard, Prec::Lowest)
+            }
             TypedKind::HasValue(optional) => {
                 let optional = self.borrow(self.out(optional));
                 Out::owned(

@@ -70,7 +70,7 @@ async fn request_fields_are_set_only_when_their_conditions_hold() {
         ..Default::default()
     })
     .await;
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 1, "not detailed: the guarded step did not run");
     assert_eq!(sent[0].key, Some(Key::Id(13)));
     assert_eq!(sent[0].version, Some(7));
 
@@ -88,15 +88,19 @@ async fn request_fields_are_set_only_when_their_conditions_hold() {
 
 #[tokio::test]
 async fn response_members_are_chosen_by_their_conditions() {
-    let (found, _) = find(FindRequest {
+    let (found, sent) = find(FindRequest {
         id: 13,
         detailed: true,
         ..Default::default()
     })
     .await;
+    let ids: Vec<_> = sent.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(ids, [Some(Key::Id(13)), Some(Key::Id(1))]);
     let found = found.unwrap();
     assert_eq!(found.name, "item 13");
     assert_eq!(found.stock, 3);
+    assert!(found.has_related, "detailed: the guarded step ran");
+    assert_eq!(found.related, "item 1");
     assert_eq!(found.origin, Some(Origin::Factory("plant 13".to_owned())));
     assert_eq!(
         found.availability,
@@ -110,6 +114,8 @@ async fn response_members_are_chosen_by_their_conditions() {
     .await;
     let found = found.unwrap();
     assert_eq!(found.stock, 0, "left at its default without `detailed`");
+    assert!(!found.has_related);
+    assert_eq!(found.related, "none");
     match &found.origin {
         Some(Origin::Replaces(item)) => assert_eq!(item.id, 0),
         other => panic!("expected the replaced item, got {other:?}"),
