@@ -290,8 +290,13 @@ fn membership_errors() {
 fn call_errors() {
     assert_single(
         "has(n)",
-        "`has()` needs a field selection, such as `has(x.field)`",
+        "step `n` has no `if`: it always runs, so this is always true",
         "n",
+    );
+    assert_single(
+        "has(1)",
+        "`has()` needs a field selection, such as `has(x.field)`, or a step's name",
+        "1",
     );
     assert_single("has($.zzz)", "no field `zzz` on `demo.Request`", "zzz");
     assert_single(
