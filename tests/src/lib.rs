@@ -15,6 +15,8 @@ use mosaic_demo_services::{DemoService, FaultConfig, ServiceHandle};
 use mosaic_gateway::{Gateway, GatewayConfig, GatewayHandle};
 use tonic::transport::{Channel, Endpoint};
 
+/// The generated mobile shop edge API.
+pub use mosaic_demo::demo::mobile::v1 as mobile;
 /// The generated storefront edge API (types, client, composer).
 pub use mosaic_demo::demo::storefront::v1 as storefront;
 pub use mosaic_demo_services::pb;
@@ -129,7 +131,7 @@ pub async fn start_service(service: DemoService) -> anyhow::Result<ServiceHandle
 }
 
 /// Starts a gateway from configuration text, as the demo app does: the generated storefront
-/// edge API beside pass-through routes, with the demo descriptors registered.
+/// and mobile shop edge APIs beside pass-through routes, with the demo descriptors registered.
 pub async fn start_gateway(config: &str) -> anyhow::Result<GatewayHandle> {
     let config = GatewayConfig::from_toml_str(config, "test gateway.toml")?;
     serve_storefront(Gateway::builder(config)).await
@@ -145,8 +147,10 @@ async fn serve_storefront(
     builder: mosaic_gateway::GatewayBuilder,
 ) -> anyhow::Result<GatewayHandle> {
     let storefront = StorefrontComposer::new(builder.downstreams());
+    let mobile = mosaic_demo::mobile_shop(builder.downstreams());
     let gateway = builder
         .composer(storefront)
+        .composer(mobile)
         .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;

@@ -83,8 +83,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         builder = builder.reload_from(path);
     }
     let storefront = StorefrontComposer::new(builder.downstreams());
+    let mobile = mosaic_demo::mobile_shop(builder.downstreams());
     let gateway = builder
         .composer(storefront)
+        .composer(mobile)
         .descriptor_set("demo protos", mosaic_demo::FILE_DESCRIPTOR_SET)?
         .bind()
         .await?;
