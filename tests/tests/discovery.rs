@@ -8,9 +8,10 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_reflection::pb::v1;
 use tonic_reflection::pb::v1alpha;
 
-const EXPECTED_SERVICES: [&str; 8] = [
+const EXPECTED_SERVICES: [&str; 9] = [
     "demo.catalog.v1.CatalogService",
     "demo.inventory.v1.InventoryService",
+    "demo.mobile.v1.MobileShop",
     "demo.reviews.v1.ReviewService",
     "demo.storefront.v1.Storefront",
     "demo.users.v1.UserService",

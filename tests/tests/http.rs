@@ -257,7 +257,7 @@ async fn config_rules_route_the_health_service() {
             json!({"method": "GET", "path": "/v1/products/{product_id}/page", "grpc": "demo.storefront.v1.Storefront/GetProductPage", "origin": "annotation"})
         )
     );
-    assert_eq!(http.len(), 18, "{http:?}");
+    assert_eq!(http.len(), 19, "{http:?}");
 }
 
 #[tokio::test]

@@ -80,7 +80,7 @@ async fn the_gateway_describes_every_route_as_it_answers() {
     let paths = document["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
-        operations, 15,
+        operations, 16,
         "one operation per binding of the demo protos"
     );
     let page = &paths["/v1/products/{product_id}/page"]["get"];

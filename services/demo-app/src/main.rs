@@ -161,6 +161,7 @@ fn print_usage(gateway: &Gateway, cli: &Cli) {
     println!(
         "  grpcurl -plaintext -d '{{\"product_id\": 7, \"review_limit\": 3}}' {addr} demo.storefront.v1.Storefront/GetProductPage"
     );
+    println!("  curl -H 'Accept-Language: fr' 'http://{addr}/v1/mobile/products/7?viewer_id=3'");
     if let Some(admin) = gateway.admin_addr() {
         println!("  curl http://{admin}/ready");
     }
