@@ -97,6 +97,62 @@ pub struct EdgeService {
     pub descriptor: ServiceDescriptor,
     /// Its methods, in proto order.
     pub methods: Vec<EdgeMethod>,
+    /// Its deployment values (`$env`), when it declares any.
+    pub deployment: Option<DeploymentPlan>,
+}
+
+/// An edge service's deployment values: the variables read at start and the values computed
+/// once from them, all read as `$env.<name>`.
+#[derive(Debug, Default)]
+pub struct DeploymentPlan {
+    /// The variables, in declaration order.
+    pub variables: Vec<EnvVariable>,
+    /// The values and validations computed from them, in declaration order.
+    pub values: Vec<DeploymentValue>,
+}
+
+/// One deployment variable.
+#[derive(Debug, Clone)]
+pub struct EnvVariable {
+    /// Its name (`$env.<name>`, and its key in `[env]`).
+    pub name: String,
+    /// Its type: a scalar or a list of one.
+    pub ty: expr::Type,
+    /// Its default, as environment-variable text; `None`: required.
+    pub default: Option<String>,
+    /// The environment variable read.
+    pub from: String,
+}
+
+/// A value computed once from the deployment variables.
+#[derive(Debug)]
+pub enum DeploymentValue {
+    /// A named value.
+    Value {
+        /// Its name.
+        name: String,
+        /// Its expression.
+        value: Expression,
+    },
+    /// A check that fails the start when its condition holds.
+    Validation {
+        /// Fails when true.
+        condition: Expression,
+        /// The message.
+        message: Expression,
+    },
+}
+
+impl DeploymentPlan {
+    /// Every name readable as `$env.<name>`, with its type, in declaration order.
+    pub fn names(&self) -> impl Iterator<Item = (&str, &expr::Type)> {
+        let variables = self.variables.iter().map(|v| (v.name.as_str(), &v.ty));
+        let values = self.values.iter().filter_map(|v| match v {
+            DeploymentValue::Value { name, value } => Some((name.as_str(), &value.checked.ty)),
+            DeploymentValue::Validation { .. } => None,
+        });
+        variables.chain(values)
+    }
 }
 
 /// One generated edge method.
@@ -133,6 +189,8 @@ pub struct MessagePlan {
     /// The edge service whose `Resolvers` implementation provides the custom items of this
     /// message and of the messages it builds, when there are any.
     pub custom_service: Option<ServiceDescriptor>,
+    /// The edge service whose deployment values (`$env`) this message reads, if it reads any.
+    pub deployment: Option<ServiceDescriptor>,
 }
 
 /// The input (`$`) of a message's rules.
@@ -181,6 +239,8 @@ pub struct StepPlan {
     pub reads_caller: bool,
     /// Whether its guard or body reads `$` (the message's input).
     pub reads_input: bool,
+    /// Whether its guard or body reads `$env` (the deployment values).
+    pub reads_env: bool,
     /// The steps of `reads` that only its call's error handlers read, awaited only when the
     /// call fails (see [`CallPlan::lazy_reads`]).
     pub lazy: Vec<usize>,

@@ -37,6 +37,11 @@ pub fn resolvers_trait_name(service: &str) -> String {
     format!("{}Resolvers", rust_type_ident(service))
 }
 
+/// The struct holding an edge service's deployment values (`$env`): `<Service>Env`.
+pub fn deployment_struct_name(service: &str) -> String {
+    format!("{}Env", rust_type_ident(service))
+}
+
 /// The Rust type name prost gives a message or enum: upper camel case, sanitized.
 pub fn rust_type_ident(name: &str) -> String {
     sanitize(name.to_upper_camel_case())

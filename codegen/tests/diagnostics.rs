@@ -67,6 +67,8 @@ const CASES: &[&str] = &[
     "enum_from_int",
     "enum_value_unknown",
     "enum_without_counterpart",
+    "env_declarations",
+    "env_two_services",
     "error_fallback_type_mismatch",
     "error_handler_after_catch_all",
     "escaped_and_split_strings",

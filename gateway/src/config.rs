@@ -170,6 +170,9 @@ pub struct GatewayConfig {
     pub http: HttpConfig,
     /// `[auth]` and `[rate_limits]`: who may call what, and how often; `None`: anyone, freely.
     pub access: Option<AccessConfig>,
+    /// `[env]`: deployment values that compositions read as `$env`, by name (the process
+    /// environment wins over them; see `compose::Deployment`).
+    pub env: BTreeMap<String, toml::Value>,
 }
 
 /// `[access_log]`: one JSON line per edge call; off when the table is absent.
@@ -504,6 +507,8 @@ struct RawConfig {
     rate_limits: Option<access::RawRateLimits>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default)]
+    env: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1451,6 +1456,7 @@ impl RawConfig {
                 http,
                 access,
                 metrics,
+                env: self.env,
             }),
             _ => Err(ConfigError {
                 origin: origin.to_owned(),

@@ -147,7 +147,7 @@ async fn serve_storefront(
     builder: mosaic_gateway::GatewayBuilder,
 ) -> anyhow::Result<GatewayHandle> {
     let storefront = StorefrontComposer::new(builder.downstreams());
-    let mobile = mosaic_demo::mobile_shop(builder.downstreams());
+    let mobile = mosaic_demo::mobile_shop(builder.downstreams(), &builder.deployment())?;
     let gateway = builder
         .composer(storefront)
         .composer(mobile)

@@ -8,8 +8,8 @@ use mosaic_demo::demo::catalog::v1::catalog_service_client::CatalogServiceClient
 use mosaic_demo::demo::catalog::v1::{Category, GetProductRequest, Product};
 use mosaic_demo::demo::inventory::v1::GetStockRequest;
 use mosaic_demo::demo::inventory::v1::inventory_service_client::InventoryServiceClient;
-use mosaic_demo::demo::reviews::v1::ListReviewsRequest;
 use mosaic_demo::demo::reviews::v1::review_service_client::ReviewServiceClient;
+use mosaic_demo::demo::reviews::v1::{ListReviewsRequest, ListReviewsResponse};
 use mosaic_demo::demo::users::v1::{GetUserResponse, User};
 use mosaic_demo_services::{DemoService, FaultConfig};
 use mosaic_tests::Stack;
@@ -43,6 +43,18 @@ async fn product(stack: &Stack, id: i64) -> Product {
         .into_inner()
         .product
         .unwrap()
+}
+
+/// The reviews the card reads, asked of the reviews service directly.
+async fn reviews_of(stack: &Stack, id: i64) -> ListReviewsResponse {
+    ReviewServiceClient::new(stack.direct(DemoService::Reviews))
+        .list_reviews(ListReviewsRequest {
+            product_id: id,
+            limit: 20,
+        })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 fn shelf_of(category: i32) -> Shelf {
@@ -84,14 +96,7 @@ async fn the_card_matches_the_downstream_services() {
         assert!(card.price_label.contains(&money.units.to_string()));
 
         // Macros and string functions.
-        let reviews = ReviewServiceClient::new(stack.direct(DemoService::Reviews))
-            .list_reviews(ListReviewsRequest {
-                product_id: id,
-                limit: 20,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let reviews = reviews_of(&stack, id).await;
         let good: Vec<&str> = reviews
             .reviews
             .iter()
@@ -309,4 +314,40 @@ async fn http_callers_headers_are_forwarded_too() {
     let received = recorder.take();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].headers["x-locale"], "de-CH");
+}
+
+#[tokio::test]
+async fn the_highlight_rating_comes_from_the_deployment() {
+    let stack = Stack::start_with(|toml| format!("{toml}\n[env]\nhighlight_rating = 5\n"))
+        .await
+        .unwrap();
+    let mut strict_differs = false;
+    for id in 1..=6 {
+        let card = card(&stack, card_request(id, 0)).await.into_inner();
+        let reviews = reviews_of(&stack, id).await;
+        let five: Vec<&str> = reviews
+            .reviews
+            .iter()
+            .filter(|r| r.rating >= 5)
+            .map(|r| r.title.as_str())
+            .collect();
+        assert_eq!(card.highlights, five, "product {id}");
+        strict_differs |= reviews.reviews.iter().any(|r| r.rating == 4);
+    }
+    assert!(
+        strict_differs,
+        "some review rates 4, so the default of 4 would have highlighted more"
+    );
+
+    // The service's validation of the value fails the start, naming it.
+    let refused = Stack::start_with(|toml| format!("{toml}\n[env]\nhighlight_rating = 9\n"))
+        .await
+        .err()
+        .expect("the gateway does not start");
+    let shown = format!("{refused:#}");
+    assert!(
+        shown.contains("demo.mobile.v1.MobileShop")
+            && shown.contains("highlight_rating is a rating from 1 to 5, not 9"),
+        "{shown}"
+    );
 }

@@ -17,7 +17,7 @@ use super::tokens::compose;
 use crate::expr::{self, Type};
 use crate::model::*;
 use crate::names::rust_field_ident;
-use crate::resolve::{CALLER, step_ident, unnamed_step};
+use crate::resolve::{CALLER, ENV_PREFIX, step_ident, unnamed_step};
 
 /// The argument struct (for a message built by `message` steps) and the resolver.
 pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream {
@@ -63,6 +63,12 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
     let mut env = expr::Env::new();
     env.insert("$", quote!(input));
     env.insert(CALLER, quote!(caller));
+    if let Some(service) = &plan.deployment {
+        for name in paths.deployment_names(service.full_name()) {
+            let local = deployment_local(name);
+            env.insert(format!("{ENV_PREFIX}{name}"), quote!(#local));
+        }
+    }
     let layout = Layout::of(plan);
     let mut step_tokens = Vec::new();
     let mut pre_checks = Vec::new();
@@ -182,6 +188,7 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
         },
     };
     let caller = caller_binding(plan.reads_caller);
+    let deployment = env_binding(plan, plan.deployment.is_some(), paths);
     let pre_check_block = (!pre_checks.is_empty()).then(|| {
         let reads_input = plan
             .steps
@@ -193,12 +200,19 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
             .iter()
             .zip(&layout.prechecked)
             .any(|(step, pre)| *pre && step.reads_caller);
+        let reads_env = plan
+            .steps
+            .iter()
+            .zip(&layout.prechecked)
+            .any(|(step, pre)| *pre && step.reads_env);
         let input = reads_input.then(|| quote!(let input = &*input;));
         let caller = caller_binding(reads_caller);
+        let deployment = env_binding(plan, reads_env, paths);
         quote! {
             {
                 #input
                 #caller
+                #deployment
                 #(#pre_checks)*
             }
         }
@@ -219,6 +233,7 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
             #join
             #final_input
             #caller
+            #deployment
             #answer
         }
     }
@@ -247,6 +262,34 @@ pub(super) fn caller_binding(reads: bool) -> TokenStream {
     quote! {
         let caller = #c::caller();
         let caller = &*caller;
+    }
+}
+
+/// The local a deployment value `$env.<name>` is read through.
+fn deployment_local(name: &str) -> Ident {
+    format_ident!("mosaic_env_{}", step_ident(name).trim_start_matches("r#"))
+}
+
+/// Binds the deployment values (`$env`, from the call's context) where expressions that read
+/// them are evaluated: each as a reference, `mosaic_env_<name>`.
+pub(super) fn env_binding(plan: &MessagePlan, reads: bool, paths: &Paths<'_>) -> TokenStream {
+    let Some(service) = plan.deployment.as_ref().filter(|_| reads) else {
+        return quote!();
+    };
+    let c = compose();
+    let ty = paths.deployment_type(service);
+    let service_name = service.full_name();
+    let values = paths
+        .deployment_names(service.full_name())
+        .iter()
+        .map(|name| {
+            let local = deployment_local(name);
+            let field = format_ident!("{}", step_ident(name));
+            quote!(let #local = &mosaic_env.#field;)
+        });
+    quote! {
+        let mosaic_env = #c::deployment::<#ty>(#service_name)?;
+        #(#values)*
     }
 }
 

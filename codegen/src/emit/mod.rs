@@ -31,7 +31,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::model::*;
-use crate::names::{composer_name, resolvers_trait_name};
+use crate::names::{composer_name, deployment_struct_name, resolvers_trait_name};
 use crate::schema::PoolSchema;
 use message::emit_message;
 use paths::{Names, Paths};
@@ -102,6 +102,9 @@ pub fn emit(model: &Model, schema: &PoolSchema) -> BTreeMap<String, String> {
                 .map(|s| composer_name(s.descriptor.name()))
                 .collect();
             for service in &model.services {
+                if service.deployment.is_some() && service.descriptor.package_name() == package {
+                    composers.push(deployment_struct_name(service.descriptor.name()));
+                }
                 let items = service::custom_items(service, model);
                 if !items.is_empty() && service.descriptor.package_name() == package {
                     composers.push(resolvers_trait_name(service.descriptor.name()));

@@ -43,6 +43,8 @@ pub(super) struct Names {
     custom_methods: HashMap<(String, CustomItem), String>,
     /// Each message whose resolver takes the `Resolvers` implementation, with its service.
     custom_services: HashMap<String, prost_reflect::ServiceDescriptor>,
+    /// The `$env` names of each edge service with deployment values, by full name.
+    deployments: HashMap<String, Vec<String>>,
 }
 
 impl Names {
@@ -108,6 +110,11 @@ impl Names {
                 .entry(service.descriptor.package_name().to_owned())
                 .or_default();
             taken.insert(composer_name(service.descriptor.name()));
+            if service.deployment.is_some() {
+                taken.insert(crate::names::deployment_struct_name(
+                    service.descriptor.name(),
+                ));
+            }
         }
         // A package is named by the shortest suffix of its segments that no other package of
         // the pool shares (with its version, when it ends in one): `demo.users.v1` is
@@ -187,6 +194,19 @@ impl Names {
                 custom_methods.insert((message.clone(), item), name);
             }
         }
+        let deployments = model
+            .services
+            .iter()
+            .filter_map(|service| {
+                let names = service
+                    .deployment
+                    .as_ref()?
+                    .names()
+                    .map(|(name, _)| name.to_owned())
+                    .collect();
+                Some((service.descriptor.full_name().to_owned(), names))
+            })
+            .collect();
         Self {
             resolvers,
             args,
@@ -194,6 +214,7 @@ impl Names {
             conversions,
             custom_methods,
             custom_services,
+            deployments,
         }
     }
 }
@@ -482,6 +503,24 @@ impl<'a> Paths<'a> {
         let ident = format_ident!("{}", resolvers_trait_name(service.name()));
         let c = compose();
         Some(quote!(#c::Arc<dyn #prefix #ident>))
+    }
+
+    /// The `$env` names of edge service `service` (a full name).
+    pub(super) fn deployment_names(&self, service: &str) -> &[String] {
+        self.names
+            .deployments
+            .get(service)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The struct of the deployment values of edge service `service`, as a path.
+    pub(super) fn deployment_type(
+        &self,
+        service: &prost_reflect::ServiceDescriptor,
+    ) -> TokenStream {
+        let prefix = self.composition_prefix(service.package_name());
+        let ident = format_ident!("{}", crate::names::deployment_struct_name(service.name()));
+        quote!(#prefix #ident)
     }
 
     pub(super) fn server_module(&self, service: &str) -> TokenStream {

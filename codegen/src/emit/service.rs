@@ -9,7 +9,7 @@ use quote::{format_ident, quote};
 use super::paths::Paths;
 use super::tokens::{compose, duration_tokens, optional};
 use crate::model::*;
-use crate::names::{composer_name, resolvers_trait_name};
+use crate::names::{composer_name, deployment_struct_name, resolvers_trait_name};
 use crate::names::{rust_field_ident, rust_type_ident};
 
 pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'_>) -> TokenStream {
@@ -54,6 +54,10 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
         let custom = paths
             .custom_param(method.composed.full_name())
             .map(|_| quote!(, self.custom.clone()));
+        let with_env = service
+            .deployment
+            .is_some()
+            .then(|| quote!(let body = #c::with_deployment(self.env.clone(), body);));
         quote! {
             async fn #function(
                 &self,
@@ -64,6 +68,7 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
                 let input = #c::Arc::new(request.into_inner());
                 let body = #resolver(call, self.downstreams.clone(), input #custom);
                 #scoped
+                #with_env
                 #answer
             }
         }
@@ -72,24 +77,18 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
     called.sort();
     called.dedup();
     let items = custom_items(service, model);
-    let composer_struct = if items.is_empty() {
-        quote! {
-            #[doc = #doc]
-            #[derive(Clone, Debug)]
-            pub struct #composer {
-                downstreams: #c::Downstreams,
-            }
-
-            impl #composer {
-                /// A composer calling downstream services through `downstreams`.
-                pub fn new(downstreams: #c::Downstreams) -> Self {
-                    Self { downstreams }
-                }
-            }
-        }
-    } else {
+    let deployment = service
+        .deployment
+        .as_ref()
+        .map(|plan| emit_deployment(service, plan, paths));
+    let env_type = format_ident!("{}", deployment_struct_name(descriptor.name()));
+    let mut fields = vec![quote!(downstreams: #c::Downstreams,)];
+    let mut params = vec![quote!(downstreams: #c::Downstreams)];
+    let mut inits = vec![quote!(downstreams,)];
+    let mut doc_new = String::from(" A composer calling downstream services through `downstreams`");
+    let mut trait_tokens = quote!();
+    if !items.is_empty() {
         let resolvers = format_ident!("{}", resolvers_trait_name(descriptor.name()));
-        let composer_name = composer.to_string();
         let trait_doc = format!(
             " What Rust computes in the compositions of `{}`: one method per `custom` step, field and message. The composer takes an implementation.",
             descriptor.full_name()
@@ -97,45 +96,73 @@ pub(super) fn emit_service(service: &EdgeService, model: &Model, paths: &Paths<'
         let trait_methods = items
             .iter()
             .map(|(plan, custom)| custom_signature(plan, custom, paths));
-        quote! {
+        trait_tokens = quote! {
             #[doc = #trait_doc]
             #[#c::async_trait]
             pub trait #resolvers: Send + Sync + 'static {
                 #(#trait_methods)*
             }
+        };
+        fields.push(quote!(custom: #c::Arc<dyn #resolvers>,));
+        params.push(quote!(resolvers: impl #resolvers));
+        inits.push(quote!(custom: #c::Arc::new(resolvers),));
+        doc_new.push_str(", with the custom items of its compositions computed by `resolvers`");
+    }
+    let (output, answer) = if service.deployment.is_some() {
+        fields.push(quote!(env: #c::Arc<#env_type>,));
+        params.push(quote!(deployment: &#c::Deployment));
+        inits.push(quote!(env: #c::Arc::new(#env_type::load(deployment)?),));
+        doc_new.push_str(
+            ", reading its deployment values (`$env`) from `deployment` once; fails, listing every problem, when one is missing or malformed",
+        );
+        (
+            quote!(Result<Self, #c::DeploymentError>),
+            quote!(Ok(Self { #(#inits)* })),
+        )
+    } else {
+        (quote!(Self), quote!(Self { #(#inits)* }))
+    };
+    doc_new.push('.');
+    let composer_name = composer.to_string();
+    let composer_struct = quote! {
+        #trait_tokens
+        #deployment
 
-            #[doc = #doc]
-            #[derive(Clone)]
-            pub struct #composer {
-                downstreams: #c::Downstreams,
-                custom: #c::Arc<dyn #resolvers>,
+        #[doc = #doc]
+        #[derive(Clone)]
+        pub struct #composer {
+            #(#fields)*
+        }
+
+        impl #composer {
+            #[doc = #doc_new]
+            pub fn new(#(#params),*) -> #output {
+                #answer
             }
+        }
 
-            impl #composer {
-                /// A composer calling downstream services through `downstreams`, with the
-                /// custom items of its compositions computed by `resolvers`.
-                pub fn new(downstreams: #c::Downstreams, resolvers: impl #resolvers) -> Self {
-                    Self {
-                        downstreams,
-                        custom: #c::Arc::new(resolvers),
-                    }
-                }
-            }
-
-            impl ::core::fmt::Debug for #composer {
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    f.debug_struct(#composer_name)
-                        .field("downstreams", &self.downstreams)
-                        .finish_non_exhaustive()
-                }
+        impl ::core::fmt::Debug for #composer {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#composer_name)
+                    .field("downstreams", &self.downstreams)
+                    .finish_non_exhaustive()
             }
         }
     };
+    let variables: Vec<&str> = service
+        .deployment
+        .iter()
+        .flat_map(|plan| &plan.variables)
+        .map(|v| v.name.as_str())
+        .collect();
+    let deployment_values = (!variables.is_empty())
+        .then(|| quote!(const DEPLOYMENT_VALUES: &'static [&'static str] = &[#(#variables),*];));
     quote! {
         #composer_struct
 
         impl #c::Composer for #composer {
             const DOWNSTREAM_SERVICES: &'static [&'static str] = &[#(#called),*];
+            #deployment_values
 
             type Server = #server_module::#server<Self>;
 
@@ -282,5 +309,106 @@ fn custom_signature(plan: &MessagePlan, custom: &CustomPlan, paths: &Paths<'_>) 
     quote! {
         #[doc = #doc]
         async fn #method(&self, input: &#input, #(#params),*) -> Result<#output, #c::Status>;
+    }
+}
+
+/// The struct of an edge service's deployment values, and its `load`: the variables read once,
+/// then the values computed from them, in order, with the validations among them.
+fn emit_deployment(service: &EdgeService, plan: &DeploymentPlan, paths: &Paths<'_>) -> TokenStream {
+    let c = compose();
+    let descriptor = &service.descriptor;
+    let ident = format_ident!("{}", deployment_struct_name(descriptor.name()));
+    let service_name = descriptor.full_name();
+    let field = |name: &str| format_ident!("{}", crate::resolve::step_ident(name));
+    let value = |name: &str| {
+        format_ident!(
+            "value_{}",
+            crate::resolve::step_ident(name).trim_start_matches("r#")
+        )
+    };
+    let local = |name: &str| {
+        format_ident!(
+            "mosaic_env_{}",
+            crate::resolve::step_ident(name).trim_start_matches("r#")
+        )
+    };
+    let mut struct_fields = Vec::new();
+    let mut reads = Vec::new();
+    let mut env = crate::expr::Env::new();
+    let mut computed = Vec::new();
+    for variable in &plan.variables {
+        let name = &variable.name;
+        let (f, v, l) = (field(name), value(name), local(name));
+        let ty = paths.rust_type(&variable.ty);
+        let from = &variable.from;
+        let default = optional(variable.default.as_ref().map(|d| quote!(#d)));
+        let doc =
+            format!(" `$env.{name}`: the environment variable `{from}`, else `[env].{name}`.");
+        struct_fields.push(quote!(#[doc = #doc] pub #f: #ty,));
+        reads.push(quote!(let #v: #ty = reader.read(#name, #from, #default);));
+        computed.push(quote!(let #l = &#v;));
+        env.insert(format!("{}{name}", crate::resolve::ENV_PREFIX), quote!(#l));
+    }
+    for item in &plan.values {
+        match item {
+            DeploymentValue::Value { name, value: e } => {
+                let (f, v, l) = (field(name), value(name), local(name));
+                let ty = paths.rust_type(&e.checked.ty);
+                let expression = paths.expr(&e.checked, &env);
+                let doc = format!(" `$env.{name}`: `{}`, computed at start.", e.text);
+                struct_fields.push(quote!(#[doc = #doc] pub #f: #ty,));
+                computed.push(quote! {
+                    let #v: #ty = #expression;
+                    let #l = &#v;
+                });
+                env.insert(format!("{}{name}", crate::resolve::ENV_PREFIX), quote!(#l));
+            }
+            DeploymentValue::Validation { condition, message } => {
+                let condition = crate::expr::emit_bool(&condition.checked, &env, paths);
+                let message = paths.expr(&message.checked, &env);
+                computed.push(quote! {
+                    if #condition {
+                        return Err(#c::Status::failed_precondition(#message));
+                    }
+                });
+            }
+        }
+    }
+    let names: Vec<&str> = plan
+        .variables
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(plan.values.iter().filter_map(|v| match v {
+            DeploymentValue::Value { name, .. } => Some(name.as_str()),
+            DeploymentValue::Validation { .. } => None,
+        }))
+        .collect();
+    let moves = names.iter().map(|name| {
+        let (f, v) = (field(name), value(name));
+        quote!(#f: #v.clone(),)
+    });
+    let doc =
+        format!(" The deployment values of `{service_name}`, read as `$env` by its compositions.");
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Debug)]
+        pub struct #ident {
+            #(#struct_fields)*
+        }
+
+        impl #ident {
+            /// Reads the variables from `deployment` and computes the values, once; every
+            /// missing or malformed variable is reported, and a validation that holds fails.
+            pub fn load(deployment: &#c::Deployment) -> Result<Self, #c::DeploymentError> {
+                let mut reader = deployment.reader(#service_name);
+                #(#reads)*
+                reader.finish()?;
+                let computed = (|| -> Result<Self, #c::Status> {
+                    #(#computed)*
+                    Ok(Self { #(#moves)* })
+                })();
+                computed.map_err(|status| reader.computed(status))
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::message::{Await, Layout, await_all, caller_binding, step_name};
+use super::message::{Await, Layout, await_all, caller_binding, env_binding, step_name};
 use super::paths::{EMPTY, Paths};
 use super::store::{Bound, guarded, is_oneof_member, oneof_fields, store_expression};
 use super::tokens::{code_tokens, compose, duration_tokens, optional};
@@ -112,9 +112,11 @@ pub(super) fn emit_step_body(
     };
     let input = step.reads_input.then(|| quote!(let input = &*input;));
     let caller = caller_binding(step.reads_caller);
+    let deployment = env_binding(plan, step.reads_env, paths);
     quote! {
         #input
         #caller
+        #deployment
         #awaits
         #guard
         #body

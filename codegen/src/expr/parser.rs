@@ -599,6 +599,30 @@ impl Parser<'_> {
             Tok::Null => Literal::Null,
             Tok::Dollar => {
                 self.bump();
+                // `$env.NAME`, written together: a deployment value, one name.
+                if matches!(self.peek(), Tok::Ident(name) if name == "env")
+                    && self.span().start == span.end
+                {
+                    let env = self.bump().span;
+                    let field = match (self.peek(), &self.token(1).tok) {
+                        (Tok::Dot, Tok::Ident(_)) => {
+                            self.bump();
+                            self.ident()
+                        }
+                        _ => {
+                            return Err(ExprError::new(
+                                span.start..env.end,
+                                "expected `.` and a name after `$env`",
+                            )
+                            .with_hint("write `$env.NAME` to read the deployment value `NAME`"));
+                        }
+                    };
+                    let ident = Ident {
+                        name: format!("$env.{}", field.name),
+                        span: span.start..field.span.end,
+                    };
+                    return self.name_node(ident);
+                }
                 if let Tok::Ident(name) = self.peek() {
                     return Err(ExprError::new(
                         span.start..self.span().end,

@@ -67,6 +67,9 @@ impl Resolver<'_> {
                 continue;
             }
             if scope.get(&name).is_some() {
+                if name.starts_with(super::ENV_PREFIX) {
+                    self.message.reads_env = true;
+                }
                 reads.insert(name);
                 continue;
             }

@@ -72,6 +72,9 @@ impl Resolver<'_> {
             CALLER,
             Type::Map(Box::new(Type::String), Box::new(Type::String)),
         );
+        for (name, ty) in self.deployment_scope(message) {
+            scope.insert(&name, ty);
+        }
         let mut defined: HashMap<String, usize> = HashMap::new();
         // Rust identifiers of the names defined so far, to catch two names mapping to one.
         let mut idents: HashMap<String, String> = HashMap::new();
@@ -153,6 +156,7 @@ impl Resolver<'_> {
             };
             let reads_caller = reads.contains(CALLER) && !defined.contains_key(CALLER);
             let reads_input = reads.contains("$");
+            let reads_env = reads.iter().any(|n| n.starts_with(super::ENV_PREFIX));
             let lazy: Vec<usize> = match &body {
                 StepBody::Call(call) => {
                     let mut lazy: Vec<usize> = call
@@ -201,6 +205,7 @@ impl Resolver<'_> {
                 autobind,
                 reads_caller,
                 reads_input,
+                reads_env,
                 lazy,
             });
             if autobind && !matches!(steps[index].ty, Type::Message(_)) {
@@ -251,6 +256,11 @@ impl Resolver<'_> {
             }
             None => None,
         };
+        let deployment = if self.message.reads_env {
+            self.deployment_service(message)
+        } else {
+            None
+        };
         Some(MessagePlan {
             descriptor: message.clone(),
             input,
@@ -259,6 +269,7 @@ impl Resolver<'_> {
             reads_caller,
             custom,
             custom_service: None,
+            deployment,
         })
     }
 }

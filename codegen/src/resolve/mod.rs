@@ -21,6 +21,7 @@ mod aliases;
 mod args;
 mod bind;
 mod custom;
+mod deployment;
 mod enums;
 mod errors;
 mod exprs;
@@ -43,6 +44,7 @@ use crate::schema::PoolSchema;
 use crate::suggest::suggest;
 
 pub use bind::binding_allowed;
+pub use deployment::ENV_PREFIX;
 pub use names::{CALLER, step_ident, unnamed_step};
 pub use options::{EXTENSION_NUMBER, parse_duration};
 pub(crate) use sites::{OptionSite, option_site};
@@ -90,6 +92,10 @@ struct Resolver<'a> {
     /// The type of the field the next expression is bound to: a hint that types `[]` and `{}`,
     /// not a requirement (binding checks the type). Taken by the next check.
     binding_hint: Option<crate::expr::Type>,
+    /// For every message, the edge services building it.
+    reach: HashMap<String, Vec<prost_reflect::ServiceDescriptor>>,
+    /// The `$env` names of each edge service declaring deployment values, with their types.
+    deployments: HashMap<String, Vec<(String, crate::expr::Type)>>,
 }
 
 /// The state of resolving one message, which decides what is reported about the names it
@@ -104,6 +110,8 @@ struct MessageState {
     /// Whether it is built only by steps in error (reported there), so that its arguments are
     /// unknown: reading `$` reports nothing more.
     failed_input: bool,
+    /// Whether an expression read `$env`.
+    reads_env: bool,
 }
 
 impl<'a> Resolver<'a> {
@@ -135,6 +143,8 @@ impl<'a> Resolver<'a> {
             alias_pairs: Vec::new(),
             message_conversions: Vec::new(),
             binding_hint: None,
+            reach: HashMap::new(),
+            deployments: HashMap::new(),
         })
     }
 
@@ -229,11 +239,22 @@ impl<'a> Resolver<'a> {
                     response_field,
                 });
             }
+            let deployment = self.service_deployment(&service);
+            if let Some(deployment) = &deployment {
+                let names = deployment
+                    .names()
+                    .map(|(name, ty)| (format!("{ENV_PREFIX}{name}"), ty.clone()))
+                    .collect();
+                self.deployments
+                    .insert(service.full_name().to_owned(), names);
+            }
             model.services.push(EdgeService {
                 descriptor: service,
                 methods,
+                deployment,
             });
         }
+        self.reach = self.reaching_services(&model.services);
 
         // Discover every message built by `message` steps, and order callers before callees.
         let order = self.order_messages(pending);
@@ -322,6 +343,12 @@ impl<'a> Resolver<'a> {
                     generated.push((
                         crate::names::resolvers_trait_name(name),
                         "`Resolvers` trait",
+                    ));
+                }
+                if service.deployment.is_some() {
+                    generated.push((
+                        crate::names::deployment_struct_name(name),
+                        "deployment values struct",
                     ));
                 }
                 for (item, what) in generated {

@@ -86,7 +86,7 @@ pub(crate) mod composition {
     }
 
     /// The generated `golden.aliases.v1.People` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
-    #[derive(Clone, Debug)]
+    #[derive(Clone)]
     pub struct PeopleComposer {
         downstreams: compose::Downstreams,
     }
@@ -94,6 +94,13 @@ pub(crate) mod composition {
         /// A composer calling downstream services through `downstreams`.
         pub fn new(downstreams: compose::Downstreams) -> Self {
             Self { downstreams }
+        }
+    }
+    impl ::core::fmt::Debug for PeopleComposer {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("PeopleComposer")
+                .field("downstreams", &self.downstreams)
+                .finish_non_exhaustive()
         }
     }
     impl compose::Composer for PeopleComposer {

@@ -166,8 +166,7 @@ pub(crate) mod composition {
         custom: compose::Arc<dyn ShopResolvers>,
     }
     impl ShopComposer {
-        /// A composer calling downstream services through `downstreams`, with the
-        /// custom items of its compositions computed by `resolvers`.
+        /// A composer calling downstream services through `downstreams`, with the custom items of its compositions computed by `resolvers`.
         pub fn new(
             downstreams: compose::Downstreams,
             resolvers: impl ShopResolvers,

@@ -90,7 +90,7 @@ pub(crate) mod composition {
     }
 
     /// The generated `golden.enums.v1.Accounts` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
-    #[derive(Clone, Debug)]
+    #[derive(Clone)]
     pub struct AccountsComposer {
         downstreams: compose::Downstreams,
     }
@@ -98,6 +98,13 @@ pub(crate) mod composition {
         /// A composer calling downstream services through `downstreams`.
         pub fn new(downstreams: compose::Downstreams) -> Self {
             Self { downstreams }
+        }
+    }
+    impl ::core::fmt::Debug for AccountsComposer {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("AccountsComposer")
+                .field("downstreams", &self.downstreams)
+                .finish_non_exhaustive()
         }
     }
     impl compose::Composer for AccountsComposer {

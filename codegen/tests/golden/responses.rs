@@ -106,7 +106,7 @@ pub(crate) mod composition {
     }
 
     /// The generated `golden.responses.v1.Warehouse` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
-    #[derive(Clone, Debug)]
+    #[derive(Clone)]
     pub struct WarehouseComposer {
         downstreams: compose::Downstreams,
     }
@@ -114,6 +114,13 @@ pub(crate) mod composition {
         /// A composer calling downstream services through `downstreams`.
         pub fn new(downstreams: compose::Downstreams) -> Self {
             Self { downstreams }
+        }
+    }
+    impl ::core::fmt::Debug for WarehouseComposer {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("WarehouseComposer")
+                .field("downstreams", &self.downstreams)
+                .finish_non_exhaustive()
         }
     }
     impl compose::Composer for WarehouseComposer {

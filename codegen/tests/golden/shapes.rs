@@ -227,7 +227,7 @@ pub(crate) mod composition {
     }
 
     /// The generated `golden.shapes.v1.Shapes` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
-    #[derive(Clone, Debug)]
+    #[derive(Clone)]
     pub struct ShapesComposer {
         downstreams: compose::Downstreams,
     }
@@ -235,6 +235,13 @@ pub(crate) mod composition {
         /// A composer calling downstream services through `downstreams`.
         pub fn new(downstreams: compose::Downstreams) -> Self {
             Self { downstreams }
+        }
+    }
+    impl ::core::fmt::Debug for ShapesComposer {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("ShapesComposer")
+                .field("downstreams", &self.downstreams)
+                .finish_non_exhaustive()
         }
     }
     impl compose::Composer for ShapesComposer {

@@ -79,7 +79,7 @@ pub(crate) mod composition {
     }
 
     /// The generated `golden.simple.v1.Profiles` edge service: each method composes its response from downstream calls, as the proto's `mosaic.v1` rules say.
-    #[derive(Clone, Debug)]
+    #[derive(Clone)]
     pub struct ProfilesComposer {
         downstreams: compose::Downstreams,
     }
@@ -87,6 +87,13 @@ pub(crate) mod composition {
         /// A composer calling downstream services through `downstreams`.
         pub fn new(downstreams: compose::Downstreams) -> Self {
             Self { downstreams }
+        }
+    }
+    impl ::core::fmt::Debug for ProfilesComposer {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("ProfilesComposer")
+                .field("downstreams", &self.downstreams)
+                .finish_non_exhaustive()
         }
     }
     impl compose::Composer for ProfilesComposer {

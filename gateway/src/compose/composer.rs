@@ -15,6 +15,10 @@ pub trait Composer: Sized {
     /// Every downstream gRPC service these methods call.
     const DOWNSTREAM_SERVICES: &'static [&'static str];
 
+    /// The deployment values (`$env` variables) the edge service declares: a key of
+    /// `gateway.toml`'s `[env]` that no hosted composer declares fails the start.
+    const DEPLOYMENT_VALUES: &'static [&'static str] = &[];
+
     /// The tonic server of the edge service.
     type Server: NamedService
         + tower::Service<

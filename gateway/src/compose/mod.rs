@@ -20,6 +20,8 @@
 //!   downstream method and keep the downstream's code.
 //! - [`Downstreams`] (`downstream.rs`): the tonic channel for each downstream service, from
 //!   `gateway.toml`.
+//! - [`Deployment`] (`deployment.rs`): the values compositions read as `$env`, loaded once
+//!   when a composer is built.
 //! - [`cel`]: helpers for compiled expressions.
 //! - [`EdgeCodec`] (`codec.rs`): the codec of generated edge servers, which answers a request
 //!   message that does not decode with `INVALID_ARGUMENT` rather than tonic's `INTERNAL`.
@@ -86,6 +88,7 @@
 pub mod cel;
 mod codec;
 mod composer;
+mod deployment;
 mod error;
 mod handle;
 mod map;
@@ -109,6 +112,9 @@ pub use tonic::{Code, Request, Response, Status, async_trait};
 #[doc(hidden)]
 pub use self::codec::EdgeCodec;
 pub use self::composer::Composer;
+pub use self::deployment::{Deployment, DeploymentError};
+#[doc(hidden)]
+pub use self::deployment::{EnvValue, Reader, deployment, with_deployment};
 #[doc(hidden)]
 pub use self::error::{call_downstream, step_failed};
 #[doc(hidden)]

@@ -6,6 +6,7 @@
 //! code reads the identity, and steps spawned on other tasks carry it along with the rest of
 //! the call's context.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -30,6 +31,9 @@ tokio::task_local! {
     /// The edge request's headers that a composition forwards to its downstream calls: only
     /// those its rules name, picked when the generated handler starts.
     static INCOMING: Arc<MetadataMap>;
+    /// The deployment values (`$env`) of the edge service serving the call, as its composer
+    /// loaded them at start.
+    static DEPLOYMENT: Option<Arc<dyn Any + Send + Sync>>;
 }
 
 /// Runs `future` within `context`.
@@ -51,12 +55,30 @@ pub(crate) async fn with_incoming<F: Future>(
     }
 }
 
+/// `future` with `values` as the serving edge service's deployment values. Not an `async fn`:
+/// the handler's future is moved once, into the scope, and not again into a wrapper.
+pub(crate) fn with_deployment<F: Future>(
+    values: Option<Arc<dyn Any + Send + Sync>>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    DEPLOYMENT.scope(values, future)
+}
+
+/// The serving edge service's deployment values, when they are of type `T`.
+pub(crate) fn deployment<T: Any + Send + Sync>() -> Option<Arc<T>> {
+    DEPLOYMENT
+        .try_with(|values| values.clone().and_then(|v| v.downcast::<T>().ok()))
+        .ok()
+        .flatten()
+}
+
 /// `future`, carrying the current context along when it is spawned elsewhere.
 pub(crate) fn propagate<F: Future>(future: F) -> impl Future<Output = F::Output> {
     let incoming = INCOMING.try_with(Arc::clone).ok();
+    let values = DEPLOYMENT.try_with(Clone::clone).ok().flatten();
     scope(
         CONTEXT.try_with(Arc::clone).ok(),
-        with_incoming(incoming, future),
+        with_incoming(incoming, with_deployment(values, future)),
     )
 }
 

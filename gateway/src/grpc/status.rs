@@ -42,6 +42,7 @@
 //! | the edge call's request message does not decode  | `INVALID_ARGUMENT`  |
 //! | a computed metadata value is not header text     | `INVALID_ARGUMENT`  |
 //! | two conditional members of one oneof both apply  | `INTERNAL`          |
+//! | a composition reads deployment values it lacks   | `INTERNAL`          |
 //!
 //! A request message that does not decode is the caller's to fix, so an edge service answers it
 //! with `INVALID_ARGUMENT` (`compose/codec.rs`). A downstream's response that does not decode
@@ -372,6 +373,13 @@ pub enum ComposeError {
         /// The metadata key.
         name: &'static str,
     },
+    /// A composition reads `$env` values, and its handler runs without them: only a handler
+    /// started outside its composer can.
+    #[error("the composition reads the deployment values of `{service}`, which this call lacks")]
+    NoDeployment {
+        /// The edge service declaring the values.
+        service: &'static str,
+    },
 }
 
 impl ComposeError {
@@ -382,7 +390,8 @@ impl ComposeError {
             Self::NoUpstream { .. }
             | Self::StepPanicked
             | Self::NoRuntime
-            | Self::OneofConflict { .. } => Code::Internal,
+            | Self::OneofConflict { .. }
+            | Self::NoDeployment { .. } => Code::Internal,
             Self::NoEndpoints { .. } | Self::StepCancelled => Code::Unavailable,
             Self::MalformedRequest { .. } | Self::InvalidMetadata { .. } => Code::InvalidArgument,
         }

@@ -63,6 +63,18 @@ pub enum GatewayError {
         /// The downstream gRPC service.
         service: String,
     },
+    /// `gateway.toml`'s `[env]` sets values no hosted edge service reads: most likely a typo.
+    #[error(
+        "gateway.toml's `[env]` sets {}, which no hosted edge service reads (they read: {})",
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+        if read.is_empty() { "nothing".to_owned() } else { read.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ") }
+    )]
+    UnreadDeploymentValues {
+        /// The keys nobody reads.
+        names: Vec<String>,
+        /// The names the hosted services read.
+        read: Vec<&'static str>,
+    },
     /// The span exporter could not be set up.
     #[error("cannot set up access control: {reason}")]
     Access {

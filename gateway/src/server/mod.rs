@@ -60,6 +60,8 @@ pub struct GatewayBuilder {
     encoded_sets: Vec<(String, bytes::Bytes)>,
     local: Vec<(&'static str, LocalService)>,
     required: Vec<&'static str>,
+    /// The deployment values (`$env`) the hosted composers read.
+    deployment_values: Vec<&'static str>,
     /// Composed services and the downstream services each calls, for health.
     composed: Vec<(&'static str, &'static [&'static str])>,
     /// Built once, shared by pass-through routes and the handlers' downstream calls.
@@ -126,6 +128,7 @@ impl GatewayBuilder {
             encoded_sets: Vec::new(),
             local: Vec::new(),
             required: Vec::new(),
+            deployment_values: Vec::new(),
             composed: Vec::new(),
             upstreams,
             downstreams,
@@ -162,6 +165,13 @@ impl GatewayBuilder {
         self.downstreams.clone()
     }
 
+    /// The deployment values from `gateway.toml`'s `[env]` and the process environment, for
+    /// the composers of edge services that declare `$env` variables (they load theirs when
+    /// built).
+    pub fn deployment(&self) -> crate::compose::Deployment {
+        crate::compose::Deployment::new(self.config.env.clone())
+    }
+
     /// The upstreams, built from `gateway.toml`, in name order.
     pub fn upstreams(&self) -> &[Arc<Upstream>] {
         &self.upstreams
@@ -172,6 +182,8 @@ impl GatewayBuilder {
     /// calls, so a missing upstream is found at start rather than on the first call.
     pub fn composer<C: crate::compose::Composer>(mut self, composer: C) -> Self {
         self.required.extend_from_slice(C::DOWNSTREAM_SERVICES);
+        self.deployment_values
+            .extend_from_slice(C::DEPLOYMENT_VALUES);
         self.composed
             .push((<C::Server as NamedService>::NAME, C::DOWNSTREAM_SERVICES));
         self.grpc_service(composer.into_server())
@@ -199,6 +211,22 @@ impl GatewayBuilder {
 
     /// Checks that everything fits together, builds the routing table and binds the sockets.
     pub async fn bind(mut self) -> Result<Gateway, GatewayError> {
+        let unread: Vec<String> = self
+            .config
+            .env
+            .keys()
+            .filter(|key| !self.deployment_values.contains(&key.as_str()))
+            .cloned()
+            .collect();
+        if !unread.is_empty() {
+            let mut read = std::mem::take(&mut self.deployment_values);
+            read.sort_unstable();
+            read.dedup();
+            return Err(GatewayError::UnreadDeploymentValues {
+                names: unread,
+                read,
+            });
+        }
         let (health, health_service) = tonic_health::server::health_reporter();
         let tracing = match &self.config.tracing {
             Some(config) => {

@@ -6,7 +6,7 @@ include!(concat!(env!("OUT_DIR"), "/mosaic.rs"));
 
 use demo::catalog::v1::{GetProductResponse, Money};
 use demo::mobile::v1::{GetProductCardRequest, MobileShopComposer, MobileShopResolvers};
-use mosaic_gateway::compose::{Downstreams, Status};
+use mosaic_gateway::compose::{Deployment, DeploymentError, Downstreams, Status};
 
 /// The mobile shop's custom items: its price labels.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,9 +27,13 @@ impl MobileShopResolvers for MobileResolvers {
     }
 }
 
-/// The mobile shop's composer, calling the demo services through `downstreams`.
-pub fn mobile_shop(downstreams: Downstreams) -> MobileShopComposer {
-    MobileShopComposer::new(downstreams, MobileResolvers)
+/// The mobile shop's composer, calling the demo services through `downstreams`, with its
+/// deployment values (`highlight_rating`) from `deployment`.
+pub fn mobile_shop(
+    downstreams: Downstreams,
+    deployment: &Deployment,
+) -> Result<MobileShopComposer, DeploymentError> {
+    MobileShopComposer::new(downstreams, MobileResolvers, deployment)
 }
 
 /// `$12.99`, `€5.50`, `12.00 CHF`: cents from the nanos, rounded down, the symbol where the

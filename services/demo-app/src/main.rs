@@ -83,7 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         builder = builder.reload_from(path);
     }
     let storefront = StorefrontComposer::new(builder.downstreams());
-    let mobile = mosaic_demo::mobile_shop(builder.downstreams());
+    let mobile = mosaic_demo::mobile_shop(builder.downstreams(), &builder.deployment())?;
     let gateway = builder
         .composer(storefront)
         .composer(mobile)

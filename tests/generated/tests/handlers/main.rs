@@ -13,6 +13,7 @@ mod aliases;
 mod autobind;
 mod conditions;
 mod custom;
+mod deployment;
 mod enums;
 mod errors;
 mod fanout;

@@ -445,24 +445,36 @@ impl Edge {
         stubs: Stubs,
         make: impl FnOnce(Downstreams) -> C,
     ) -> Edge {
+        Self::configured(stubs, "", |downstreams, _| make(downstreams))
+            .await
+            .unwrap()
+    }
+
+    /// Like [`start`](Self::start), with `extra` appended to the gateway's configuration and
+    /// the configuration passed to `make`; the gateway's error when it does not bind.
+    pub(crate) async fn configured<C: Composer>(
+        stubs: Stubs,
+        extra: &str,
+        make: impl FnOnce(Downstreams, &GatewayConfig) -> C,
+    ) -> Result<Edge, mosaic_gateway::GatewayError> {
         let services: Vec<String> = C::DOWNSTREAM_SERVICES
             .iter()
             .map(|service| format!("\"{service}\""))
             .collect();
         let toml = format!(
             "[listener]\naddress = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
-             [upstreams.stubs]\nendpoints = [\"{}\"]\nservices = [{}]\n",
+             [upstreams.stubs]\nendpoints = [\"{}\"]\nservices = [{}]\n{extra}",
             stubs.endpoint(),
             services.join(", ")
         );
         let config = GatewayConfig::from_toml_str(&toml, "test gateway.toml").unwrap();
-        let builder = Gateway::builder(config);
-        let composer = make(builder.downstreams());
-        let gateway = builder.composer(composer).bind().await.unwrap().spawn();
-        Edge {
+        let builder = Gateway::builder(config.clone());
+        let composer = make(builder.downstreams(), &config);
+        let gateway = builder.composer(composer).bind().await?.spawn();
+        Ok(Edge {
             gateway: Some(gateway),
             _stubs: stubs,
-        }
+        })
     }
 
     /// A channel to the gateway, for the generated edge client.
