@@ -328,6 +328,25 @@ pub struct CallPlan {
     pub lazy_reads: Vec<String>,
     /// Metadata sent with the call.
     pub metadata: Vec<MetadataPlan>,
+    /// The call's own retry policy.
+    pub retry: Option<RetryPlan>,
+}
+
+/// A call's own retry policy (`call { retry }`).
+#[derive(Debug)]
+pub struct RetryPlan {
+    /// Attempts in all, 1 to 5.
+    pub attempts: u32,
+    /// The codes retried (`google.rpc.Code` numbers); empty: `UNAVAILABLE`.
+    pub codes: Vec<i32>,
+    /// The first backoff, if set.
+    pub initial_backoff: Option<Duration>,
+    /// The longest backoff, if set.
+    pub max_backoff: Option<Duration>,
+    /// The backoff's growth, if set.
+    pub multiplier: Option<f64>,
+    /// Retried only when this holds (reads `error`).
+    pub condition: Option<Expression>,
 }
 
 /// One metadata entry of a call.

@@ -110,6 +110,7 @@ const CASES: &[&str] = &[
     "response_of_different_requests",
     "response_without_rules",
     "retry_attempts_too_many",
+    "retry_policy_invalid",
     "rule_list_without_colon",
     "rule_unknown_field",
     "several_errors",

@@ -310,16 +310,64 @@ fn emit_call(
             }
         }
     };
+    let (retry_items, retry) = match &call.retry {
+        Some(retry) => (call_retry(retry, paths), quote!(Some(&MOSAIC_RETRY))),
+        None => (quote!(), quote!(None)),
+    };
     quote! {
         let request = #request;
         #metadata
+        #retry_items
         let spec = #c::CallSpec {
             step: #step,
             method: #full,
             timeout: #timeout,
             defaults: #defaults,
+            retry: #retry,
         };
         #result
+    }
+}
+
+/// A call's own retry policy, as the `static MOSAIC_RETRY` its spec points to, with its
+/// condition as a function of the failed attempt's status.
+fn call_retry(retry: &RetryPlan, paths: &Paths<'_>) -> TokenStream {
+    let c = compose();
+    let attempts = retry.attempts;
+    let codes = retry.codes.iter().map(|&code| code_tokens(code));
+    let initial = optional(retry.initial_backoff.map(duration_tokens));
+    let max = optional(retry.max_backoff.map(duration_tokens));
+    let multiplier = optional(retry.multiplier.map(|m| quote!(#m)));
+    let (condition_fn, condition) = match &retry.condition {
+        Some(condition) => {
+            let env = expr::Env::new().with("error", quote!(error));
+            let holds = paths.expr(&condition.checked, &env);
+            let error_type = paths.message(CALL_ERROR);
+            (
+                quote! {
+                    /// Whether the failed attempt is retried, after its code: the policy's `if`.
+                    fn mosaic_retry_if(status: &#c::Status) -> bool {
+                        let error: #error_type = #c::call_error(status);
+                        let error = &error;
+                        let holds = || -> Result<bool, #c::Status> { Ok(#holds) };
+                        holds().unwrap_or(false)
+                    }
+                },
+                quote!(Some(mosaic_retry_if)),
+            )
+        }
+        None => (quote!(), quote!(None)),
+    };
+    quote! {
+        #condition_fn
+        static MOSAIC_RETRY: #c::CallRetry = #c::CallRetry {
+            max_attempts: #attempts,
+            codes: &[#(#codes),*],
+            initial_backoff: #initial,
+            max_backoff: #max,
+            multiplier: #multiplier,
+            condition: #condition,
+        };
     }
 }
 

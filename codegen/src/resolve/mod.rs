@@ -30,6 +30,7 @@ mod metadata;
 mod names;
 mod options;
 mod order;
+mod retry;
 mod sites;
 mod steps;
 

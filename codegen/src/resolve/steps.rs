@@ -469,6 +469,7 @@ impl Resolver<'_> {
             }
         }
         let metadata = self.call_metadata(ctx, scope, call, path, reads);
+        let retry = self.call_retry(ctx, call, path);
         let defaults = self.call_defaults(&method);
         let value = Type::Message(method.output().full_name().to_owned());
         let mut handler_reads = HashSet::new();
@@ -489,6 +490,7 @@ impl Resolver<'_> {
             errors,
             lazy_reads,
             metadata,
+            retry,
         })
     }
 

@@ -45,6 +45,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,

@@ -47,6 +47,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -84,6 +85,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,

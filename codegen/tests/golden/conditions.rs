@@ -71,6 +71,7 @@ pub(crate) mod composition {
                         max_attempts: None,
                         hedge_delay: None,
                     },
+                    retry: None,
                 };
                 compose::call_downstream(
                         &call,
@@ -108,6 +109,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,

@@ -54,6 +54,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -121,6 +122,7 @@ pub(crate) mod composition {
                         max_attempts: None,
                         hedge_delay: None,
                     },
+                    retry: None,
                 };
                 compose::call_downstream(
                         &call,
@@ -179,6 +181,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,

@@ -53,6 +53,7 @@ pub(crate) mod composition {
                         max_attempts: None,
                         hedge_delay: None,
                     },
+                    retry: None,
                 };
                 compose::call_downstream(
                         &call,

@@ -23,6 +23,7 @@ pub use self::composition::CheckoutComposer;
 )]
 pub(crate) mod composition {
     use ::mosaic_gateway::compose;
+    use super::super::super::super::mosaic::v1 as mosaic_v1;
 
     /// Builds `golden.resilience.v1.Prepared` from its `mosaic.v1` rules.
     pub(crate) async fn resolve_prepared(
@@ -45,6 +46,7 @@ pub(crate) mod composition {
                     max_attempts: Some(4u32),
                     hedge_delay: Some(compose::Duration::from_millis(40)),
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -73,6 +75,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -91,6 +94,23 @@ pub(crate) mod composition {
             let request = super::ReserveRequest {
                 sku: input.sku.clone(),
             };
+            /// Whether the failed attempt is retried, after its code: the policy's `if`.
+            fn mosaic_retry_if(status: &compose::Status) -> bool {
+                let error: mosaic_v1::CallError = compose::call_error(status);
+                let error = &error;
+                let holds = || -> Result<bool, compose::Status> {
+                    Ok(error.message.starts_with("conflict"))
+                };
+                holds().unwrap_or(false)
+            }
+            static MOSAIC_RETRY: compose::CallRetry = compose::CallRetry {
+                max_attempts: 3u32,
+                codes: &[compose::Code::Aborted],
+                initial_backoff: Some(compose::Duration::from_millis(5)),
+                max_backoff: Some(compose::Duration::from_millis(20)),
+                multiplier: Some(2f64),
+                condition: Some(mosaic_retry_if),
+            };
             let spec = compose::CallSpec {
                 step: "r",
                 method: "golden.resilience.v1.Prices/Reserve",
@@ -101,6 +121,7 @@ pub(crate) mod composition {
                     max_attempts: Some(1u32),
                     hedge_delay: None,
                 },
+                retry: Some(&MOSAIC_RETRY),
             };
             compose::call_downstream(
                     &call,

@@ -85,6 +85,7 @@ pub(crate) mod composition {
                         max_attempts: None,
                         hedge_delay: None,
                     },
+                    retry: None,
                 };
                 compose::call_downstream(
                         &call,
@@ -122,6 +123,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -152,6 +154,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,

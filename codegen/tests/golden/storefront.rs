@@ -55,6 +55,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -124,6 +125,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -156,6 +158,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -192,6 +195,7 @@ pub(crate) mod composition {
                         max_attempts: None,
                         hedge_delay: None,
                     },
+                    retry: None,
                 };
                 compose::call_downstream(
                         &call,
@@ -280,6 +284,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -329,6 +334,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,
@@ -363,6 +369,7 @@ pub(crate) mod composition {
                         max_attempts: None,
                         hedge_delay: None,
                     },
+                    retry: None,
                 };
                 compose::call_downstream(
                         &call,
@@ -468,6 +475,7 @@ pub(crate) mod composition {
                         max_attempts: None,
                         hedge_delay: None,
                     },
+                    retry: None,
                 };
                 compose::call_downstream(
                         &call,
@@ -506,6 +514,7 @@ pub(crate) mod composition {
                     max_attempts: None,
                     hedge_delay: None,
                 },
+                retry: None,
             };
             compose::call_downstream(
                     &call,

@@ -26,7 +26,7 @@ mod upstream;
 pub(crate) use downstreams::DownstreamMap;
 pub use downstreams::{DownstreamChannel, Downstreams};
 pub use edge::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall, PARTIAL_HEADER};
-pub use retry::{CallSpec, MethodDefaults};
+pub use retry::{CallRetry, CallSpec, MethodDefaults};
 
 pub(crate) use retry::call_with_retries;
 pub(crate) use upstream::Upstream;

@@ -67,6 +67,42 @@ pub struct CallSpec {
     pub timeout: Option<Duration>,
     /// Defaults from the downstream method's proto.
     pub defaults: MethodDefaults,
+    /// The step's own retry policy (`call { retry }`), if written.
+    pub retry: Option<&'static CallRetry>,
+}
+
+/// A call step's own retry policy (`call { retry }`): it replaces the upstream's attempts,
+/// codes and backoff for this call, and decides which failures are retried by itself, for
+/// idempotent methods or not (listing a code says the call is safe to repeat on it). The
+/// upstream's budget, the edge deadline and its ready endpoints still bound every retry, the
+/// gateway's own refusals are still never retried, and a `gateway.toml` retry policy for the
+/// method wins over it.
+#[derive(Debug)]
+pub struct CallRetry {
+    /// Attempts in all, the first included (1 to 5).
+    pub max_attempts: u32,
+    /// The codes retried; empty: `UNAVAILABLE` only.
+    pub codes: &'static [Code],
+    /// The first backoff; the upstream's when `None`.
+    pub initial_backoff: Option<Duration>,
+    /// The longest backoff; the upstream's when `None`.
+    pub max_backoff: Option<Duration>,
+    /// The backoff's growth; the upstream's when `None`.
+    pub multiplier: Option<f64>,
+    /// A failure whose code is listed is retried only when this holds for it.
+    pub condition: Option<fn(&Status) -> bool>,
+}
+
+impl CallRetry {
+    /// Whether this policy retries `status`.
+    fn retries(&self, status: &Status) -> bool {
+        let listed = if self.codes.is_empty() {
+            status.code() == Code::Unavailable
+        } else {
+            self.codes.contains(&status.code())
+        };
+        listed && self.condition.is_none_or(|holds| holds(status))
+    }
 }
 
 /// A downstream method's defaults from its proto: `idempotency_level` and the
@@ -89,6 +125,8 @@ struct Effective<'a> {
     idempotent: bool,
     timeout: Option<Duration>,
     retry: std::borrow::Cow<'a, RetryPolicy>,
+    /// The step's own policy, when it is the one in force: it decides what is retried.
+    call_retry: Option<&'static CallRetry>,
     hedge: Option<HedgePolicy>,
 }
 
@@ -313,6 +351,9 @@ fn retryable(policy: &Effective<'_>, status: &Status) -> bool {
     if local_rejection(status) {
         return false;
     }
+    if let Some(call) = policy.call_retry {
+        return call.retries(status);
+    }
     status.code() == Code::Unavailable
         || (policy.idempotent && policy.retry.retryable_codes.contains(&status.code()))
 }
@@ -395,11 +436,17 @@ fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
         .and_then(|m| m.timeout)
         .or(spec.timeout)
         .or(spec.defaults.timeout);
-    let retry = match (
-        method.and_then(|m| m.retry.as_ref()),
-        spec.defaults.max_attempts,
-    ) {
+    let configured = method.and_then(|m| m.retry.as_ref());
+    let call_retry = spec.retry.filter(|_| configured.is_none());
+    let retry = match (configured, spec.defaults.max_attempts) {
         (Some(retry), _) => std::borrow::Cow::Borrowed(retry),
+        (None, _) if let Some(call) = call_retry => std::borrow::Cow::Owned(RetryPolicy {
+            max_attempts: call.max_attempts.clamp(1, MAX_ATTEMPTS),
+            initial_backoff: call.initial_backoff.unwrap_or(policy.retry.initial_backoff),
+            max_backoff: call.max_backoff.unwrap_or(policy.retry.max_backoff),
+            multiplier: call.multiplier.unwrap_or(policy.retry.multiplier),
+            retryable_codes: policy.retry.retryable_codes.clone(),
+        }),
         (None, Some(max_attempts)) => std::borrow::Cow::Owned(RetryPolicy {
             max_attempts: max_attempts.clamp(1, MAX_ATTEMPTS),
             ..policy.retry.clone()
@@ -423,6 +470,7 @@ fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
         idempotent,
         timeout,
         retry,
+        call_retry,
         hedge,
     }
 }

@@ -203,6 +203,7 @@ mod tests {
             method: GET_PRODUCT,
             timeout: None,
             defaults: MethodDefaults::default(),
+            retry: None,
         };
         let call = crate::compose::EdgeCall::with_budget("e.Edge/Get", Duration::from_millis(100));
         let failed = call_downstream(&call, &downstreams, service, &spec, (), |_, _| async {

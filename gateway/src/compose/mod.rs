@@ -129,7 +129,7 @@ pub use self::step::{Step, step, step_if};
 pub use crate::client::PARTIAL_HEADER;
 #[doc(hidden)]
 pub use crate::client::{
-    CallSpec, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, DownstreamChannel, MethodDefaults,
+    CallRetry, CallSpec, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, DownstreamChannel, MethodDefaults,
 };
 pub use crate::client::{Downstreams, EdgeCall};
 pub use crate::grpc::status::ComposeError;

@@ -44,8 +44,24 @@ fn spec(idempotent: bool) -> CallSpec {
             idempotent,
             ..MethodDefaults::default()
         },
+        retry: None,
     }
 }
+
+/// A failure whose message says it may be retried.
+fn transient(status: &Status) -> bool {
+    status.message().contains("transient")
+}
+
+/// A call policy: 4 attempts on `ABORTED` that says "transient", 10 ms then 20 ms backoff.
+static ABORTED_TRANSIENT: CallRetry = CallRetry {
+    max_attempts: 4,
+    codes: &[Code::Aborted],
+    initial_backoff: Some(Duration::from_millis(10)),
+    max_backoff: Some(Duration::from_millis(20)),
+    multiplier: Some(2.0),
+    condition: Some(transient),
+};
 
 fn edge() -> EdgeCall {
     EdgeCall::with_budget("e.Edge/Get", Duration::from_secs(10))
@@ -175,6 +191,103 @@ async fn gateway_toml_overrides_the_proto_defaults_per_method() {
     )
     .await;
     assert_eq!(seen.len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_policy_retries_its_codes_under_its_condition_with_its_backoff() {
+    let upstream = upstream(generous());
+    let spec = CallSpec {
+        retry: Some(&ABORTED_TRANSIENT),
+        ..spec(false)
+    };
+    let aborted = || Err(Status::aborted("transient conflict"));
+    let (result, seen) = run(&upstream, &spec, &edge(), vec![aborted()]).await;
+    assert_eq!(result.unwrap_err().code(), Code::Aborted);
+    assert_eq!(seen.len(), 4, "its attempts, for a method not idempotent");
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(
+        (Duration::from_millis(8)..=Duration::from_millis(12)).contains(&gaps[0]),
+        "10ms ± 20 %: {gaps:?}"
+    );
+    for gap in &gaps[1..] {
+        assert!(
+            (Duration::from_millis(16)..=Duration::from_millis(24)).contains(gap),
+            "capped at 20ms ± 20 %: {gaps:?}"
+        );
+    }
+
+    // The condition must hold too.
+    let (_, seen) = run(
+        &upstream,
+        &spec,
+        &edge(),
+        vec![Err(Status::aborted("conflict"))],
+    )
+    .await;
+    assert_eq!(seen.len(), 1, "the condition does not hold: not retried");
+    // Codes it does not list are final, UNAVAILABLE included.
+    let (_, seen) = run(
+        &upstream,
+        &spec,
+        &edge(),
+        vec![Err(Status::unavailable("transient"))],
+    )
+    .await;
+    assert_eq!(seen.len(), 1, "UNAVAILABLE is not listed");
+    let (result, seen) = run(&upstream, &spec, &edge(), vec![aborted(), Ok(3)]).await;
+    assert_eq!((result.unwrap(), seen.len()), (3, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_policy_stays_within_the_budget_and_yields_to_gateway_toml() {
+    // A budget with no retries at all (no ratio, no floor): the call policy adds none.
+    let mut policy = generous();
+    policy.budget = BudgetPolicy {
+        ratio: 0.0,
+        min_per_second: 0,
+        ttl: Duration::from_secs(10),
+    };
+    let spec = CallSpec {
+        retry: Some(&ABORTED_TRANSIENT),
+        ..spec(false)
+    };
+    let (_, seen) = run(
+        &upstream(policy),
+        &spec,
+        &edge(),
+        vec![Err(Status::aborted("transient"))],
+    )
+    .await;
+    assert_eq!(seen.len(), 1, "an empty budget refuses every retry");
+
+    let mut policy = generous();
+    policy.methods.insert(
+        METHOD.into(),
+        MethodPolicy {
+            retry: Some(RetryPolicy {
+                max_attempts: 2,
+                ..RetryPolicy::default()
+            }),
+            ..MethodPolicy::default()
+        },
+    );
+    let upstream = upstream(policy);
+    let (_, seen) = run(
+        &upstream,
+        &spec,
+        &edge(),
+        vec![Err(Status::unavailable("down"))],
+    )
+    .await;
+    assert_eq!(seen.len(), 2, "gateway.toml's policy for the method wins");
+    let (_, seen) = run(
+        &upstream,
+        &spec,
+        &edge(),
+        vec![Err(Status::aborted("transient"))],
+    )
+    .await;
+    assert_eq!(seen.len(), 1, "and its codes: ABORTED is not retried");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,7 @@
 //! `resilience.proto`: `Checkout/Prepare` (1 s) calls three `Prices` methods whose proto says
 //! how to call them: `Quote` (150 ms, 4 attempts, hedged after 40 ms), `Stock` (idempotent)
-//! and `Reserve` (not idempotent, one attempt, 300 ms for this step).
+//! and `Reserve` (not idempotent, one attempt, 300 ms for this step, whose call retries
+//! `ABORTED` conflicts up to 3 attempts).
 
 use std::time::{Duration, Instant};
 
@@ -221,8 +222,47 @@ async fn an_unavailable_reservation_is_not_retried() {
     assert_eq!(
         prices.reserve.received().len(),
         1,
-        "`retry_attempts: 1` allows no retry"
+        "the step's policy retries ABORTED only"
     );
+}
+
+#[tokio::test]
+async fn a_conflicting_reservation_is_retried_by_the_steps_policy() {
+    let prices = Prices {
+        reserve: Method::new(|_, index| {
+            if index < 2 {
+                Answer::err(Status::aborted("conflict: reserved meanwhile"))
+            } else {
+                Answer::ok(ReserveResponse {
+                    reservation: "R-3".into(),
+                })
+            }
+        }),
+        ..prices()
+    };
+    let (_edge, mut client) = start(&prices).await;
+    let prepared = client.prepare(sku()).await.unwrap().into_inner();
+    assert_eq!(prepared.reservation, "R-3");
+    let reserve = prices.reserve.received();
+    assert_eq!(
+        reserve.len(),
+        3,
+        "a method not idempotent, retried on its listed code"
+    );
+    assert_eq!(reserve[2].previous_attempts, Some(2));
+
+    // ABORTED for another reason does not satisfy the policy's `if`.
+    let sold_out = Prices {
+        reserve: Method::failing(Status::aborted("sold out")),
+        ..self::prices()
+    };
+    let (_edge, mut client) = start(&sold_out).await;
+    assert_status(
+        client.prepare(sku()).await,
+        Code::Aborted,
+        "step `r` (golden.resilience.v1.Prices/Reserve) failed: sold out",
+    );
+    assert_eq!(sold_out.reserve.received().len(), 1);
 }
 
 #[tokio::test]
