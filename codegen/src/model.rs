@@ -265,6 +265,8 @@ pub enum StepBody {
     Custom(CustomPlan),
     /// The value of the first case that holds, or the default.
     Switch(SwitchPlan),
+    /// The response metadata of the call step at this index (its `response_metadata`).
+    ResponseMetadata(usize),
 }
 
 /// A `switch` step: `(condition, value)` cases in order, and the default value.
@@ -330,6 +332,8 @@ pub struct CallPlan {
     pub metadata: Vec<MetadataPlan>,
     /// The call's own retry policy.
     pub retry: Option<RetryPlan>,
+    /// Whether a `response_metadata` step reads its response metadata.
+    pub captures_metadata: bool,
 }
 
 /// A call's own retry policy (`call { retry }`).

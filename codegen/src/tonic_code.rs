@@ -48,6 +48,8 @@ pub(crate) fn compile(
     // generator set in `config` by its own.
     tonic_prost_build::configure()
         .btree_map(".")
+        // A `map`'s call step, the one large member of its oneof, so the oneof stays small.
+        .boxed(".mosaic.v1.MapStep.body.call")
         .build_client(false)
         .build_server(false)
         .out_dir(out_dir)

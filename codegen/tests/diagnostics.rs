@@ -107,6 +107,7 @@ const CASES: &[&str] = &[
     "reserved_iterator_name",
     "reserved_step_name",
     "response_also_built",
+    "response_metadata_problems",
     "response_of_different_requests",
     "response_without_rules",
     "retry_attempts_too_many",

@@ -70,7 +70,16 @@ pub(super) fn emit_message(plan: &MessagePlan, paths: &Paths<'_>) -> TokenStream
         }
     }
     let layout = Layout::of(plan);
-    let mut step_tokens = Vec::new();
+    let mut step_tokens: Vec<TokenStream> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| matches!(&step.body, StepBody::Call(call) if call.captures_metadata))
+        .map(|(index, _)| {
+            let slot = metadata_slot(index);
+            quote!(let #slot = #c::ResponseMetadata::new();)
+        })
+        .collect();
     let mut pre_checks = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
         let var = step_var(plan, index);
@@ -309,9 +318,14 @@ fn captures(plan: &MessagePlan, index: usize, layout: &Layout, paths: &Paths<'_>
         calls_downstream(step).then(|| quote!(let downstreams = downstreams.clone();));
     let input = step.reads_input.then(|| quote!(let input = input.clone();));
     let custom = uses_custom(step, paths).then(|| quote!(let custom = custom.clone();));
+    let slot = uses_slot(plan, index).map(|call| {
+        let slot = metadata_slot(call);
+        quote!(let #slot = #slot.clone();)
+    });
     quote! {
         #downstreams
         #custom
+        #slot
         #input
         #(#reads)*
     }
@@ -326,7 +340,23 @@ pub(super) fn calls_downstream(step: &StepPlan) -> bool {
         | StepBody::Validation(_)
         | StepBody::Log(_)
         | StepBody::Custom(_)
-        | StepBody::Switch(_) => false,
+        | StepBody::Switch(_)
+        | StepBody::ResponseMetadata(_) => false,
+    }
+}
+
+/// The slot a call step's response metadata is captured in, for its `response_metadata`.
+pub(super) fn metadata_slot(index: usize) -> Ident {
+    format_ident!("mosaic_metadata_{index}")
+}
+
+/// The call step whose metadata slot a step uses: itself when it captures, the call it
+/// reads when it is the capture.
+fn uses_slot(plan: &MessagePlan, index: usize) -> Option<usize> {
+    match &plan.steps[index].body {
+        StepBody::Call(call) if call.captures_metadata => Some(index),
+        StepBody::ResponseMetadata(call) => Some(*call),
+        _ => None,
     }
 }
 

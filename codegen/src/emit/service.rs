@@ -235,7 +235,8 @@ fn calls<'m>(service: &EdgeService, model: &'m Model) -> Vec<&'m CallPlan> {
                 | StepBody::Validation(_)
                 | StepBody::Log(_)
                 | StepBody::Custom(_)
-                | StepBody::Switch(_) => (None, None),
+                | StepBody::Switch(_)
+                | StepBody::ResponseMetadata(_) => (None, None),
             };
             if let Some(call) = call {
                 calls.push(call);

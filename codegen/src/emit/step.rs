@@ -4,7 +4,9 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::message::{Await, Layout, await_all, caller_binding, env_binding, step_name};
+use super::message::{
+    Await, Layout, await_all, caller_binding, env_binding, metadata_slot, step_name,
+};
 use super::paths::{EMPTY, Paths};
 use super::store::{Bound, guarded, is_oneof_member, oneof_fields, store_expression};
 use super::tokens::{code_tokens, compose, duration_tokens, optional};
@@ -64,7 +66,17 @@ pub(super) fn emit_step_body(
             quote!(Ok::<_, #c::Status>(#value))
         }
         StepBody::Call(call) => {
-            emit_call(&name, call, env, paths, quote!(&downstreams), Some(&lazy))
+            let slot = call.captures_metadata.then(|| metadata_slot(index));
+            let site = CallSite {
+                downstreams: quote!(&downstreams),
+                lazy: Some(&lazy),
+                slot,
+            };
+            emit_call(&name, call, env, paths, site)
+        }
+        StepBody::ResponseMetadata(call) => {
+            let slot = metadata_slot(*call);
+            quote!(Ok::<_, #c::Status>(#slot.get()))
         }
         StepBody::Message(m) => emit_message_call(m, env, paths),
         StepBody::Map(map) => emit_map(&name, map, env, paths),
@@ -194,16 +206,29 @@ impl Lazy<'_> {
     }
 }
 
-/// A downstream call through `downstreams` (a `&Downstreams`). `lazy`: for a call step, what
-/// only its error handlers read.
+/// Where a call is emitted.
+struct CallSite<'a> {
+    /// The `&Downstreams` it goes through.
+    downstreams: TokenStream,
+    /// For a call step, what only its error handlers read.
+    lazy: Option<&'a Lazy<'a>>,
+    /// The slot its response metadata is captured in, for `response_metadata`.
+    slot: Option<proc_macro2::Ident>,
+}
+
+/// A downstream call, as `site` says.
 fn emit_call(
     step: &str,
     call: &CallPlan,
     env: &expr::Env,
     paths: &Paths<'_>,
-    downstreams: TokenStream,
-    lazy: Option<&Lazy<'_>>,
+    site: CallSite<'_>,
 ) -> TokenStream {
+    let CallSite {
+        downstreams,
+        lazy,
+        slot,
+    } = site;
     let c = compose();
     let method = &call.method;
     let service = method.parent_service();
@@ -286,9 +311,15 @@ fn emit_call(
             },
         )
     };
-    let call_tokens = quote! {
-        #c::call_downstream(&call, #downstreams, #service_name, &spec, request, #send)
-        .await
+    let call_tokens = match slot {
+        Some(slot) => quote! {
+            #c::call_downstream_capturing(&call, #downstreams, #service_name, &spec, request, &#slot, #send)
+            .await
+        },
+        None => quote! {
+            #c::call_downstream(&call, #downstreams, #service_name, &spec, request, #send)
+            .await
+        },
     };
     let result = if call.errors.is_empty() {
         call_tokens
@@ -569,7 +600,14 @@ fn emit_map(step: &str, map: &MapPlan, env: &expr::Env, paths: &Paths<'_>) -> To
             quote!(Ok(#value))
         }
         // `downstreams` is a reference in the closure (see below).
-        MapBody::Call(call) => emit_call(step, call, &inner, paths, quote!(downstreams), None),
+        MapBody::Call(call) => {
+            let site = CallSite {
+                downstreams: quote!(downstreams),
+                lazy: None,
+                slot: None,
+            };
+            emit_call(step, call, &inner, paths, site)
+        }
         MapBody::Message(m) => emit_message_call(m, &inner, paths),
     };
     let downstreams =

@@ -82,10 +82,16 @@ impl Resolver<'_> {
         let rule = self.message_rule(message);
         let step_values = rule.as_ref().map(|r| list(r, "def")).unwrap_or_default();
         // Names defined anywhere, to tell "read before defined" from "unknown".
-        let all_names: Vec<String> = step_values
+        let mut all_names: Vec<String> = step_values
             .iter()
             .filter_map(|v| v.as_message().map(|m| get_str(m, "name")))
             .collect();
+        // Names of captured response metadata come after: read before their call, they are
+        // read before they are defined.
+        all_names.extend(step_values.iter().filter_map(|v| {
+            let call = get_message(v.as_message()?, "call")?;
+            Some(get_str(&call, "response_metadata")).filter(|n| !n.is_empty())
+        }));
 
         for (i, value) in step_values.iter().enumerate() {
             let Some(step) = value.as_message() else {
@@ -208,6 +214,16 @@ impl Resolver<'_> {
                 reads_env,
                 lazy,
             });
+            self.response_metadata_step(
+                step,
+                &site,
+                &base,
+                index,
+                &mut steps,
+                &mut defined,
+                &mut idents,
+                &mut scope,
+            );
             if autobind && !matches!(steps[index].ty, Type::Message(_)) {
                 self.error_hint(
                     format!(
@@ -271,6 +287,77 @@ impl Resolver<'_> {
             custom_service: None,
             deployment,
         })
+    }
+}
+
+impl Resolver<'_> {
+    /// For a call step with `response_metadata`, the step that names the call's response
+    /// metadata, defined right after it; in a `map`'s call, a diagnostic.
+    #[allow(clippy::too_many_arguments)]
+    fn response_metadata_step(
+        &mut self,
+        step: &prost_reflect::DynamicMessage,
+        site: &Option<OptionSite>,
+        base: &[PathSegment],
+        index: usize,
+        steps: &mut Vec<StepPlan>,
+        defined: &mut HashMap<String, usize>,
+        idents: &mut HashMap<String, String>,
+        scope: &mut expr::Scope,
+    ) {
+        if let Some(map) = get_message(step, "map")
+            && let Some(call) = get_message(&map, "call")
+            && !get_str(&call, "response_metadata").is_empty()
+        {
+            let path = with(&with(&with(base, "map"), "call"), "response_metadata");
+            self.error_hint(
+                "a `map`'s call cannot capture `response_metadata`: each element has its own",
+                Self::value_span(site, &path).0,
+                "call once in a step of its own to read its response metadata",
+            );
+            return;
+        }
+        let Some(call) = get_message(step, "call") else {
+            return;
+        };
+        let name = get_str(&call, "response_metadata");
+        if name.is_empty() {
+            return;
+        }
+        let span = Self::value_span(site, &with(&with(base, "call"), "response_metadata")).0;
+        let ident = step_ident(&name);
+        if let Err((message, hint)) = check_name(&name, "step", RESERVED_NAMES) {
+            self.error_hint(message, span, hint);
+            return;
+        }
+        if defined.contains_key(&name) || idents.contains_key(&ident) {
+            self.error_hint(
+                format!("a step named `{name}` is already defined above"),
+                span,
+                "give the response metadata a name of its own",
+            );
+            return;
+        }
+        let StepBody::Call(plan) = &mut steps[index].body else {
+            return;
+        };
+        plan.captures_metadata = true;
+        let ty = Type::Map(Box::new(Type::String), Box::new(Type::String));
+        idents.insert(ident, name.clone());
+        defined.insert(name.clone(), steps.len());
+        scope.insert(&name, ty.clone());
+        steps.push(StepPlan {
+            name: Some(name),
+            guard: None,
+            body: StepBody::ResponseMetadata(index),
+            reads: vec![index],
+            ty,
+            autobind: false,
+            reads_caller: false,
+            reads_input: false,
+            reads_env: false,
+            lazy: Vec::new(),
+        });
     }
 }
 

@@ -491,6 +491,7 @@ impl Resolver<'_> {
             lazy_reads,
             metadata,
             retry,
+            captures_metadata: false,
         })
     }
 

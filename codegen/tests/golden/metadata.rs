@@ -32,8 +32,10 @@ pub(crate) mod composition {
         downstreams: compose::Downstreams,
         input: compose::Arc<super::GetCardRequest>,
     ) -> Result<super::Card, compose::Status> {
+        let mosaic_metadata_0 = compose::ResponseMetadata::new();
         let u: compose::Step<users_v1::GetUserResponse> = compose::step({
             let downstreams = downstreams.clone();
+            let mosaic_metadata_0 = mosaic_metadata_0.clone();
             let input = input.clone();
             async move {
                 let input = &*input;
@@ -67,12 +69,13 @@ pub(crate) mod composition {
                     },
                     retry: None,
                 };
-                compose::call_downstream(
+                compose::call_downstream_capturing(
                         &call,
                         &downstreams,
                         "demo.users.v1.UserService",
                         &spec,
                         request,
+                        &mosaic_metadata_0,
                         |channel, mut request| {
                             metadata.apply(&mut request);
                             async move {
@@ -87,6 +90,11 @@ pub(crate) mod composition {
                     .await
             }
         });
+        let um = async {
+            let u = u.clone().await?;
+            let u = &*u;
+            Ok::<_, compose::Status>(mosaic_metadata_0.get())
+        };
         let p = async {
             let input = &*input;
             let u = u.clone().await?;
@@ -128,12 +136,18 @@ pub(crate) mod composition {
                 )
                 .await
         };
-        let (u, p) = compose::try_join!(u.clone(), p)?;
+        let (u, um, p) = compose::try_join!(u.clone(), um, p)?;
         let u = &*u;
+        let um = &um;
         let p = &p;
         Ok(super::Card {
             viewer: compose::cel::or_default(&u.user).display_name.clone(),
             title: compose::cel::or_default(&p.product).title.clone(),
+            cache: if compose::cel::contains_key(um, "x-cache") {
+                compose::cel::index_map(um, "x-cache", "um['x-cache']")?.clone()
+            } else {
+                ::std::string::String::from("none")
+            },
         })
     }
 

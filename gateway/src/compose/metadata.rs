@@ -6,9 +6,14 @@
 //! metadata once, before its first attempt, and every attempt (retries and hedges included)
 //! carries it. The gateway's own headers (`grpc-timeout`, `grpc-previous-rpc-attempts`) are
 //! never among them: the generator refuses reserved names.
+//!
+//! A call step with `response_metadata` keeps what its downstream answered beside the
+//! response: [`ResponseMetadata`], filled by [`call_downstream_capturing`] from the attempt
+//! that succeeded.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tonic::Request;
 use tonic::metadata::{
@@ -119,6 +124,78 @@ pub async fn with_incoming<F: Future>(incoming: Arc<MetadataMap>, future: F) -> 
     context::with_incoming(Some(incoming), future).await
 }
 
+/// The response headers and trailers of one call step's downstream answer, as expressions read
+/// them: a map of text. Keys are lower-case; a key sent several times holds its values joined
+/// by `", "` (as HTTP combines them); binary (`-bin`) keys, gRPC's own (`grpc-*`) and
+/// `content-type` are left out. Empty when the call failed (and a handler ignored it) or its
+/// step did not run. tonic hands a unary call's trailers over merged into its headers, so one
+/// map holds both; a trailer wins over a header of the same key only by coming later in it.
+#[derive(Clone, Debug, Default)]
+pub struct ResponseMetadata(Arc<OnceLock<BTreeMap<String, String>>>);
+
+impl ResponseMetadata {
+    /// Nothing captured yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps `metadata`, unless an answer was kept already (a hedged call's first answer wins).
+    fn record(&self, metadata: &MetadataMap) {
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        for entry in metadata.iter() {
+            let KeyAndValueRef::Ascii(key, value) = entry else {
+                continue;
+            };
+            let key = key.as_str();
+            if key.starts_with("grpc-") || key == "content-type" {
+                continue;
+            }
+            let Ok(value) = value.to_str() else {
+                continue;
+            };
+            map.entry(key.to_owned())
+                .and_modify(|joined| {
+                    joined.push_str(", ");
+                    joined.push_str(value);
+                })
+                .or_insert_with(|| value.to_owned());
+        }
+        let _ = self.0.set(map);
+    }
+
+    /// What was captured; empty when nothing was.
+    pub fn get(&self) -> BTreeMap<String, String> {
+        self.0.get().cloned().unwrap_or_default()
+    }
+}
+
+/// [`call_downstream`](super::call_downstream), keeping the response metadata of the attempt
+/// that succeeds in `captured`.
+pub async fn call_downstream_capturing<M, R, F, Fut>(
+    call: &super::EdgeCall,
+    downstreams: &super::Downstreams,
+    service: &str,
+    spec: &super::CallSpec,
+    message: M,
+    captured: &ResponseMetadata,
+    send: F,
+) -> Result<R, tonic::Status>
+where
+    M: Clone,
+    F: Fn(super::DownstreamChannel, Request<M>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    let send = |channel, request| {
+        let attempt = send(channel, request);
+        async move {
+            let response = attempt.await?;
+            captured.record(response.metadata());
+            Ok(response)
+        }
+    };
+    super::call_downstream(call, downstreams, service, spec, message, send).await
+}
+
 #[cfg(test)]
 mod tests {
     use tonic::Code;
@@ -207,6 +284,32 @@ mod tests {
             status.message(),
             "step `p` cannot send metadata `x-user`: its value holds characters a header value \
              cannot (only visible ASCII, spaces and tabs)"
+        );
+    }
+
+    #[test]
+    fn response_metadata_keeps_text_joins_repeats_and_leaves_out_grpc_keys() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("x-total-count", "42".parse().unwrap());
+        metadata.append("x-cache", "hit".parse().unwrap());
+        metadata.append("x-cache", "edge".parse().unwrap());
+        metadata.insert("grpc-status", "0".parse().unwrap());
+        metadata.insert("content-type", "application/grpc".parse().unwrap());
+        metadata.insert_bin("x-trace-bin", BinaryMetadataValue::from_bytes(b"\x01"));
+        let captured = ResponseMetadata::new();
+        assert!(captured.get().is_empty(), "nothing before an answer");
+        captured.record(&metadata);
+        let mut later = MetadataMap::new();
+        later.insert("x-total-count", "7".parse().unwrap());
+        captured.record(&later);
+        let map = captured.get();
+        assert_eq!(
+            map.into_iter().collect::<Vec<_>>(),
+            [
+                ("x-cache".to_owned(), "hit, edge".to_owned()),
+                ("x-total-count".to_owned(), "42".to_owned()),
+            ],
+            "the first answer is kept"
         );
     }
 }

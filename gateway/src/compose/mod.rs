@@ -122,7 +122,9 @@ pub use self::handle::{call_error, handler_status, ignored, rejection};
 #[doc(hidden)]
 pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
 #[doc(hidden)]
-pub use self::metadata::{Outgoing, pick_incoming, with_incoming};
+pub use self::metadata::{
+    Outgoing, ResponseMetadata, call_downstream_capturing, pick_incoming, with_incoming,
+};
 #[doc(hidden)]
 pub use self::step::{Step, step, step_if};
 #[doc(hidden)]

@@ -1,6 +1,7 @@
 //! `metadata.proto`: `Cards/GetCard` sends constants, computed text and bytes, and forwarded
 //! edge request headers as metadata of its downstream calls, and refuses a value that is not
-//! header text with `INVALID_ARGUMENT` before calling anything.
+//! header text with `INVALID_ARGUMENT` before calling anything; a field reads the users call's
+//! captured response metadata.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tonic::Code;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Server;
 
-use crate::support::{Catalog, Edge, Method, Stubs, Users, assert_status, request};
+use crate::support::{Answer, Catalog, Edge, Method, Stubs, Users, assert_status, request};
 
 const CALLER: Duration = Duration::from_secs(10);
 
@@ -24,16 +25,24 @@ struct Served {
     edge: Edge,
 }
 
-async fn serve() -> Served {
-    let users = Users {
-        get_user: Method::always(GetUserResponse {
-            user: Some(User {
-                id: 7,
-                display_name: "Ada".to_owned(),
-                ..Default::default()
-            }),
+fn ada() -> GetUserResponse {
+    GetUserResponse {
+        user: Some(User {
+            id: 7,
+            display_name: "Ada".to_owned(),
+            ..Default::default()
         }),
-    };
+    }
+}
+
+async fn serve() -> Served {
+    serve_users(Users {
+        get_user: Method::always(ada()),
+    })
+    .await
+}
+
+async fn serve_users(users: Users) -> Served {
     let catalog = Catalog {
         get_product: Method::always(GetProductResponse {
             product: Some(Product {
@@ -85,6 +94,7 @@ async fn calls_carry_constants_computed_values_and_forwarded_headers() {
     headers.insert("x-private", "not forwarded".parse().unwrap());
     let card = client.get_card(call).await.unwrap().into_inner();
     assert_eq!((card.viewer.as_str(), card.title.as_str()), ("Ada", "Lamp"));
+    assert_eq!(card.cache, "none", "the users service sent no cache header");
 
     let users = served.users.get_user.received();
     assert_eq!(users.len(), 1);
@@ -159,4 +169,30 @@ async fn a_value_that_is_not_header_text_is_invalid_argument_and_calls_nothing()
     );
     assert!(served.users.get_user.received().is_empty());
     assert!(served.catalog.get_product.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_field_reads_the_calls_response_metadata() {
+    let served = serve_users(Users {
+        get_user: Method::new(|_, _| {
+            Answer::ok(ada())
+                .header("x-cache", "hit")
+                .header("x-cache", "stale")
+        }),
+    })
+    .await;
+    let mut client = CardsClient::new(served.edge.channel());
+    let card = client
+        .get_card(request(
+            GetCardRequest {
+                user_id: 7,
+                product_id: 501,
+                ..Default::default()
+            },
+            CALLER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(card.cache, "hit, stale", "both values, in order");
 }

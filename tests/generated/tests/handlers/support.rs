@@ -48,6 +48,8 @@ pub(crate) struct Received<M> {
 pub(crate) struct Answer<R> {
     delay: Duration,
     result: Result<R, Status>,
+    /// Response headers sent with a successful answer.
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 impl<R> Answer<R> {
@@ -56,6 +58,7 @@ impl<R> Answer<R> {
         Self {
             delay: Duration::ZERO,
             result: Ok(message),
+            headers: Vec::new(),
         }
     }
 
@@ -64,12 +67,19 @@ impl<R> Answer<R> {
         Self {
             delay: Duration::ZERO,
             result: Err(status),
+            headers: Vec::new(),
         }
     }
 
     /// The same answer, `delay` later.
     pub(crate) fn after(self, delay: Duration) -> Self {
         Self { delay, ..self }
+    }
+
+    /// The same answer, with response header `name` (appended: a name may repeat).
+    pub(crate) fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
     }
 }
 
@@ -160,7 +170,14 @@ impl<M, R> Method<M, R> {
             answer
         };
         tokio::time::sleep(answer.delay).await;
-        answer.result.map(Response::new)
+        let headers = answer.headers;
+        answer.result.map(|message| {
+            let mut response = Response::new(message);
+            for (name, value) in headers {
+                response.metadata_mut().append(name, value.parse().unwrap());
+            }
+            response
+        })
     }
 }
 
