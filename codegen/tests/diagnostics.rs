@@ -121,6 +121,7 @@ const CASES: &[&str] = &[
     "step_without_body",
     "streaming_edge_method",
     "switch_problems",
+    "time_problems",
     "unbound_field",
     "unknown_argument",
     "unknown_field_in_expression",

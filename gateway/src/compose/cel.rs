@@ -38,6 +38,9 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 
 use tonic::Status;
 
+mod time;
+pub use self::time::*;
+
 /// `xs.map(x, e)`: `e` for each element, in order; the first failure ends it.
 pub fn map_list<'a, T, U>(
     items: &'a [T],

@@ -28,7 +28,17 @@ use crate::expr::types::Type;
 use crate::suggest::closest;
 
 const FUNCTIONS: &[&str] = &[
-    "size", "has", "int", "uint", "double", "string", "bytes", "partial",
+    "size",
+    "has",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "partial",
+    "timestamp",
+    "duration",
+    "now",
 ];
 const METHODS: &[&str] = &[
     "size",
@@ -45,6 +55,17 @@ const METHODS: &[&str] = &[
     "sort",
     "orValue",
     "hasValue",
+    "format",
+    "getFullYear",
+    "getMonth",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
 ];
 
 impl Checker<'_> {
@@ -73,10 +94,14 @@ impl Checker<'_> {
                     }
                     _ => Typed::poisoned(Type::Int, span),
                 },
+                "timestamp" | "duration" | "now" => self.time_function(function, args, span),
                 "int" | "uint" | "double" | "string" | "bytes" => {
                     match self.arity(function, args, 1, &span) {
                         Some([arg]) => {
                             let arg = self.node(arg, None);
+                            if super::time::is_time(&arg.ty) {
+                                return self.time_conversion(name, arg, span);
+                            }
                             self.conversion(name, arg, span)
                         }
                         _ => Typed::poisoned(conversion_type(name), span),
@@ -104,6 +129,9 @@ impl Checker<'_> {
                 match name {
                     "lowerAscii" | "upperAscii" | "trim" | "split" | "join" | "matches"
                     | "reverse" | "sort" => self.library(name, receiver, function, args, span),
+                    name if super::time::is_time_method(name) => {
+                        self.time_method(receiver, function, args, span)
+                    }
                     "orValue" => match self.arity(function, args, 1, &span) {
                         Some([default]) => self.or_value(receiver, default, span),
                         _ => Typed::poisoned(Type::Error, span),
@@ -471,7 +499,7 @@ impl Checker<'_> {
 
     /// The arguments when there are `expected` of them; otherwise reports the call (and still
     /// checks the arguments, for their own errors).
-    fn arity<'n>(
+    pub(super) fn arity<'n>(
         &mut self,
         function: &Ident,
         args: &'n [Node],

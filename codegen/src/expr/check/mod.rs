@@ -8,6 +8,7 @@
 mod calls;
 mod literals;
 mod operators;
+pub(crate) mod time;
 pub(crate) mod typed;
 
 use crate::expr::ast::{Expr, Ident, Literal, Node, NodeKind, Span};

@@ -34,7 +34,9 @@ pub(crate) fn equatable(a: &Type, b: &Type) -> bool {
 
 /// Whether `<` is defined on values of this type (with a suitable other side).
 fn orderable(ty: &Type) -> bool {
-    numeric(ty) || matches!(ty, Type::String | Type::Bytes | Type::Bool | Type::Error)
+    numeric(ty)
+        || super::time::is_time(ty)
+        || matches!(ty, Type::String | Type::Bytes | Type::Bool | Type::Error)
 }
 
 /// Whether an arithmetic operator accepts operands of this type at all.
@@ -68,6 +70,13 @@ impl Checker<'_> {
                 Typed::new(TypedKind::Not(Box::new(operand)), Type::Bool, span)
             }
             UnaryOp::Neg => match &operand.ty {
+                ty if *ty == super::time::duration() => {
+                    let kind = TypedKind::Time {
+                        op: super::typed::TimeOp::NegDuration,
+                        args: vec![operand],
+                    };
+                    Typed::new(kind, super::time::duration(), span)
+                }
                 Type::Int | Type::Double => {
                     let ty = operand.ty.clone();
                     Typed::new(TypedKind::Neg(Box::new(operand)), ty, span)
@@ -203,7 +212,7 @@ impl Checker<'_> {
                             format!("`{op}` is not defined for {}", side.ty),
                         )
                         .with_hint(
-                            "values are ordered only if they are numbers, strings, bytes or bools",
+                            "values are ordered only if they are numbers, strings, bytes, bools, timestamps or durations",
                         ),
                     );
                     bad = true;
@@ -227,6 +236,13 @@ impl Checker<'_> {
             };
             self.errors.push(error);
             return Typed::poisoned(Type::Bool, span);
+        }
+        if super::time::is_time(&lhs.ty) && lhs.ty == rhs.ty {
+            let kind = TypedKind::Time {
+                op: super::typed::TimeOp::Compare(op),
+                args: vec![lhs, rhs],
+            };
+            return Typed::new(kind, Type::Bool, span);
         }
         let kind = TypedKind::Compare {
             op,
@@ -273,6 +289,9 @@ impl Checker<'_> {
 
     fn arithmetic(&mut self, op: BinaryOp, lhs: &Node, rhs: &Node, span: Span) -> Typed {
         let (lhs, rhs) = self.pair(lhs, rhs, None);
+        if super::time::is_time(&lhs.ty) || super::time::is_time(&rhs.ty) {
+            return self.time_arithmetic(op, lhs, rhs, span);
+        }
         let mut bad = false;
         for side in [&lhs, &rhs] {
             if !arithmetic_operand(op, &side.ty) {

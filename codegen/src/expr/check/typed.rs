@@ -64,6 +64,45 @@ pub(crate) enum Macro {
     ExistsOne,
 }
 
+/// What a timestamp or duration operation computes (`time.rs` says each one's arguments).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TimeOp {
+    /// `a op b` between two timestamps or two durations.
+    Compare(crate::expr::ast::BinaryOp),
+    /// `ts + d` (the timestamp first).
+    AddTimestamp,
+    /// `ts - d`.
+    SubTimestamp,
+    /// `a - b` between timestamps.
+    DiffTimestamps,
+    /// `a + b` between durations.
+    AddDurations,
+    /// `a - b` between durations.
+    SubDurations,
+    /// `-d`.
+    NegDuration,
+    /// `timestamp(string)`.
+    Parse,
+    /// `timestamp(int)`.
+    FromUnix,
+    /// `duration("...")`, computed at build time.
+    DurationLiteral { seconds: i64, nanos: i32 },
+    /// `now()`.
+    Now,
+    /// `string(ts)`.
+    TimestampString,
+    /// `string(d)`.
+    DurationString,
+    /// `int(ts)`.
+    Unix,
+    /// A calendar getter of a timestamp: the runtime's `TimePart` variant.
+    Get(&'static str),
+    /// A getter of a duration: the runtime's `TimePart` variant.
+    DurationGet(&'static str),
+    /// `ts.format(pattern)`.
+    Format(String),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum TypedKind {
     Literal(Literal),
@@ -152,6 +191,11 @@ pub(crate) enum TypedKind {
     StepRan(Box<Typed>),
     /// `optional.of(x)`.
     Some(Box<Typed>),
+    /// A timestamp or duration operation.
+    Time {
+        op: TimeOp,
+        args: Vec<Typed>,
+    },
     /// A string function of the library: `s.lowerAscii()`, `s.split(sep)`, `xs.join(sep)`,
     /// `s.matches(re)` (the pattern checked at build time), …
     Library {

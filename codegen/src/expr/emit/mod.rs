@@ -49,6 +49,7 @@
 mod access;
 mod literals;
 mod operators;
+mod time;
 
 use proc_macro2::{Literal as RustLiteral, TokenStream};
 use quote::quote;
@@ -522,6 +523,7 @@ impl<'a> Emitter<'a> {
                 receiver,
                 args,
             } => self.library(*function, receiver, args),
+            TypedKind::Time { op, args } => self.time(op, args, &node.span),
             TypedKind::Partial => {
                 let cel = self.schema.cel_path();
                 Out::owned(quote!(#cel::partial()), Prec::Atom)

@@ -320,7 +320,7 @@ fn call_errors() {
     assert_single("$.product_id.lenght()", "unknown method `lenght`", "lenght");
     assert_eq!(
         hint("$.product_id.lenght()"),
-        "the methods are `size`, `contains`, `startsWith`, `endsWith`, `lowerAscii`, `upperAscii`, `trim`, `split`, `join`, `matches`, `reverse`, `sort`, `orValue`, `hasValue`"
+        "the methods are `size`, `contains`, `startsWith`, `endsWith`, `lowerAscii`, `upperAscii`, `trim`, `split`, `join`, `matches`, `reverse`, `sort`, `orValue`, `hasValue`, `format`, `getFullYear`, `getMonth`, `getDate`, `getDayOfMonth`, `getDayOfWeek`, `getDayOfYear`, `getHours`, `getMinutes`, `getSeconds`, `getMilliseconds`"
     );
     assert_single(
         "$.verbose.map(t, t)",

@@ -24,3 +24,4 @@ mod shapes;
 mod simple;
 mod storage;
 mod switch;
+mod times;
