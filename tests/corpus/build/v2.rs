@@ -3,7 +3,9 @@
 //! keys, oneof members), nested and recursive aliases, a `by` rule, several sources; and custom
 //! steps of every value kind, custom fields of every field shape, and custom messages built
 //! by `message` and `map` steps; conditional fields and oneof members of every shape, in
-//! requests and responses, and call metadata of every kind.
+//! requests and responses, and call metadata of every kind; deployment values of every type
+//! with values computed from them, per-call retry policies, captured response metadata, and
+//! timestamps and durations in every operation and shape.
 
 use std::fmt::Write as _;
 
@@ -17,6 +19,7 @@ pub(crate) fn all() -> Vec<Case> {
         custom_items(),
         conditional_fields(),
         literals(),
+        deployment_retries_and_time(),
     ]
 }
 
@@ -371,5 +374,70 @@ fn literals() -> Case {
         ));
         file.down("Get", "Item", "Item", "");
         file.edge("Run", "Req", "EdgeResponse", "");
+    })
+}
+
+/// An edge service with deployment variables of every type and values computed from them
+/// (a message literal and a nullable value among them); calls with retry policies, with and
+/// without a condition, one capturing its response metadata for a field and for the request
+/// of a later call, a `map` call; and timestamps and durations of every shape (singular,
+/// repeated, presence) in every operation, into fields of every shape.
+fn deployment_retries_and_time() -> Case {
+    single("deployment_time", |file, c| {
+        file.import("google/protobuf/duration.proto");
+        file.import("google/protobuf/timestamp.proto");
+        let get = q(&c.get());
+        file.raw(format!(
+            "service Shop {{\n  option (mosaic.v1.service) = {{\n    \
+             env {{name: \"brand\" type: \"string\" default: \"M\"}}\n    \
+             env {{name: \"on\" type: \"bool\" default: \"true\"}}\n    \
+             env {{name: \"limit\" type: \"int64\"}}\n    \
+             env {{name: \"big\" type: \"uint64\" default: \"7\"}}\n    \
+             env {{name: \"ratio\" type: \"double\" default: \"0.5\"}}\n    \
+             env {{name: \"tags\" type: \"repeated string\" default: \"a,b\"}}\n    \
+             env {{name: \"ids\" type: \"repeated int64\" default: \"\"}}\n    \
+             env {{name: \"type\" type: \"string\" default: \"kw\" from: \"SHOP_TYPE\"}}\n    \
+             def {{name: \"item\" by: \"Item{{id: $env.limit, name: $env.brand}}\"}}\n    \
+             def {{name: \"maybe\" by: \"$env.on ? $env.limit : null\"}}\n    \
+             def {{name: \"scaled\" by: \"double($env.big) * $env.ratio\"}}\n    \
+             def {{validation {{if: \"$env.limit < 0 || size($env.tags) > 9\" message: \"'bad ' + $env.type\"}}}}\n  \
+             }};\n  rpc Run(Req) returns (EdgeResponse);\n}}\n\n\
+             message Req {{\n  int64 x = 1;\n  google.protobuf.Timestamp at = 2;\n  google.protobuf.Duration wait = 3;\n  \
+             repeated google.protobuf.Timestamp ats = 4;\n  repeated int64 xs = 5;\n}}\n\n\
+             message Times {{\n  google.protobuf.Timestamp at = 1;\n  google.protobuf.Duration wait = 2;\n  \
+             repeated google.protobuf.Timestamp ats = 3;\n  map<string, google.protobuf.Duration> waits = 4;\n  \
+             oneof when {{\n    google.protobuf.Timestamp exact = 5;\n    string text = 6;\n  }}\n}}\n\n\
+             message EdgeResponse {{\n  option (mosaic.v1.message) = {{\n    \
+             def {{ name: \"d\" call {{ method: {get} request {{ field: \"id\" by: \"$.x\" }} \
+             retry {{ attempts: 3 codes: [UNAVAILABLE, ABORTED] initial_backoff: \"10ms\" max_backoff: \"1s\" multiplier: 1.5 if: \"error.message != '' && error.code != google.rpc.Code.OK\" }} \
+             response_metadata: \"dm\" }} }}\n    \
+             def {{ name: \"e\" call {{ method: {get} request {{ field: \"id\" by: \"$.x\" }} \
+             request {{ field: \"name\" by: \"'k' in dm ? dm['k'] : $env.brand\" }} retry {{ attempts: 1 }} }} }}\n    \
+             def {{ name: \"each\" map {{ iterator {{ name: \"i\" src: \"$.xs\" }} call {{ method: {get} request {{ field: \"id\" by: \"i\" }} retry {{ attempts: 2 codes: [RESOURCE_EXHAUSTED] }} }} }} }}\n    \
+             def {{ name: \"start\" by: \"has($.at) ? $.at : timestamp('2026-01-01T00:00:00Z')\" }}\n    \
+             def {{ name: \"end\" by: \"start + (has($.wait) ? $.wait : duration('1h30m'))\" }}\n  \
+             }};\n  \
+             string brand = 1 [(mosaic.v1.field).by = \"$env.brand + $env.type\"];\n  \
+             bool on = 2 [(mosaic.v1.field).by = \"$env.on && $.x in $env.ids\"];\n  \
+             uint64 big = 3 [(mosaic.v1.field).by = \"$env.big\"];\n  \
+             double scaled = 4 [(mosaic.v1.field).by = \"$env.scaled\"];\n  \
+             repeated string tags = 5 [(mosaic.v1.field).by = \"$env.tags\"];\n  \
+             Item item = 6 [(mosaic.v1.field).by = \"$env.item\"];\n  \
+             optional int64 maybe = 7 [(mosaic.v1.field).by = \"$env.maybe\"];\n  \
+             map<string, string> meta = 8 [(mosaic.v1.field).by = \"dm\"];\n  \
+             string name = 9 [(mosaic.v1.field).by = \"e.name + string(size(each))\"];\n  \
+             Times times = 10 [(mosaic.v1.field).by = \"Times{{at: end, wait: end - start, ats: $.ats.map(t, t + duration('-1s')), \
+             waits: {{'w': -duration('2ms')}}, exact: $.x > 0 ? end : null}}\"];\n  \
+             google.protobuf.Timestamp at = 11 [(mosaic.v1.field).by = \"$.x > 0 ? $.at : null\"];\n  \
+             google.protobuf.Duration wait = 12 [(mosaic.v1.field).by = \"$.wait + duration('1ms') - duration('0')\"];\n  \
+             repeated bool order = 13 [(mosaic.v1.field).by = \"[start < end, start <= end, end > start, end >= start, start == end, start != end, $.wait < duration('1s')]\"];\n  \
+             repeated int64 parts = 14 [(mosaic.v1.field).by = \"[start.getFullYear(), start.getMonth(), start.getDate(), start.getDayOfMonth(), start.getDayOfWeek(), \
+             start.getDayOfYear(), start.getHours(), start.getMinutes(), start.getSeconds(), start.getMilliseconds(), \
+             $.wait.getHours(), $.wait.getMinutes(), $.wait.getSeconds(), $.wait.getMilliseconds(), int(start)]\"];\n  \
+             repeated string texts = 15 [(mosaic.v1.field).by = \"[string(start), string($.wait), start.format('%F %T'), string(timestamp($.x)), string(now())]\"];\n  \
+             bool any_late = 16 [(mosaic.v1.field).by = \"$.ats.exists(t, t > end) || $.ats.all(t, t - start > duration('0'))\"];\n\
+             }}\n"
+        ));
+        file.down("Get", "Item", "Item", "");
     })
 }
