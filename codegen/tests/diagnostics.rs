@@ -85,6 +85,7 @@ const CASES: &[&str] = &[
     "invalid_step_name",
     "literal_problems",
     "log_unknown_level",
+    "macro_variable_shadows_step",
     "map_src_not_list",
     "map_without_body",
     "map_without_iterator",

@@ -198,6 +198,8 @@ pub struct Scope {
     /// Steps that run only when their guard (`if`) holds, each with the guard: `has(step)`
     /// and `step == null` test it.
     guards: Vec<(String, super::Checked)>,
+    /// Names a macro binds (its variable), which are no steps.
+    locals: Vec<String>,
     package: String,
 }
 
@@ -211,6 +213,8 @@ impl Scope {
     /// binding of the same name.
     pub fn insert(&mut self, name: impl Into<String>, ty: Type) -> &mut Self {
         let name = name.into();
+        // A new binding (a macro's variable) shadows a step of that name, and its guard.
+        self.guards.retain(|(n, _)| *n != name);
         match self.bindings.iter_mut().find(|(n, _)| *n == name) {
             Some(existing) => existing.1 = ty,
             None => self.bindings.push((name, ty)),
@@ -249,6 +253,19 @@ impl Scope {
     /// Declares `name` a step that runs only when `guard` holds.
     pub fn insert_guard(&mut self, name: impl Into<String>, guard: super::Checked) {
         self.guards.push((name.into(), guard));
+    }
+
+    /// Like [`with`](Self::with), for a macro's variable.
+    pub fn with_local(mut self, name: impl Into<String>, ty: Type) -> Self {
+        let name = name.into();
+        self.insert(name.clone(), ty);
+        self.locals.push(name);
+        self
+    }
+
+    /// Whether `name` is a macro's variable.
+    pub fn is_local(&self, name: &str) -> bool {
+        self.locals.iter().any(|n| n == name)
     }
 
     /// The guard of step `name`, if it has one.

@@ -248,7 +248,7 @@ impl Checker<'_> {
             }
         };
         // The body sees the element by its name, over any other binding of that name.
-        let inner = self.scope.clone().with(&var.name, element.clone());
+        let inner = self.scope.clone().with_local(&var.name, element.clone());
         let mut checker = super::Checker {
             scope: &inner,
             schema: self.schema,
@@ -603,6 +603,18 @@ impl Checker<'_> {
             };
         }
         let Some(guard) = self.scope.guard(&name.name) else {
+            if self.scope.is_local(&name.name) {
+                let error = ExprError::new(
+                    name.span.clone(),
+                    format!(
+                        "`{}` is the macro's variable: it always has a value, so this is always {}",
+                        name.name,
+                        if ran { "true" } else { "false" }
+                    ),
+                )
+                .with_hint("test a field of it instead, such as `has(x.field)`");
+                return self.error(error, Type::Bool);
+            }
             let error = ExprError::new(
                 name.span.clone(),
                 format!(
