@@ -126,11 +126,35 @@ async fn the_card_matches_the_downstream_services() {
         };
         assert_eq!(card.availability, Some(expected), "product {id}");
         assert!(!card.partial);
+
+        // Timestamps and durations: the count's time formatted, and the age of the listing.
+        let counted = stock.updated_at.unwrap();
+        assert_eq!(card.stock_counted, counted_text(&counted), "product {id}");
+        let listed = product.created_at.unwrap();
+        let nanos = |t: &prost_types::Timestamp| {
+            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+        };
+        let days = (nanos(&counted) - nanos(&listed)) / (86_400 * 1_000_000_000);
+        assert_eq!(i128::from(card.listed_days), days, "product {id}");
+        assert!(card.listed_days > 0, "listed before the count");
     }
     assert!(
         shelves.len() >= 3,
         "the products span several shelves: {shelves:?}"
     );
+}
+
+/// `Tue 01 Dec 09:30`, in UTC, as the card writes the time of the count.
+fn counted_text(at: &prost_types::Timestamp) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(at.seconds).unwrap();
+    format!(
+        "{} {:02} {} {:02}:{:02}",
+        &at.weekday().to_string()[..3],
+        at.day(),
+        &at.month().to_string()[..3],
+        at.hour(),
+        at.minute()
+    )
 }
 
 #[tokio::test]
