@@ -358,3 +358,46 @@ async fn the_graph_finishes_in_its_critical_path_not_the_sum_of_levels() {
         "took {elapsed:?}: the level-by-level time would be 800ms"
     );
 }
+
+#[tokio::test]
+async fn reviews_by_the_same_author_share_one_user_call() {
+    let stack = Stack::start().await.unwrap();
+    let users = stack.service(DemoService::Users).faults();
+    let mut reviews = ReviewServiceClient::new(stack.direct(DemoService::Reviews));
+    let mut client = storefront(&stack).await;
+    let mut shared_some = false;
+    for product_id in 1..=40 {
+        let listed = reviews
+            .list_reviews(ListReviewsRequest {
+                product_id,
+                limit: 20,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut authors: Vec<i64> = listed.reviews.iter().map(|r| r.author_id).collect();
+        authors.sort_unstable();
+        authors.dedup();
+        users.reset_stats();
+        let page = client
+            .get_product_page(GetProductPageRequest {
+                product_id,
+                review_limit: 20,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.reviews.len(), listed.reviews.len());
+        assert_eq!(
+            users.stats().calls_total,
+            authors.len() as u64,
+            "product {product_id}: one GetUser per distinct author of its {} reviews",
+            listed.reviews.len()
+        );
+        shared_some |= authors.len() < listed.reviews.len();
+    }
+    assert!(
+        shared_some,
+        "some product has several reviews by one author, so sharing saved calls"
+    );
+}

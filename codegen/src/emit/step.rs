@@ -341,6 +341,8 @@ fn emit_call(
             }
         }
     };
+    // Metadata of its own, sent or captured, makes a call unlike any other.
+    let shareable = call.metadata.is_empty() && !call.captures_metadata;
     let (retry_items, retry) = match &call.retry {
         Some(retry) => (call_retry(retry, paths), quote!(Some(&MOSAIC_RETRY))),
         None => (quote!(), quote!(None)),
@@ -355,6 +357,7 @@ fn emit_call(
             timeout: #timeout,
             defaults: #defaults,
             retry: #retry,
+            shareable: #shareable,
         };
         #result
     }

@@ -48,6 +48,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,
@@ -86,6 +87,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,

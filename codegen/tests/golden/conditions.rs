@@ -72,6 +72,7 @@ pub(crate) mod composition {
                         hedge_delay: None,
                     },
                     retry: None,
+                    shareable: true,
                 };
                 compose::call_downstream(
                         &call,
@@ -110,6 +111,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,

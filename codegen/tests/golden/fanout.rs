@@ -55,6 +55,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,
@@ -123,6 +124,7 @@ pub(crate) mod composition {
                         hedge_delay: None,
                     },
                     retry: None,
+                    shareable: true,
                 };
                 compose::call_downstream(
                         &call,
@@ -182,6 +184,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,

@@ -68,6 +68,7 @@ pub(crate) mod composition {
                         hedge_delay: None,
                     },
                     retry: None,
+                    shareable: false,
                 };
                 compose::call_downstream_capturing(
                         &call,
@@ -116,6 +117,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: false,
             };
             compose::call_downstream(
                     &call,

@@ -47,6 +47,7 @@ pub(crate) mod composition {
                     hedge_delay: Some(compose::Duration::from_millis(40)),
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,
@@ -76,6 +77,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,
@@ -122,6 +124,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: Some(&MOSAIC_RETRY),
+                shareable: true,
             };
             compose::call_downstream(
                     &call,

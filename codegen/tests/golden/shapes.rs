@@ -86,6 +86,7 @@ pub(crate) mod composition {
                         hedge_delay: None,
                     },
                     retry: None,
+                    shareable: true,
                 };
                 compose::call_downstream(
                         &call,
@@ -124,6 +125,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,
@@ -155,6 +157,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,

@@ -50,6 +50,7 @@ pub(crate) mod composition {
                         hedge_delay: None,
                     },
                     retry: None,
+                    shareable: true,
                 };
                 compose::call_downstream(
                         &call,
@@ -81,6 +82,7 @@ pub(crate) mod composition {
                     hedge_delay: None,
                 },
                 retry: None,
+                shareable: true,
             };
             compose::call_downstream(
                     &call,

@@ -56,6 +56,11 @@ pub const DOWNSTREAM_MARGIN: Duration = Duration::from_millis(5);
 /// The response metadata naming the steps an edge call's `error` handlers ignored.
 pub const PARTIAL_HEADER: &str = "mosaic-partial";
 
+/// How many downstream calls an edge call did not make because equal ones were shared
+/// (`compose/shared.rs`): an extension of its response, for the layers that record calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallsSaved(pub u64);
+
 /// One edge call's context: which method it is and when it must be answered by.
 ///
 /// It is `Copy`, so generated code moves it into every step without ceremony.
@@ -161,6 +166,10 @@ impl EdgeCall {
             && let Ok(value) = ignored.parse()
         {
             response.metadata_mut().insert(PARTIAL_HEADER, value);
+        }
+        let saved = context.shared.saved();
+        if saved > 0 {
+            response.extensions_mut().insert(CallsSaved(saved));
         }
         Ok(response)
     }
@@ -395,5 +404,31 @@ mod tests {
             spent.downstream_request((), None).is_err(),
             "a zero budget is spent at once"
         );
+    }
+
+    #[tokio::test]
+    async fn the_response_says_how_many_calls_sharing_saved() {
+        let edge = EdgeCall::with_budget(PAGE, Duration::from_secs(1));
+        let response = edge
+            .respond(async {
+                let context = crate::grpc::context::current().expect("respond sets a context");
+                let ask = |n| {
+                    context
+                        .shared
+                        .share("d.D/Get", vec![1], async move { Ok(n) })
+                };
+                let (a, b, c) = tokio::join!(ask(1_u8), ask(2), ask(3));
+                Ok((a?, b?, c?))
+            })
+            .await
+            .expect("answered");
+        assert_eq!(response.get_ref(), &(1, 1, 1));
+        assert_eq!(
+            response.extensions().get::<CallsSaved>(),
+            Some(&CallsSaved(2))
+        );
+
+        let alone = edge.respond(async { Ok(()) }).await.expect("answered");
+        assert!(alone.extensions().get::<CallsSaved>().is_none());
     }
 }

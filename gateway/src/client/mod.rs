@@ -25,8 +25,8 @@ mod upstream;
 // Re-exported to generated code by the `compose` facade.
 pub(crate) use downstreams::DownstreamMap;
 pub use downstreams::{DownstreamChannel, Downstreams};
-pub use edge::{DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall, PARTIAL_HEADER};
+pub use edge::{CallsSaved, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, EdgeCall, PARTIAL_HEADER};
 pub use retry::{CallRetry, CallSpec, MethodDefaults};
 
-pub(crate) use retry::call_with_retries;
+pub(crate) use retry::{call_with_retries, idempotent};
 pub(crate) use upstream::Upstream;

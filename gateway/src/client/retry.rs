@@ -69,6 +69,9 @@ pub struct CallSpec {
     pub defaults: MethodDefaults,
     /// The step's own retry policy (`call { retry }`), if written.
     pub retry: Option<&'static CallRetry>,
+    /// Whether an equal call of the same edge call may share this one's answer: the step
+    /// sends no metadata of its own and captures none (the method must be idempotent too).
+    pub shareable: bool,
 }
 
 /// A call step's own retry policy (`call { retry }`): it replaces the upstream's attempts,
@@ -424,14 +427,23 @@ fn pushback(status: &Status) -> Option<Option<Duration>> {
     )
 }
 
+/// Whether calls to the method of `spec` are safe to repeat: `gateway.toml`'s word, else the
+/// proto's.
+pub(crate) fn idempotent(upstream: &Upstream, spec: &CallSpec) -> bool {
+    upstream
+        .policy()
+        .methods
+        .get(spec.method)
+        .and_then(|m| m.idempotent)
+        .unwrap_or(spec.defaults.idempotent)
+}
+
 /// The policy for one call: `gateway.toml`'s method override, else the proto's defaults, else
 /// the upstream's policy.
 fn effective<'a>(upstream: &'a Upstream, spec: &CallSpec) -> Effective<'a> {
     let policy = upstream.policy();
     let method = policy.methods.get(spec.method);
-    let idempotent = method
-        .and_then(|m| m.idempotent)
-        .unwrap_or(spec.defaults.idempotent);
+    let idempotent = idempotent(upstream, spec);
     let timeout = method
         .and_then(|m| m.timeout)
         .or(spec.timeout)

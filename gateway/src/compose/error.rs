@@ -60,7 +60,9 @@ pub fn step_failed(step: &str, method: &str, status: Status) -> Status {
 /// retried or hedged as the upstream's policy says (`compose::retry`), and a failure of the call
 /// names the step and method, the deadline having passed before sending included. A `service`
 /// no upstream serves is a configuration error and is reported as such (naming the service).
-/// `send` performs one attempt with a typed client built on the channel it is given.
+/// `send` performs one attempt with a typed client built on the channel it is given. Equal
+/// calls of an idempotent method within one edge call share one downstream call
+/// (`compose/shared.rs`).
 pub async fn call_downstream<M, R, F, Fut>(
     call: &super::EdgeCall,
     downstreams: &super::Downstreams,
@@ -70,14 +72,29 @@ pub async fn call_downstream<M, R, F, Fut>(
     send: F,
 ) -> Result<R, Status>
 where
-    M: Clone,
+    M: Clone + prost::Message,
+    R: Clone + Send + Sync + 'static,
     F: Fn(super::DownstreamChannel, tonic::Request<M>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
 {
     let upstream = downstreams.get(service)?;
-    crate::client::call_with_retries(call, &upstream, spec, message, send)
-        .await
-        .map_err(|status| step_failed(spec.step, spec.method, status))
+    // Equal calls of one edge call share one downstream call (`shared.rs` says when).
+    let context = (spec.shareable && crate::client::idempotent(&upstream, spec))
+        .then(crate::grpc::context::current)
+        .flatten();
+    let result = match context {
+        Some(context) => {
+            let request = message.encode_to_vec();
+            // Boxed: the shared path nests the call's future twice; on the heap it keeps the
+            // step's future, and the stack polling it, small.
+            let made = Box::pin(crate::client::call_with_retries(
+                call, &upstream, spec, message, send,
+            ));
+            Box::pin(context.shared.share(spec.method, request, made)).await
+        }
+        None => crate::client::call_with_retries(call, &upstream, spec, message, send).await,
+    };
+    result.map_err(|status| step_failed(spec.step, spec.method, status))
 }
 
 /// Whether the call's timeout expired: tonic's client ended it itself (a `TimeoutExpired`
@@ -204,6 +221,7 @@ mod tests {
             timeout: None,
             defaults: MethodDefaults::default(),
             retry: None,
+            shareable: false,
         };
         let call = crate::compose::EdgeCall::with_budget("e.Edge/Get", Duration::from_millis(100));
         let failed = call_downstream(&call, &downstreams, service, &spec, (), |_, _| async {

@@ -181,7 +181,8 @@ pub async fn call_downstream_capturing<M, R, F, Fut>(
     send: F,
 ) -> Result<R, tonic::Status>
 where
-    M: Clone,
+    M: Clone + prost::Message,
+    R: Clone + Send + Sync + 'static,
     F: Fn(super::DownstreamChannel, Request<M>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
 {

@@ -93,6 +93,7 @@ mod error;
 mod handle;
 mod map;
 mod metadata;
+mod shared;
 mod step;
 
 #[doc(hidden)]
@@ -125,6 +126,7 @@ pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
 pub use self::metadata::{
     Outgoing, ResponseMetadata, call_downstream_capturing, pick_incoming, with_incoming,
 };
+pub(crate) use self::shared::SharedCalls;
 #[doc(hidden)]
 pub use self::step::{Step, step, step_if};
 #[doc(hidden)]
@@ -133,7 +135,7 @@ pub use crate::client::PARTIAL_HEADER;
 pub use crate::client::{
     CallRetry, CallSpec, DEFAULT_EDGE_TIMEOUT, DOWNSTREAM_MARGIN, DownstreamChannel, MethodDefaults,
 };
-pub use crate::client::{Downstreams, EdgeCall};
+pub use crate::client::{CallsSaved, Downstreams, EdgeCall};
 pub use crate::grpc::status::ComposeError;
 #[doc(hidden)]
 pub use tonic_types::ErrorDetails;

@@ -24,6 +24,8 @@ pub(crate) struct CallContext {
     /// The steps of a composed call whose failure an `error` handler ignored, in the order
     /// they failed: the response is partial.
     pub(crate) ignored: Mutex<Vec<&'static str>>,
+    /// The downstream calls of a composed call that equal ones may share.
+    pub(crate) shared: crate::compose::SharedCalls,
 }
 
 tokio::task_local! {

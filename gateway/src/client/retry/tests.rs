@@ -45,6 +45,7 @@ fn spec(idempotent: bool) -> CallSpec {
             ..MethodDefaults::default()
         },
         retry: None,
+        shareable: false,
     }
 }
 

@@ -70,13 +70,42 @@ impl Downstream {
     }
 
     async fn start(&self) -> (Edge, ReviewsClient<Channel>) {
+        self.start_with("").await
+    }
+
+    /// Like `start`, with `extra` appended to the gateway's configuration.
+    async fn start_with(&self, extra: &str) -> (Edge, ReviewsClient<Channel>) {
         let router = Server::builder()
             .add_service(UserServiceServer::new(self.users.clone()))
             .add_service(CatalogServiceServer::new(self.catalog.clone()))
             .add_service(ReviewServiceServer::new(self.reviews.clone()));
-        let edge = Edge::start(Stubs::serve(router).await, ReviewsComposer::new).await;
+        let edge = Edge::configured(Stubs::serve(router).await, extra, |downstreams, _| {
+            ReviewsComposer::new(downstreams)
+        })
+        .await
+        .unwrap();
         let client = ReviewsClient::new(edge.channel());
         (edge, client)
+    }
+
+    /// Five reviews by users 10 and 11, three of them by 10.
+    fn shared_authors() -> Self {
+        Self {
+            reviews: Reviews {
+                list_reviews: Method::always(ListReviewsResponse {
+                    reviews: vec![
+                        review(1, 10, 5, "Great", "Loved it"),
+                        review(2, 11, 2, "Meh", "Broke"),
+                        review(3, 10, 4, "Good", "Again"),
+                        review(4, 10, 3, "Fine", "Third"),
+                        review(5, 11, 1, "Bad", "Twice"),
+                    ],
+                    average_rating: 3.0,
+                    total_count: 5,
+                }),
+            },
+            ..Self::new()
+        }
     }
 
     /// The ids of the users asked for, sorted (the cards' calls run concurrently).
@@ -157,6 +186,59 @@ async fn get_review_page_with_the_product() {
     assert_eq!(
         downstream.catalog.get_product.messages(),
         [GetProductRequest { id: 42 }]
+    );
+}
+
+#[tokio::test]
+async fn cards_by_the_same_author_share_one_user_call() {
+    let downstream = Downstream::shared_authors();
+    let (_edge, mut client) = downstream.start().await;
+    let page = client
+        .get_review_page(GetReviewPageRequest {
+            product_id: 42,
+            limit: 10,
+            with_product: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let authors: Vec<&str> = page
+        .reviews
+        .iter()
+        .map(|c| c.author_name.as_str())
+        .collect();
+    assert_eq!(
+        authors,
+        ["Ann", "Bob", "Ann", "Ann", "Bob"],
+        "each card its author"
+    );
+    assert_eq!(
+        downstream.users_asked(),
+        [10, 11],
+        "GetUser is NO_SIDE_EFFECTS: one call per distinct author"
+    );
+}
+
+#[tokio::test]
+async fn a_method_gateway_toml_calls_not_idempotent_is_never_shared() {
+    let downstream = Downstream::shared_authors();
+    let (_edge, mut client) = downstream
+        .start_with(
+            "[upstreams.stubs.methods.\"demo.users.v1.UserService/GetUser\"]\nidempotent = false\n",
+        )
+        .await;
+    client
+        .get_review_page(GetReviewPageRequest {
+            product_id: 42,
+            limit: 10,
+            with_product: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        downstream.users_asked(),
+        [10, 10, 10, 11, 11],
+        "one call per card"
     );
 }
 
