@@ -57,7 +57,7 @@ pub const DOWNSTREAM_MARGIN: Duration = Duration::from_millis(5);
 pub const PARTIAL_HEADER: &str = "mosaic-partial";
 
 /// How many downstream calls an edge call did not make because equal ones were shared
-/// (`compose/shared.rs`): an extension of its response, for the layers that record calls.
+/// (`grpc/shared.rs`): an extension of its response, for the layers that record calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallsSaved(pub u64);
 

@@ -62,7 +62,7 @@ pub fn step_failed(step: &str, method: &str, status: Status) -> Status {
 /// no upstream serves is a configuration error and is reported as such (naming the service).
 /// `send` performs one attempt with a typed client built on the channel it is given. Equal
 /// calls of an idempotent method within one edge call share one downstream call
-/// (`compose/shared.rs`).
+/// (`grpc/shared.rs`).
 pub async fn call_downstream<M, R, F, Fut>(
     call: &super::EdgeCall,
     downstreams: &super::Downstreams,

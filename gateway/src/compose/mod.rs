@@ -93,7 +93,6 @@ mod error;
 mod handle;
 mod map;
 mod metadata;
-mod shared;
 mod step;
 
 #[doc(hidden)]
@@ -126,7 +125,6 @@ pub use self::map::{DEFAULT_MAP_CONCURRENCY, map_ordered};
 pub use self::metadata::{
     Outgoing, ResponseMetadata, call_downstream_capturing, pick_incoming, with_incoming,
 };
-pub(crate) use self::shared::SharedCalls;
 #[doc(hidden)]
 pub use self::step::{Step, step, step_if};
 #[doc(hidden)]

@@ -25,7 +25,7 @@ pub(crate) struct CallContext {
     /// they failed: the response is partial.
     pub(crate) ignored: Mutex<Vec<&'static str>>,
     /// The downstream calls of a composed call that equal ones may share.
-    pub(crate) shared: crate::compose::SharedCalls,
+    pub(crate) shared: super::shared::SharedCalls,
 }
 
 tokio::task_local! {

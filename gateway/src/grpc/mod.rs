@@ -4,6 +4,7 @@
 pub(crate) mod body;
 pub(crate) mod context;
 pub(crate) mod deadline;
+pub(crate) mod shared;
 pub(crate) mod status;
 
 pub(crate) use deadline::{Deadline, grpc_timeout_value, parse_grpc_timeout};
